@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict'
+
+// The one owner of the SharedArrayBuffer's layout. Every offset, header word and array length
+// is computed here, from the configuration alone, so a thread that attaches to an existing
+// buffer recomputes exactly the layout the creating thread used. No other module computes an
+// offset.
+//
+//   ┌──────────────────────── one SharedArrayBuffer ──────────────────────────────────────┐
+//   │ header f64 words │ header i32 words │ entry table (struct of arrays) │ hash index │ arena │
+//   └─────────────────────────────────────────────────────────────────────────────────────┘
+//
+//   header i32:   magic, format version, lock word, LRU head/tail, free-slot head, entry count,
+//                 expiry heap size, hash seed, and the configuration the layout derives from
+//   header f64:   bytes used, arena head/tail/used, next sequence number, stats counters,
+//                 and the byte limits (which can exceed 2^31)
+//   hash index:   i32 × indexSlotCount (a power of two ≥ 2 × entryCountMax): slot or slotNone
+//   entry table:  per slot: hash i32, prev i32, next i32, heapPos i32, heap i32, loc u32,
+//                 valueSize u32, keySize u16, contentType u8, version f64, expiresAt f64
+//   arena:        u8 × arenaSize: the log of records [owner slot i32 LE][key][value] (arena.ts)
+//
+// Arrays are laid out widest first so every typed array starts on its natural alignment.
+
+export type Slot = number & { readonly brand: 'Slot' }
+/** The "null" link. Never 0, which is a real slot. */
+export const slotNone = -1 as Slot
+
+export const layoutMagic = 0x736c6162 // "slab"
+export const layoutVersion = 1
+
+/** Indices into the header's Int32Array. */
+export const I32 = {
+  magic: 0,
+  version: 1,
+  lock: 2,
+  lruHead: 3,
+  lruTail: 4,
+  freeSlotHead: 5,
+  entryCount: 6,
+  heapSize: 7,
+  hashSeed: 8,
+  entryCountMax: 9,
+  keySizeMax: 10,
+  valueSizeMax: 11,
+  indexSlotCount: 12,
+  headroomPerMille: 13,
+  sweepCursor: 14,
+} as const
+const headerI32Count = 16
+
+/** Indices into the header's Float64Array. */
+export const F64 = {
+  memorySizeMax: 0,
+  arenaSize: 1,
+  bytesUsed: 2,
+  arenaHead: 3,
+  arenaTail: 4,
+  arenaUsed: 5,
+  sequence: 6,
+  hits: 7,
+  misses: 8,
+  sets: 9,
+  deletes: 10,
+  evictions: 11,
+  expirations: 12,
+  arenaBytesMoved: 13,
+} as const
+const headerF64Count = 16
+
+export interface StoreLimits {
+  /** Most entries resident at once (the seed's "capacity"). */
+  entryCountMax: number
+  /** Most bytes of keys plus values resident at once, counted exactly. */
+  memorySizeMax: number
+  /** Largest key in UTF-8 bytes. At most 65,535: key sizes are stored in 16 bits. */
+  keySizeMax: number
+  /** Largest value in bytes. */
+  valueSizeMax: number
+  /**
+   * Arena bytes beyond the worst case, in thousandths of memorySizeMax. The arena is never
+   * short of space (see arena.ts); headroom only bounds how much the cleaner copies per insert
+   * when the store is full of bytes: at most about 1000 / headroomPerMille bytes per byte.
+   * Each 1‰ costs memorySizeMax / 1000 bytes.
+   */
+  headroomPerMille: number
+}
+
+/** The arena record header: the owner slot of a live record, or minus the size of a dead one. */
+export const recordHeaderSize = 4
+
+export interface Layout {
+  readonly limits: StoreLimits
+  readonly indexSlotCount: number
+  readonly arenaSize: number
+  readonly byteLength: number
+  readonly offsets: Readonly<Record<ArrayName, number>>
+}
+
+type ArrayName =
+  | 'headerI32'
+  | 'headerF64'
+  | 'index'
+  | 'hashes'
+  | 'prev'
+  | 'next'
+  | 'heapPos'
+  | 'heap'
+  | 'loc'
+  | 'valueSizes'
+  | 'versions'
+  | 'expiresAt'
+  | 'keySizes'
+  | 'contentTypes'
+  | 'arena'
+
+/** The typed-array views one thread holds over the shared buffer. */
+export interface Views {
+  readonly buffer: SharedArrayBuffer
+  readonly layout: Layout
+  readonly headerI32: Int32Array
+  readonly headerF64: Float64Array
+  readonly index: Int32Array
+  readonly hashes: Int32Array
+  readonly prev: Int32Array
+  readonly next: Int32Array
+  readonly heapPos: Int32Array
+  readonly heap: Int32Array
+  readonly loc: Uint32Array
+  readonly valueSizes: Uint32Array
+  readonly versions: Float64Array
+  readonly expiresAt: Float64Array
+  readonly keySizes: Uint16Array
+  readonly contentTypes: Uint8Array
+  readonly arena: Uint8Array
+}
+
+/** Node 20 refuses typed arrays longer than 2^32 elements, and arena offsets are stored in u32. */
+const arenaSizeLimit = 2 ** 32 - 1
+
+export function nextPowerOfTwo(n: number): number {
+  let p = 1
+  while (p < n) p *= 2
+  return p
+}
+
+export function computeLayout(limits: StoreLimits): Layout {
+  const { entryCountMax, memorySizeMax, keySizeMax, valueSizeMax, headroomPerMille } = limits
+  assert(Number.isSafeInteger(entryCountMax) && entryCountMax >= 1, 'entryCountMax must be ≥ 1')
+  assert(entryCountMax <= 2 ** 28, 'entryCountMax must be ≤ 2^28')
+  assert(Number.isSafeInteger(memorySizeMax) && memorySizeMax >= 1, 'memorySizeMax must be ≥ 1')
+  assert(Number.isSafeInteger(keySizeMax) && keySizeMax >= 1, 'keySizeMax must be ≥ 1')
+  assert(keySizeMax <= 0xffff, 'keySizeMax must be ≤ 65535')
+  assert(Number.isSafeInteger(valueSizeMax) && valueSizeMax >= 0, 'valueSizeMax must be ≥ 0')
+  assert(Number.isSafeInteger(headroomPerMille) && headroomPerMille >= 0)
+  assert(headroomPerMille <= 1000, 'headroomPerMille must be ≤ 1000')
+
+  // Load factor ≤ 0.5 keeps linear-probe runs short; a power of two makes the modulo a mask.
+  const indexSlotCount = nextPowerOfTwo(2 * entryCountMax)
+  // Worst case: every resident record carries its header; then the headroom on top.
+  const arenaSize =
+    memorySizeMax +
+    recordHeaderSize * entryCountMax +
+    Math.ceil((memorySizeMax * headroomPerMille) / 1000)
+  assert(arenaSize <= arenaSizeLimit, `the arena (${arenaSize} bytes) must be < 4 GiB`)
+
+  const offsets = {} as Record<ArrayName, number>
+  let at = 0
+  const place = (name: ArrayName, bytesPerElement: number, length: number) => {
+    assert(at % bytesPerElement === 0, `${name} would be misaligned`)
+    offsets[name] = at
+    at += bytesPerElement * length
+  }
+  // The two headers come first, at fixed offsets, so attachViews can read the limits before it
+  // knows the rest of the layout. 16 i32 words keep the f64 arrays after them 8-byte aligned.
+  place('headerF64', 8, headerF64Count)
+  place('headerI32', 4, headerI32Count)
+  place('versions', 8, entryCountMax)
+  place('expiresAt', 8, entryCountMax)
+  place('index', 4, indexSlotCount)
+  place('hashes', 4, entryCountMax)
+  place('prev', 4, entryCountMax)
+  place('next', 4, entryCountMax)
+  place('heapPos', 4, entryCountMax)
+  place('heap', 4, entryCountMax)
+  place('loc', 4, entryCountMax)
+  place('valueSizes', 4, entryCountMax)
+  place('keySizes', 2, entryCountMax)
+  place('contentTypes', 1, entryCountMax)
+  place('arena', 1, arenaSize)
+
+  return { limits: { ...limits }, indexSlotCount, arenaSize, byteLength: at, offsets }
+}
+
+function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
+  const o = layout.offsets
+  const n = layout.limits.entryCountMax
+  return {
+    buffer,
+    layout,
+    headerI32: new Int32Array(buffer, o.headerI32, headerI32Count),
+    headerF64: new Float64Array(buffer, o.headerF64, headerF64Count),
+    index: new Int32Array(buffer, o.index, layout.indexSlotCount),
+    hashes: new Int32Array(buffer, o.hashes, n),
+    prev: new Int32Array(buffer, o.prev, n),
+    next: new Int32Array(buffer, o.next, n),
+    heapPos: new Int32Array(buffer, o.heapPos, n),
+    heap: new Int32Array(buffer, o.heap, n),
+    loc: new Uint32Array(buffer, o.loc, n),
+    valueSizes: new Uint32Array(buffer, o.valueSizes, n),
+    versions: new Float64Array(buffer, o.versions, n),
+    expiresAt: new Float64Array(buffer, o.expiresAt, n),
+    keySizes: new Uint16Array(buffer, o.keySizes, n),
+    contentTypes: new Uint8Array(buffer, o.contentTypes, n),
+    arena: new Uint8Array(buffer, o.arena, layout.arenaSize),
+  }
+}
+
+/**
+ * Allocates the buffer and writes the header. The structures fill in their own initial state
+ * (store.ts calls each module's reset), so this module stays the owner of where, not of what.
+ */
+export function createViews(limits: StoreLimits): Views {
+  const layout = computeLayout(limits)
+  const views = viewsOf(new SharedArrayBuffer(layout.byteLength), layout)
+  const h = views.headerI32
+  h[I32.magic] = layoutMagic
+  h[I32.version] = layoutVersion
+  h[I32.entryCountMax] = limits.entryCountMax
+  h[I32.keySizeMax] = limits.keySizeMax
+  h[I32.valueSizeMax] = limits.valueSizeMax
+  h[I32.indexSlotCount] = layout.indexSlotCount
+  h[I32.headroomPerMille] = limits.headroomPerMille
+  views.headerF64[F64.memorySizeMax] = limits.memorySizeMax
+  views.headerF64[F64.arenaSize] = layout.arenaSize
+  return views
+}
+
+/** Rebuilds the views of a buffer another thread created, from the limits in its header. */
+export function attachViews(buffer: SharedArrayBuffer): Views {
+  // The headers sit at fixed offsets (computeLayout places them first), so the limits can be
+  // read before the rest of the layout is known.
+  const probe = new Int32Array(buffer, 8 * headerF64Count, headerI32Count)
+  const f64 = new Float64Array(buffer, 0, headerF64Count)
+  assert.equal(probe[I32.magic], layoutMagic, 'not a slabkv buffer')
+  assert.equal(probe[I32.version], layoutVersion, 'unsupported slabkv buffer version')
+  const layout = computeLayout({
+    entryCountMax: probe[I32.entryCountMax]!,
+    memorySizeMax: f64[F64.memorySizeMax]!,
+    keySizeMax: probe[I32.keySizeMax]!,
+    valueSizeMax: probe[I32.valueSizeMax]!,
+    headroomPerMille: probe[I32.headroomPerMille]!,
+  })
+  assert.equal(layout.byteLength, buffer.byteLength, 'buffer size does not match its header')
+  return viewsOf(buffer, layout)
+}

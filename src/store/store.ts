@@ -1,0 +1,554 @@
+import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
+import { storeLimitsDefault } from '../config.js'
+import { Arena } from './arena.js'
+import { ExpiryHeap } from './expiry-heap.js'
+import { HashIndex } from './hash-index.js'
+import {
+  asciiEquals,
+  bytesEqual,
+  decodeKey,
+  encodeInto,
+  hashKey,
+  utf8Size,
+  writeAscii,
+} from './key-codec.js'
+import {
+  attachViews,
+  createViews,
+  F64,
+  I32,
+  type Layout,
+  type Slot,
+  type StoreLimits,
+  slotNone,
+  type Views,
+} from './layout.js'
+import { Mutex } from './lock.js'
+import { LruList } from './lru-list.js'
+import type {
+  DeleteOptions,
+  Entry,
+  MutationOp,
+  MutationRecord,
+  ScanItem,
+  ScanPage,
+  SetOptions,
+  StoreErrorCode,
+  StoreResult,
+  StoreStats,
+} from './types.js'
+
+// get/set/delete = hash index + LRU list + expiry heap + arena, under one Atomics lock. This is
+// the only module that composes the structures, and the only place that evicts.
+//
+// Every public method takes the lock, works synchronously, and releases it before returning, so
+// the lock is never held across an await. Several threads may each hold a Store over the same
+// buffer (Store.attach); all state lives in the buffer, none in the object.
+
+export interface StoreOptions {
+  /** Epoch milliseconds. Injectable so tests can move time. */
+  clock?: () => number
+  /**
+   * Called under the lock for every change to the resident set, in apply order. It must not
+   * call back into the store (the lock is not reentrant) and must not throw.
+   */
+  onMutation?: (record: MutationRecord) => void
+}
+
+export interface CreateStoreOptions extends StoreOptions {
+  limits?: Partial<StoreLimits>
+  /** Fixes the hash seed (tests); otherwise random per store. */
+  hashSeed?: number
+}
+
+/** The operations available inside Store.atomically(); valid only during the callback. */
+export interface StoreTransaction {
+  get(key: string): Entry | undefined
+  peek(key: string): Entry | undefined
+  set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }>
+  delete(key: string, options?: DeleteOptions): StoreResult<object>
+}
+
+/** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
+const scanSlotsPerCallMax = 4096
+
+export class Store {
+  readonly views: Views
+  readonly #lock: Mutex
+  readonly #index: HashIndex
+  readonly #lru: LruList
+  readonly #heap: ExpiryHeap
+  readonly #arena: Arena
+  readonly #clock: () => number
+  readonly #onMutation: ((record: MutationRecord) => void) | undefined
+  readonly #seed: number
+  readonly #limits: StoreLimits
+  readonly #transaction: StoreTransaction
+  /** True while this thread holds the lock through this object: catches reentrant calls. */
+  #inside = false
+
+  // The key being looked up, shared with #matches so the index's probe loop calls one
+  // long-lived closure instead of allocating one per lookup.
+  #probeKey = ''
+  #probeSize = 0
+  #probeAscii = true
+  readonly #probeBytes: Uint8Array
+  readonly #matches: (slot: Slot) => boolean
+
+  static create(options: CreateStoreOptions = {}): Store {
+    const limits = { ...storeLimitsDefault, ...options.limits }
+    const views = createViews(limits)
+    views.headerI32[I32.hashSeed] = options.hashSeed ?? randomInt(2 ** 31)
+    const store = new Store(views, options)
+    store.#reset()
+    return store
+  }
+
+  /** A second handle on a buffer created by Store.create, typically in another thread. */
+  static attach(buffer: SharedArrayBuffer, options: StoreOptions = {}): Store {
+    return new Store(attachViews(buffer), options)
+  }
+
+  private constructor(views: Views, options: StoreOptions) {
+    this.views = views
+    const v = views
+    this.#lock = new Mutex(v.headerI32, I32.lock)
+    this.#index = new HashIndex(v.index, v.hashes)
+    this.#lru = new LruList(v.headerI32, v.prev, v.next)
+    this.#heap = new ExpiryHeap(v.headerI32, v.heap, v.heapPos, v.expiresAt)
+    this.#arena = new Arena(v.headerF64, v.arena, v.loc, v.keySizes, v.valueSizes)
+    this.#clock = options.clock ?? Date.now
+    this.#onMutation = options.onMutation
+    this.#seed = v.headerI32[I32.hashSeed]!
+    this.#limits = v.layout.limits
+    this.#probeBytes = new Uint8Array(this.#limits.keySizeMax)
+    const arena = v.arena
+    const keySizes = v.keySizes
+    const loc = v.loc
+    this.#matches = (slot: Slot) => {
+      const size = this.#probeSize
+      if (keySizes[slot] !== size) return false
+      const offset = loc[slot]! + 4
+      return this.#probeAscii
+        ? asciiEquals(this.#probeKey, arena, offset)
+        : bytesEqual(this.#probeBytes, arena, offset, size)
+    }
+    this.#transaction = {
+      get: (key) => this.#get(key, true),
+      peek: (key) => this.#get(key, false),
+      set: (key, value, setOptions) => this.#set(key, value, setOptions),
+      delete: (key, deleteOptions) => this.#delete(key, deleteOptions),
+    }
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.views.buffer
+  }
+
+  get layout(): Layout {
+    return this.views.layout
+  }
+
+  /** Returns the entry and makes it the most recently used. */
+  get(key: string): Entry | undefined {
+    this.#enter()
+    try {
+      return this.#get(key, true)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /** Returns the entry without changing its recency. */
+  peek(key: string): Entry | undefined {
+    this.#enter()
+    try {
+      return this.#get(key, false)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }> {
+    this.#enter()
+    try {
+      return this.#set(key, value, options)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  delete(key: string, options?: DeleteOptions): StoreResult<object> {
+    this.#enter()
+    try {
+      return this.#delete(key, options)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /**
+   * Runs `body` with the lock held, so its operations are atomic with respect to every thread.
+   * `body` must be synchronous and must use only the transaction it is given.
+   */
+  atomically<T>(body: (transaction: StoreTransaction) => T): T {
+    this.#enter()
+    try {
+      return body(this.#transaction)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /**
+   * One page of the resident keys that start with `prefix`, in slot order. An entry resident for
+   * the whole scan keeps its slot, so it is returned exactly once; entries added or removed
+   * meanwhile may or may not appear. A page may hold fewer than `limit` items while the cursor is
+   * not null: each call examines a bounded number of slots.
+   */
+  scan(prefix: string, cursor: number, limit: number): ScanPage {
+    assert(Number.isSafeInteger(cursor) && cursor >= 0, 'cursor must be a slot number')
+    assert(Number.isSafeInteger(limit) && limit >= 1, 'limit must be ≥ 1')
+    const prefixBytes = new TextEncoder().encode(prefix)
+    const v = this.views
+    const slotCount = this.#limits.entryCountMax
+    const items: ScanItem[] = []
+    this.#enter()
+    try {
+      const now = this.#clock()
+      const end = Math.min(slotCount, cursor + scanSlotsPerCallMax)
+      let slot = cursor
+      for (; slot < end && items.length < limit; slot++) {
+        const keySize = v.keySizes[slot]!
+        if (keySize < prefixBytes.length) continue // Also skips free slots, whose key size is 0.
+        if (this.#isExpired(slot as Slot, now)) continue
+        const keyOffset = this.#arena.keyOffset(slot as Slot)
+        if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
+        items.push({
+          key: decodeKey(v.arena, keyOffset, keySize),
+          valueSize: v.valueSizes[slot]!,
+          contentType: v.contentTypes[slot]!,
+          version: v.versions[slot]!,
+          expiresAt: v.expiresAt[slot]!,
+        })
+      }
+      return { items, cursor: slot < slotCount ? slot : null }
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /** Reclaims up to `countMax` expired entries; returns how many. The incremental sweep. */
+  sweep(countMax: number): number {
+    this.#enter()
+    try {
+      return this.#reclaimExpired(this.#clock(), countMax)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /** Removes every entry. O(entryCountMax): it resets every structure. */
+  clear(): void {
+    this.#enter()
+    try {
+      this.#reset()
+      this.#emit('clear', '')
+    } finally {
+      this.#leave()
+    }
+  }
+
+  stats(): StoreStats {
+    this.#enter()
+    try {
+      const i32 = this.views.headerI32
+      const f64 = this.views.headerF64
+      return {
+        entryCount: i32[I32.entryCount]!,
+        entryCountMax: this.#limits.entryCountMax,
+        bytesUsed: f64[F64.bytesUsed]!,
+        memorySizeMax: this.#limits.memorySizeMax,
+        hits: f64[F64.hits]!,
+        misses: f64[F64.misses]!,
+        sets: f64[F64.sets]!,
+        deletes: f64[F64.deletes]!,
+        evictions: f64[F64.evictions]!,
+        expirations: f64[F64.expirations]!,
+        arenaBytesMoved: f64[F64.arenaBytesMoved]!,
+        sequence: f64[F64.sequence]!,
+      }
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /** Why a key would be refused, or undefined when it is acceptable. Takes no lock. */
+  checkKey(key: string): StoreErrorCode | undefined {
+    if (key.length === 0) return 'key_empty'
+    // A UTF-16 code unit is at most 3 UTF-8 bytes, and at least 1.
+    if (key.length > this.#limits.keySizeMax) return 'key_too_large'
+    const size = utf8Size(key)
+    if (size !== key.length && !key.isWellFormed()) return 'key_invalid'
+    if (size > this.#limits.keySizeMax) return 'key_too_large'
+    return undefined
+  }
+
+  #enter(): void {
+    assert(
+      !this.#inside,
+      'the store lock is not reentrant: use the transaction inside atomically()',
+    )
+    this.#lock.lock()
+    this.#inside = true
+  }
+
+  #leave(): void {
+    this.#inside = false
+    this.#lock.unlock()
+  }
+
+  /**
+   * Prepares #matches for `key` and returns its hash, or undefined when the key could never be
+   * stored (so no lookup can find it).
+   */
+  #probe(key: string): number | undefined {
+    if (key.length === 0 || key.length > this.#limits.keySizeMax) return undefined
+    const size = utf8Size(key)
+    const ascii = size === key.length
+    if (!ascii) {
+      if (size > this.#limits.keySizeMax || !key.isWellFormed()) return undefined
+      encodeInto(key, this.#probeBytes, 0)
+    }
+    this.#probeKey = key
+    this.#probeSize = size
+    this.#probeAscii = ascii
+    return hashKey(key, this.#seed)
+  }
+
+  #get(key: string, touch: boolean): Entry | undefined {
+    const v = this.views
+    const hash = this.#probe(key)
+    const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+    if (position < 0) {
+      if (touch) v.headerF64[F64.misses]! += 1
+      return undefined
+    }
+    const slot = this.#index.slotAt(position)
+    if (this.#isExpired(slot, this.#clock())) {
+      this.#remove(slot, position, 'expire')
+      if (touch) v.headerF64[F64.misses]! += 1
+      return undefined
+    }
+    if (touch) {
+      this.#lru.moveToFront(slot)
+      v.headerF64[F64.hits]! += 1
+    }
+    const valueOffset = this.#arena.keyOffset(slot) + v.keySizes[slot]!
+    return {
+      // slice() copies into a fresh, unshared buffer: the arena may move or reuse these bytes
+      // as soon as the lock is released.
+      value: v.arena.slice(valueOffset, valueOffset + v.valueSizes[slot]!),
+      contentType: v.contentTypes[slot]!,
+      version: v.versions[slot]!,
+      expiresAt: v.expiresAt[slot]!,
+    }
+  }
+
+  #set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }> {
+    const v = this.views
+    const limits = this.#limits
+    const hash = this.#probe(key)
+    if (hash === undefined) return { ok: false, code: this.checkKey(key)! }
+    const keySize = this.#probeSize
+    const valueSize = value.byteLength
+    if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
+    if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
+    const now = this.#clock()
+    let expiresAt = 0
+    if (options?.ttlMs !== undefined) {
+      if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
+        return { ok: false, code: 'ttl_invalid' }
+      }
+      expiresAt = now + options.ttlMs
+    } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
+      if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
+        return { ok: false, code: 'ttl_invalid' }
+      }
+      expiresAt = options.expiresAt
+    }
+
+    let position = this.#index.find(hash, this.#matches)
+    let slot = slotNone
+    if (position >= 0) {
+      slot = this.#index.slotAt(position)
+      if (this.#isExpired(slot, now)) {
+        this.#remove(slot, position, 'expire')
+        slot = slotNone
+        position = this.#index.find(hash, this.#matches)
+      }
+    }
+    if (slot !== slotNone) {
+      if (options?.ifAbsent) return { ok: false, code: 'key_exists' }
+      if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
+        return { ok: false, code: 'version_mismatch' }
+      }
+      // Most recent first, so the evictions below can never pick the entry being written.
+      this.#lru.moveToFront(slot)
+      const valueSizeOld = v.valueSizes[slot]!
+      this.#makeRoom(valueSize - valueSizeOld, 0, now)
+      if (valueSize === valueSizeOld) {
+        v.arena.set(value, this.#arena.keyOffset(slot) + keySize)
+      } else {
+        this.#arena.free(slot)
+        v.valueSizes[slot] = valueSize
+        this.#writeRecord(slot, key, value)
+      }
+      v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
+    } else {
+      if (options?.ifVersion !== undefined) return { ok: false, code: 'version_mismatch' }
+      if (this.#makeRoom(keySize + valueSize, 1, now)) {
+        // Evictions moved index entries; find where this key now belongs.
+        position = this.#index.find(hash, this.#matches)
+      }
+      slot = this.#lru.allocate()
+      assert(slot !== slotNone, 'makeRoom left no free slot')
+      v.keySizes[slot] = keySize
+      v.valueSizes[slot] = valueSize
+      this.#writeRecord(slot, key, value)
+      this.#index.insertAt(-position - 1, slot, hash)
+      this.#lru.pushFront(slot)
+      v.headerI32[I32.entryCount]! += 1
+      v.headerF64[F64.bytesUsed]! += keySize + valueSize
+    }
+
+    const version = this.#nextSequence()
+    v.versions[slot] = version
+    v.contentTypes[slot] = options?.contentType ?? 0
+    const expiresAtOld = v.expiresAt[slot]!
+    v.expiresAt[slot] = expiresAt
+    if (expiresAt !== 0) {
+      if (this.#heap.has(slot)) this.#heap.update(slot)
+      else this.#heap.add(slot)
+    } else if (expiresAtOld !== 0) {
+      this.#heap.remove(slot)
+    }
+    v.headerF64[F64.sets]! += 1
+    this.#onMutation?.({
+      op: 'set',
+      sequence: version,
+      key,
+      value,
+      contentType: v.contentTypes[slot]!,
+      expiresAt,
+    })
+    return { ok: true, version }
+  }
+
+  #delete(key: string, options?: DeleteOptions): StoreResult<object> {
+    const hash = this.#probe(key)
+    const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+    if (position < 0) return { ok: false, code: 'not_found' }
+    const slot = this.#index.slotAt(position)
+    if (this.#isExpired(slot, this.#clock())) {
+      this.#remove(slot, position, 'expire')
+      return { ok: false, code: 'not_found' }
+    }
+    if (options?.ifVersion !== undefined && this.views.versions[slot] !== options.ifVersion) {
+      return { ok: false, code: 'version_mismatch' }
+    }
+    this.#remove(slot, position, 'delete')
+    return { ok: true }
+  }
+
+  /**
+   * Makes room for `bytes` more key and value bytes and `slots` more entries. Expired entries go
+   * first, all of them, and only then live ones from the LRU tail. Returns whether anything was
+   * removed (which invalidates index positions).
+   */
+  #makeRoom(bytes: number, slots: number, now: number): boolean {
+    const v = this.views
+    const fits = () =>
+      v.headerI32[I32.entryCount]! + slots <= this.#limits.entryCountMax &&
+      v.headerF64[F64.bytesUsed]! + bytes <= this.#limits.memorySizeMax
+    if (fits()) return false
+    this.#reclaimExpired(now, Number.POSITIVE_INFINITY)
+    while (!fits()) {
+      const tail = this.#lru.tail
+      assert(tail !== slotNone, 'nothing left to evict, yet the entry does not fit')
+      this.#remove(tail, this.#index.positionOf(tail), 'evict')
+    }
+    return true
+  }
+
+  #reclaimExpired(now: number, countMax: number): number {
+    let count = 0
+    while (count < countMax) {
+      const slot = this.#heap.peek()
+      if (slot === slotNone || this.views.expiresAt[slot]! > now) break
+      this.#remove(slot, this.#index.positionOf(slot), 'expire')
+      count++
+    }
+    return count
+  }
+
+  /** Takes a resident slot out of every structure and reports why. */
+  #remove(slot: Slot, position: number, op: 'delete' | 'evict' | 'expire'): void {
+    const v = this.views
+    const key = this.#onMutation
+      ? decodeKey(v.arena, this.#arena.keyOffset(slot), v.keySizes[slot]!)
+      : ''
+    this.#index.removeAt(position)
+    this.#lru.remove(slot)
+    if (v.expiresAt[slot] !== 0) this.#heap.remove(slot)
+    this.#arena.free(slot)
+    v.headerI32[I32.entryCount]! -= 1
+    v.headerF64[F64.bytesUsed]! -= v.keySizes[slot]! + v.valueSizes[slot]!
+    v.keySizes[slot] = 0 // Key size 0 marks a free slot (keys are at least one byte).
+    v.valueSizes[slot] = 0
+    v.expiresAt[slot] = 0
+    this.#lru.release(slot)
+    const counter = op === 'delete' ? F64.deletes : op === 'evict' ? F64.evictions : F64.expirations
+    v.headerF64[counter]! += 1
+    this.#emit(op, key)
+  }
+
+  #writeRecord(slot: Slot, key: string, value: Uint8Array): void {
+    const keyOffset = this.#arena.allocate(slot)
+    const bytes = this.views.arena
+    if (this.#probeAscii) writeAscii(key, bytes, keyOffset)
+    else bytes.set(this.#probeBytes.subarray(0, this.#probeSize), keyOffset)
+    bytes.set(value, keyOffset + this.#probeSize)
+  }
+
+  #isExpired(slot: Slot, now: number): boolean {
+    const expiresAt = this.views.expiresAt[slot]!
+    return expiresAt !== 0 && expiresAt <= now
+  }
+
+  #nextSequence(): number {
+    const f64 = this.views.headerF64
+    f64[F64.sequence]! += 1
+    return f64[F64.sequence]!
+  }
+
+  /** Reports a removal or a clear; sets report themselves, with their value. */
+  #emit(op: Exclude<MutationOp, 'set'>, key: string): void {
+    const sequence = this.#nextSequence()
+    this.#onMutation?.({ op, sequence, key })
+  }
+
+  #reset(): void {
+    const v = this.views
+    this.#index.reset()
+    this.#lru.reset()
+    this.#heap.reset()
+    this.#arena.reset()
+    v.keySizes.fill(0)
+    v.valueSizes.fill(0)
+    v.expiresAt.fill(0)
+    v.headerI32[I32.entryCount] = 0
+    v.headerF64[F64.bytesUsed] = 0
+  }
+}

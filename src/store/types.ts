@@ -1,0 +1,92 @@
+// The store's public vocabulary: what callers pass in and what comes back. Errors a client can
+// cause are values, not exceptions, because they cross thread boundaries (structured clone drops
+// custom error classes and their fields).
+
+export type StoreErrorCode =
+  | 'key_empty'
+  | 'key_too_large'
+  | 'key_invalid'
+  | 'value_too_large'
+  | 'entry_too_large'
+  | 'ttl_invalid'
+  | 'key_exists'
+  | 'version_mismatch'
+  | 'not_found'
+
+export type StoreResult<T> = ({ ok: true } & T) | { ok: false; code: StoreErrorCode }
+
+/** A resident entry as a read returns it. The value is a private copy. */
+export interface Entry {
+  value: Uint8Array
+  /** A small tag the caller maps to a media type; the store only keeps it. */
+  contentType: number
+  /** The sequence number of the write that produced this value. */
+  version: number
+  /** Epoch milliseconds after which the entry is gone, or 0 for never. */
+  expiresAt: number
+}
+
+export interface SetOptions {
+  /** Time to live in milliseconds from now; must be a positive finite number. */
+  ttlMs?: number
+  /** Absolute expiry in epoch milliseconds (replay uses this); ttlMs wins when both are given. */
+  expiresAt?: number
+  contentType?: number
+  /** Write only when the key is absent (create). */
+  ifAbsent?: boolean
+  /** Write only when the key exists with exactly this version (compare-and-set). */
+  ifVersion?: number
+}
+
+export interface DeleteOptions {
+  ifVersion?: number
+}
+
+/** One resident entry in a scan page: metadata only, never the value. */
+export interface ScanItem {
+  key: string
+  valueSize: number
+  contentType: number
+  version: number
+  expiresAt: number
+}
+
+export interface ScanPage {
+  items: ScanItem[]
+  /** Pass back to continue; null when the scan has visited every slot. */
+  cursor: number | null
+}
+
+export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear'
+
+/**
+ * Every change to the resident set, in the order it was applied (the lock's order), so a log
+ * can replay exactly the same resident set. `sequence` increases by one per record; for a set it
+ * is also the entry's new version.
+ */
+export interface MutationRecord {
+  op: MutationOp
+  sequence: number
+  /** Empty for clear. */
+  key: string
+  /** Set only: the caller's bytes, not a copy; a listener that keeps them must copy. */
+  value?: Uint8Array
+  contentType?: number
+  expiresAt?: number
+}
+
+export interface StoreStats {
+  entryCount: number
+  entryCountMax: number
+  bytesUsed: number
+  memorySizeMax: number
+  hits: number
+  misses: number
+  sets: number
+  deletes: number
+  evictions: number
+  expirations: number
+  /** Bytes of live records the arena's cleaner has moved; a measure of fragmentation work. */
+  arenaBytesMoved: number
+  sequence: number
+}

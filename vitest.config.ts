@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // The property and concurrency suites run for tens of seconds on a 2-core machine.
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+  },
+})
