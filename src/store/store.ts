@@ -221,7 +221,8 @@ export class Store {
       let slot = cursor
       for (; slot < end && items.length < limit; slot++) {
         const keySize = v.keySizes[slot]!
-        if (keySize < prefixBytes.length) continue // Also skips free slots, whose key size is 0.
+        if (keySize === 0) continue // A free slot.
+        if (keySize < prefixBytes.length) continue
         if (this.#isExpired(slot as Slot, now)) continue
         const keyOffset = this.#arena.keyOffset(slot as Slot)
         if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue

@@ -1,0 +1,323 @@
+import { describe, expect, it } from 'vitest'
+import type { StoreLimits } from '../../src/store/layout.js'
+import { type CreateStoreOptions, Store } from '../../src/store/store.js'
+import type { MutationRecord } from '../../src/store/types.js'
+import { verifyStore } from '../../src/store/verify.js'
+
+const text = (value: string) => new TextEncoder().encode(value)
+const read = (value: Uint8Array | undefined) =>
+  value === undefined ? undefined : new TextDecoder().decode(value)
+
+function makeStore(limits: Partial<StoreLimits> = {}, options: CreateStoreOptions = {}) {
+  let now = 1_000_000
+  const records: MutationRecord[] = []
+  const store = Store.create({
+    limits: {
+      entryCountMax: 4,
+      memorySizeMax: 1000,
+      keySizeMax: 16,
+      valueSizeMax: 100,
+      headroomPerMille: 0,
+      ...limits,
+    },
+    clock: () => now,
+    onMutation: (record) => records.push(record),
+    hashSeed: 1,
+    ...options,
+  })
+  return {
+    store,
+    records,
+    advance: (ms: number) => {
+      now += ms
+    },
+    log: () => records.map((record) => `${record.op} ${record.key}`),
+    keys: () =>
+      store
+        .scan('', 0, 1000)
+        .items.map((item) => item.key)
+        .sort(),
+  }
+}
+
+describe('store', () => {
+  it('returns what was set, with its version, and a miss for an absent key', () => {
+    const { store } = makeStore()
+    const result = store.set('a', text('one'), { contentType: 3 })
+    expect(result).toEqual({ ok: true, version: 1 })
+    const entry = store.get('a')
+    expect(read(entry?.value)).toBe('one')
+    expect(entry).toMatchObject({ contentType: 3, version: 1, expiresAt: 0 })
+    expect(store.get('b')).toBeUndefined()
+    expect(store.stats()).toMatchObject({
+      hits: 1,
+      misses: 1,
+      sets: 1,
+      entryCount: 1,
+      bytesUsed: 4,
+    })
+  })
+
+  it('gives every write a higher version than the last', () => {
+    const { store } = makeStore()
+    const first = store.set('a', text('1'))
+    const second = store.set('a', text('2'))
+    expect(first.ok && second.ok && second.version > first.version).toBe(true)
+  })
+
+  it('returns a copy that later writes do not change', () => {
+    const { store } = makeStore()
+    store.set('a', text('one'))
+    const entry = store.get('a')!
+    store.set('a', text('two'))
+    expect(read(entry.value)).toBe('one')
+    expect(entry.value.buffer).not.toBeInstanceOf(SharedArrayBuffer)
+  })
+
+  it('evicts the least recently used key when full', () => {
+    const { store, keys, log } = makeStore({ entryCountMax: 3 })
+    for (const key of ['a', 'b', 'c']) store.set(key, text(key))
+    store.get('a') // b is now the oldest
+    store.set('d', text('d'))
+    expect(keys()).toEqual(['a', 'c', 'd'])
+    expect(log().slice(-2)).toEqual(['evict b', 'set d'])
+  })
+
+  it('does not refresh recency on peek', () => {
+    const { store, keys } = makeStore({ entryCountMax: 2 })
+    store.set('a', text('a'))
+    store.set('b', text('b'))
+    expect(read(store.peek('a')?.value)).toBe('a')
+    store.set('c', text('c'))
+    expect(keys()).toEqual(['b', 'c'])
+    expect(store.stats().hits).toBe(0)
+  })
+
+  it('evicts by bytes until the new entry fits the memory limit', () => {
+    const { store, keys } = makeStore({ entryCountMax: 10, memorySizeMax: 30 })
+    for (const key of ['a', 'b', 'c']) store.set(key, text('x'.repeat(9))) // 10 bytes each
+    store.set('d', text('x'.repeat(19))) // 20 bytes: a and b must go
+    expect(keys()).toEqual(['c', 'd'])
+    expect(store.stats().bytesUsed).toBe(30)
+  })
+
+  it('never evicts the entry being replaced to make room for its own new value', () => {
+    const { store, keys } = makeStore({ entryCountMax: 10, memorySizeMax: 30 })
+    store.set('a', text('x'.repeat(9)))
+    store.set('b', text('x'.repeat(9)))
+    store.set('a', text('x'.repeat(24))) // 25 + 10 > 30, and a is the LRU tail: b must go instead
+    expect(keys()).toEqual(['a'])
+    expect(read(store.get('a')?.value)).toBe('x'.repeat(24))
+  })
+
+  it('accepts an entry exactly at each limit and refuses one byte more, changing nothing', () => {
+    const { store, records } = makeStore({ keySizeMax: 8, valueSizeMax: 20, memorySizeMax: 25 })
+    expect(store.set('k'.repeat(8), text('v'))).toMatchObject({ ok: true })
+    expect(store.set('k'.repeat(9), text('v'))).toEqual({ ok: false, code: 'key_too_large' })
+    expect(store.set('é'.repeat(4), text('v'))).toMatchObject({ ok: true }) // 8 bytes
+    expect(store.set('é'.repeat(5), text('v'))).toEqual({ ok: false, code: 'key_too_large' })
+    expect(store.set('v', text('x'.repeat(20)))).toMatchObject({ ok: true })
+    expect(store.set('v', text('x'.repeat(21)))).toEqual({ ok: false, code: 'value_too_large' })
+    expect(store.set('kkkkkk', text('x'.repeat(19)))).toMatchObject({ ok: true }) // 25 bytes
+    expect(store.set('kkkkkkk', text('x'.repeat(19)))).toEqual({
+      ok: false,
+      code: 'entry_too_large',
+    })
+    const before = records.length
+    expect(store.set('', text('v'))).toEqual({ ok: false, code: 'key_empty' })
+    expect(store.set('\ud800', text('v'))).toEqual({ ok: false, code: 'key_invalid' })
+    expect(store.set('t', text('v'), { ttlMs: 0 })).toEqual({ ok: false, code: 'ttl_invalid' })
+    expect(store.set('t', text('v'), { ttlMs: Number.NaN })).toEqual({
+      ok: false,
+      code: 'ttl_invalid',
+    })
+    expect(records.length).toBe(before)
+    expect(store.stats().entryCount).toBe(1)
+    expect(verifyStore(store.buffer)).toEqual([])
+  })
+
+  it('writes only when absent with ifAbsent', () => {
+    const { store } = makeStore()
+    expect(store.set('a', text('1'), { ifAbsent: true })).toMatchObject({ ok: true })
+    expect(store.set('a', text('2'), { ifAbsent: true })).toEqual({ ok: false, code: 'key_exists' })
+    expect(read(store.get('a')?.value)).toBe('1')
+  })
+
+  it('compares and sets with ifVersion', () => {
+    const { store } = makeStore()
+    const first = store.set('a', text('1'))
+    if (!first.ok) throw new Error('set failed')
+    expect(store.set('a', text('2'), { ifVersion: first.version + 1 })).toEqual({
+      ok: false,
+      code: 'version_mismatch',
+    })
+    expect(store.set('a', text('2'), { ifVersion: first.version })).toMatchObject({ ok: true })
+    expect(store.set('b', text('2'), { ifVersion: 1 })).toEqual({
+      ok: false,
+      code: 'version_mismatch',
+    })
+    expect(read(store.get('a')?.value)).toBe('2')
+  })
+
+  it('deletes, conditionally too, and reports an absent key', () => {
+    const { store } = makeStore()
+    const result = store.set('a', text('1'))
+    if (!result.ok) throw new Error('set failed')
+    expect(store.delete('a', { ifVersion: result.version + 1 })).toEqual({
+      ok: false,
+      code: 'version_mismatch',
+    })
+    expect(store.delete('a', { ifVersion: result.version })).toEqual({ ok: true })
+    expect(store.delete('a')).toEqual({ ok: false, code: 'not_found' })
+    expect(store.stats()).toMatchObject({ deletes: 1, entryCount: 0, bytesUsed: 0 })
+  })
+
+  it('hides an expired entry at once and reclaims it when touched', () => {
+    const { store, advance, log } = makeStore()
+    store.set('a', text('1'), { ttlMs: 100 })
+    expect(store.get('a')?.expiresAt).toBe(1_000_100)
+    advance(99)
+    expect(store.peek('a')).toBeDefined()
+    advance(1)
+    expect(store.scan('', 0, 10).items).toEqual([])
+    expect(store.stats().entryCount).toBe(1) // invisible, not yet reclaimed
+    expect(store.get('a')).toBeUndefined()
+    expect(log().at(-1)).toBe('expire a')
+    expect(store.stats()).toMatchObject({ entryCount: 0, expirations: 1 })
+  })
+
+  it('drops the expiry when a key is rewritten without a TTL', () => {
+    const { store, advance } = makeStore()
+    store.set('a', text('1'), { ttlMs: 10 })
+    store.set('a', text('2'))
+    advance(1000)
+    expect(read(store.get('a')?.value)).toBe('2')
+  })
+
+  it('reclaims every expired entry before evicting a live one', () => {
+    const { store, advance, keys, log } = makeStore({ entryCountMax: 3 })
+    store.set('live-old', text('1'))
+    store.set('ttl-1', text('1'), { ttlMs: 10 })
+    store.set('ttl-2', text('1'), { ttlMs: 20 })
+    advance(50)
+    store.set('new', text('1'))
+    expect(keys()).toEqual(['live-old', 'new'])
+    expect(log().slice(-3)).toEqual(['expire ttl-1', 'expire ttl-2', 'set new'])
+  })
+
+  it('sweeps expired entries incrementally, a bounded number per call', () => {
+    const { store, advance } = makeStore({ entryCountMax: 10 })
+    for (let i = 0; i < 5; i++) store.set(`k${i}`, text('1'), { ttlMs: 10 + i })
+    store.set('forever', text('1'))
+    advance(100)
+    expect(store.sweep(2)).toBe(2)
+    expect(store.sweep(10)).toBe(3)
+    expect(store.sweep(10)).toBe(0)
+    expect(store.stats().entryCount).toBe(1)
+  })
+
+  it('reports every mutation in apply order with consecutive sequence numbers', () => {
+    const { store, records } = makeStore({ entryCountMax: 2 })
+    store.set('a', text('1'), { ttlMs: 5, contentType: 2 })
+    store.set('b', text('2'))
+    store.set('c', text('3'))
+    store.delete('b')
+    store.clear()
+    expect(records.map((record) => [record.op, record.key, record.sequence])).toEqual([
+      ['set', 'a', 1],
+      ['set', 'b', 2],
+      ['evict', 'a', 3],
+      ['set', 'c', 4],
+      ['delete', 'b', 5],
+      ['clear', '', 6],
+    ])
+    expect(records[0]).toMatchObject({ contentType: 2, expiresAt: 1_000_005 })
+    expect(read(records[0]?.value)).toBe('1')
+  })
+
+  it('lists keys by prefix across pages, each exactly once', () => {
+    const { store } = makeStore({ entryCountMax: 50, memorySizeMax: 5000 })
+    for (let i = 0; i < 30; i++) store.set(`user:${i}`, text('x'))
+    for (let i = 0; i < 10; i++) store.set(`order:${i}`, text('x'))
+    const seen: string[] = []
+    let cursor: number | null = 0
+    let pages = 0
+    while (cursor !== null) {
+      const page = store.scan('user:', cursor, 7)
+      expect(page.items.length).toBeLessThanOrEqual(7)
+      seen.push(...page.items.map((item) => item.key))
+      cursor = page.cursor
+      pages++
+    }
+    expect(pages).toBeGreaterThan(4)
+    expect(seen.sort()).toEqual([...Array(30).keys()].map((i) => `user:${i}`).sort())
+  })
+
+  it('lists non-ASCII keys and prefixes', () => {
+    const { store } = makeStore({ entryCountMax: 10 })
+    store.set('日本/東京', text('1'))
+    store.set('日本/大阪', text('1'))
+    store.set('中国', text('1'))
+    expect(
+      store
+        .scan('日本/', 0, 10)
+        .items.map((item) => item.key)
+        .sort(),
+    ).toEqual(['日本/大阪', '日本/東京'])
+  })
+
+  it('stores keys with slashes, spaces, percent signs and astral characters', () => {
+    const { store } = makeStore({ keySizeMax: 64 })
+    const keys = ['a/b/c', 'with space', '100%', '😀 emoji']
+    for (const key of keys) store.set(key, text(key))
+    for (const key of keys) expect(read(store.get(key)?.value)).toBe(key)
+  })
+
+  it('empties every structure on clear', () => {
+    const { store } = makeStore()
+    store.set('a', text('1'), { ttlMs: 10 })
+    store.set('b', text('1'))
+    store.clear()
+    expect(store.stats()).toMatchObject({ entryCount: 0, bytesUsed: 0 })
+    expect(store.get('a')).toBeUndefined()
+    expect(verifyStore(store.buffer)).toEqual([])
+    store.set('c', text('1'))
+    expect(read(store.get('c')?.value)).toBe('1')
+  })
+
+  it('runs several operations atomically and refuses reentrant calls', () => {
+    const { store } = makeStore()
+    store.set('n', text('1'))
+    const next = store.atomically((tx) => {
+      const value = Number(read(tx.get('n')?.value))
+      tx.set('n', text(String(value + 1)))
+      return value + 1
+    })
+    expect(next).toBe(2)
+    expect(() => store.atomically(() => store.get('n'))).toThrow(/not reentrant/)
+    expect(read(store.get('n')?.value)).toBe('2') // the lock was released after the throw
+  })
+
+  it('shares its state with a second handle attached to the same buffer', () => {
+    const { store } = makeStore()
+    store.set('a', text('1'))
+    const other = Store.attach(store.buffer)
+    expect(read(other.get('a')?.value)).toBe('1')
+    other.set('b', text('2'))
+    expect(read(store.get('b')?.value)).toBe('2')
+  })
+
+  it('keeps at most the configured structure overhead per entry', () => {
+    const store = Store.create({
+      limits: {
+        entryCountMax: 100_000,
+        memorySizeMax: 11_600_000,
+        keySizeMax: 1024,
+        valueSizeMax: 1 << 20,
+        headroomPerMille: 16,
+      },
+    })
+    const overhead = (store.layout.byteLength - 11_600_000) / 100_000
+    expect(overhead).toBeLessThanOrEqual(64)
+  })
+})
