@@ -1,0 +1,36 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+
+// Runs the compiled bin, as npm would install it; `npm test` builds dist/ first.
+const cli = new URL('../../dist/src/cli.js', import.meta.url)
+
+function run(...args: string[]) {
+  if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build first')
+  return spawnSync(process.execPath, [cli.pathname, ...args], { encoding: 'utf8' })
+}
+
+describe('slabkv command', () => {
+  it('prints the package version', () => {
+    const version = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        version: string
+      }
+    ).version
+    const result = run('--version')
+    expect(result.status).toBe(0)
+    expect(result.stdout.trim()).toBe(version)
+  })
+
+  it('prints usage with --help and exits 0', () => {
+    const result = run('--help')
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/^Usage: slabkv/)
+  })
+
+  it('refuses an unknown command or option with exit code 2', () => {
+    expect(run('frobnicate').status).toBe(2)
+    expect(run('--frobnicate').stderr).toMatch(/Unknown option/)
+    expect(run().status).toBe(2)
+  })
+})
