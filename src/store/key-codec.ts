@@ -12,17 +12,30 @@
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
+/** Where hashKey leaves the key's UTF-8 size, so one pass yields both without allocating. */
+export interface KeySizeOut {
+  size: number
+}
+const sizeScratch: KeySizeOut = { size: 0 }
+
 /**
  * FNV-1a over code units, seeded, then murmur3's finalizer so the low bits the index masks with
  * depend on every input bit. The per-store random seed keeps a client from precomputing keys
  * that collide in every store; it is not a keyed PRF, so it raises the bar rather than closing
  * the door on hash flooding.
+ *
+ * The same pass counts the key's UTF-8 size into `out` (as utf8Size does): the lookup path needs
+ * both, and one loop over the string is measurably cheaper than two.
  */
-export function hashKey(key: string, seed: number): number {
+export function hashKey(key: string, seed: number, out: KeySizeOut = sizeScratch): number {
   let h = (0x811c9dc5 ^ seed) | 0
+  let size = key.length
   for (let i = 0; i < key.length; i++) {
-    h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+    const c = key.charCodeAt(i)
+    h = Math.imul(h ^ c, 0x01000193)
+    if (c >= 0x80) size += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2
   }
+  out.size = size
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13
@@ -39,19 +52,16 @@ export function isAscii(key: string): boolean {
   return true
 }
 
-/** UTF-8 byte size of a well-formed string, without encoding it. */
+/**
+ * UTF-8 byte size of a well-formed string, without encoding it. Each surrogate counts one byte
+ * beyond its code unit, so a pair counts 4; a lone surrogate also makes the size differ from the
+ * length, which is what sends callers on to check well-formedness.
+ */
 export function utf8Size(text: string): number {
   let size = text.length
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (c < 0x80) continue
-    if (c < 0x800) size += 1
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      // A surrogate pair: 2 code units, 4 bytes. A lone surrogate is counted the same, which
-      // keeps the size ≠ length so callers go on to check well-formedness.
-      size += 2
-      i++
-    } else size += 2
+    if (c >= 0x80) size += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2
   }
   return size
 }

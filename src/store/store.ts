@@ -10,6 +10,7 @@ import {
   decodeKey,
   encodeInto,
   hashKey,
+  type KeySizeOut,
   utf8Size,
   writeAscii,
 } from './key-codec.js'
@@ -94,6 +95,7 @@ export class Store {
   #probeSize = 0
   #probeAscii = true
   readonly #probeBytes: Uint8Array
+  readonly #probeSizeOut: KeySizeOut = { size: 0 }
   readonly #matches: (slot: Slot) => boolean
 
   static create(options: CreateStoreOptions = {}): Store {
@@ -223,7 +225,8 @@ export class Store {
         const keySize = v.keySizes[slot]!
         if (keySize === 0) continue // A free slot.
         if (keySize < prefixBytes.length) continue
-        if (this.#isExpired(slot as Slot, now)) continue
+        const expiresAt = v.expiresAt[slot]!
+        if (expiresAt !== 0 && expiresAt <= now) continue
         const keyOffset = this.#arena.keyOffset(slot as Slot)
         if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
         items.push({
@@ -316,7 +319,8 @@ export class Store {
    */
   #probe(key: string): number | undefined {
     if (key.length === 0 || key.length > this.#limits.keySizeMax) return undefined
-    const size = utf8Size(key)
+    const hash = hashKey(key, this.#seed, this.#probeSizeOut)
+    const size = this.#probeSizeOut.size
     const ascii = size === key.length
     if (!ascii) {
       if (size > this.#limits.keySizeMax || !key.isWellFormed()) return undefined
@@ -325,7 +329,7 @@ export class Store {
     this.#probeKey = key
     this.#probeSize = size
     this.#probeAscii = ascii
-    return hashKey(key, this.#seed)
+    return hash
   }
 
   #get(key: string, touch: boolean): Entry | undefined {
@@ -337,7 +341,7 @@ export class Store {
       return undefined
     }
     const slot = this.#index.slotAt(position)
-    if (this.#isExpired(slot, this.#clock())) {
+    if (this.#isExpired(slot)) {
       this.#remove(slot, position, 'expire')
       if (touch) v.headerF64[F64.misses]! += 1
       return undefined
@@ -347,10 +351,15 @@ export class Store {
       v.headerF64[F64.hits]! += 1
     }
     const valueOffset = this.#arena.keyOffset(slot) + v.keySizes[slot]!
+    const valueSize = v.valueSizes[slot]!
+    // The value is copied out because the arena may move or reuse these bytes as soon as the
+    // lock is released. Measured here: Buffer.allocUnsafe, which draws small buffers from Node's
+    // pool, plus set() from a fresh view costs a quarter of slice(), which gives every value
+    // over 64 bytes its own off-heap allocation (and subarray() looks up a species constructor).
+    const value = Buffer.allocUnsafe(valueSize)
+    value.set(new Uint8Array(v.buffer, v.arena.byteOffset + valueOffset, valueSize))
     return {
-      // slice() copies into a fresh, unshared buffer: the arena may move or reuse these bytes
-      // as soon as the lock is released.
-      value: v.arena.slice(valueOffset, valueOffset + v.valueSizes[slot]!),
+      value,
       contentType: v.contentTypes[slot]!,
       version: v.versions[slot]!,
       expiresAt: v.expiresAt[slot]!,
@@ -366,13 +375,12 @@ export class Store {
     const valueSize = value.byteLength
     if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
     if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
-    const now = this.#clock()
     let expiresAt = 0
     if (options?.ttlMs !== undefined) {
       if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
         return { ok: false, code: 'ttl_invalid' }
       }
-      expiresAt = now + options.ttlMs
+      expiresAt = this.#clock() + options.ttlMs
     } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
       if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
         return { ok: false, code: 'ttl_invalid' }
@@ -384,7 +392,7 @@ export class Store {
     let slot = slotNone
     if (position >= 0) {
       slot = this.#index.slotAt(position)
-      if (this.#isExpired(slot, now)) {
+      if (this.#isExpired(slot)) {
         this.#remove(slot, position, 'expire')
         slot = slotNone
         position = this.#index.find(hash, this.#matches)
@@ -398,7 +406,7 @@ export class Store {
       // Most recent first, so the evictions below can never pick the entry being written.
       this.#lru.moveToFront(slot)
       const valueSizeOld = v.valueSizes[slot]!
-      this.#makeRoom(valueSize - valueSizeOld, 0, now)
+      this.#makeRoom(valueSize - valueSizeOld, 0)
       if (valueSize === valueSizeOld) {
         v.arena.set(value, this.#arena.keyOffset(slot) + keySize)
       } else {
@@ -409,7 +417,7 @@ export class Store {
       v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
     } else {
       if (options?.ifVersion !== undefined) return { ok: false, code: 'version_mismatch' }
-      if (this.#makeRoom(keySize + valueSize, 1, now)) {
+      if (this.#makeRoom(keySize + valueSize, 1)) {
         // Evictions moved index entries; find where this key now belongs.
         position = this.#index.find(hash, this.#matches)
       }
@@ -452,7 +460,7 @@ export class Store {
     const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
     if (position < 0) return { ok: false, code: 'not_found' }
     const slot = this.#index.slotAt(position)
-    if (this.#isExpired(slot, this.#clock())) {
+    if (this.#isExpired(slot)) {
       this.#remove(slot, position, 'expire')
       return { ok: false, code: 'not_found' }
     }
@@ -468,19 +476,23 @@ export class Store {
    * first, all of them, and only then live ones from the LRU tail. Returns whether anything was
    * removed (which invalidates index positions).
    */
-  #makeRoom(bytes: number, slots: number, now: number): boolean {
-    const v = this.views
-    const fits = () =>
-      v.headerI32[I32.entryCount]! + slots <= this.#limits.entryCountMax &&
-      v.headerF64[F64.bytesUsed]! + bytes <= this.#limits.memorySizeMax
-    if (fits()) return false
-    this.#reclaimExpired(now, Number.POSITIVE_INFINITY)
-    while (!fits()) {
+  #makeRoom(bytes: number, slots: number): boolean {
+    if (this.#fits(bytes, slots)) return false
+    this.#reclaimExpired(this.#clock(), Number.POSITIVE_INFINITY)
+    while (!this.#fits(bytes, slots)) {
       const tail = this.#lru.tail
       assert(tail !== slotNone, 'nothing left to evict, yet the entry does not fit')
       this.#remove(tail, this.#index.positionOf(tail), 'evict')
     }
     return true
+  }
+
+  #fits(bytes: number, slots: number): boolean {
+    const v = this.views
+    return (
+      v.headerI32[I32.entryCount]! + slots <= this.#limits.entryCountMax &&
+      v.headerF64[F64.bytesUsed]! + bytes <= this.#limits.memorySizeMax
+    )
   }
 
   #reclaimExpired(now: number, countMax: number): number {
@@ -523,9 +535,10 @@ export class Store {
     bytes.set(value, keyOffset + this.#probeSize)
   }
 
-  #isExpired(slot: Slot, now: number): boolean {
+  /** Reads the clock only for entries that expire: most have no TTL, and Date.now() is not free. */
+  #isExpired(slot: Slot): boolean {
     const expiresAt = this.views.expiresAt[slot]!
-    return expiresAt !== 0 && expiresAt <= now
+    return expiresAt !== 0 && expiresAt <= this.#clock()
   }
 
   #nextSequence(): number {

@@ -15,8 +15,12 @@ export type StoreErrorCode =
 
 export type StoreResult<T> = ({ ok: true } & T) | { ok: false; code: StoreErrorCode }
 
-/** A resident entry as a read returns it. The value is a private copy. */
+/** A resident entry as a read returns it. */
 export interface Entry {
+  /**
+   * A private copy of the bytes. It is a Buffer that may share its underlying ArrayBuffer with
+   * other Buffers (Node's allocation pool): use its byteOffset and byteLength, not .buffer alone.
+   */
   value: Uint8Array
   /** A small tag the caller maps to a media type; the store only keeps it. */
   contentType: number
