@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { F64, recordHeaderSize, type Slot } from './layout.js'
 
 // Where key and value bytes live: a log-structured ring with a cleaner.
@@ -65,6 +66,9 @@ export class Arena {
     const size = this.recordSize(slot)
     const arenaSize = this.#size
     const header = this.#header
+    // Two laps always suffice (see above); a third means the accounting is corrupt, and the
+    // loop would otherwise spin forever holding the lock.
+    let cleanedCountMax = 3 * (arenaSize / recordHeaderSize) + 3
     for (;;) {
       const used = header[headerUsed]!
       if (used === 0) {
@@ -90,6 +94,7 @@ export class Arena {
         header[headerHead] = 0
         continue
       }
+      assert(cleanedCountMax-- > 0, 'the arena cleaner went round three times without room')
       this.#cleanTail()
     }
   }

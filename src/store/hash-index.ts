@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { type Slot, slotNone } from './layout.js'
 
 // Open addressing with linear probing: key hash → slot. It knows nothing of LRU order or of
@@ -56,7 +57,11 @@ export class HashIndex {
     const index = this.#index
     const mask = this.#mask
     let position = this.#hashes[slot]! & mask
-    while (index[position] !== slot) position = (position + 1) & mask
+    for (let probeCount = 0; index[position] !== slot; probeCount++) {
+      // A slot missing from its probe run is corruption; without this the walk never ends.
+      assert(probeCount < index.length, 'slot is not in the hash index')
+      position = (position + 1) & mask
+    }
     return position
   }
 

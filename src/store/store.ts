@@ -88,6 +88,13 @@ export class Store {
   readonly #transaction: StoreTransaction
   /** True while this thread holds the lock through this object: catches reentrant calls. */
   #inside = false
+  /**
+   * The time as this hold of the lock sees it, read from the clock on first need (NaN until
+   * then). One operation, or one transaction, sees one instant: were the clock read twice, an
+   * entry a set found alive could expire before that set made room, and be reclaimed while
+   * being written.
+   */
+  #now = Number.NaN
 
   // The key being looked up, shared with #matches so the index's probe loop calls one
   // long-lived closure instead of allocating one per lookup.
@@ -306,6 +313,7 @@ export class Store {
     )
     this.#lock.lock()
     this.#inside = true
+    this.#now = Number.NaN
   }
 
   #leave(): void {
@@ -380,7 +388,7 @@ export class Store {
       if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
         return { ok: false, code: 'ttl_invalid' }
       }
-      expiresAt = this.#clock() + options.ttlMs
+      expiresAt = this.#instant() + options.ttlMs
     } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
       if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
         return { ok: false, code: 'ttl_invalid' }
@@ -478,7 +486,7 @@ export class Store {
    */
   #makeRoom(bytes: number, slots: number): boolean {
     if (this.#fits(bytes, slots)) return false
-    this.#reclaimExpired(this.#clock(), Number.POSITIVE_INFINITY)
+    this.#reclaimExpired(this.#instant(), Number.POSITIVE_INFINITY)
     while (!this.#fits(bytes, slots)) {
       const tail = this.#lru.tail
       assert(tail !== slotNone, 'nothing left to evict, yet the entry does not fit')
@@ -538,7 +546,12 @@ export class Store {
   /** Reads the clock only for entries that expire: most have no TTL, and Date.now() is not free. */
   #isExpired(slot: Slot): boolean {
     const expiresAt = this.views.expiresAt[slot]!
-    return expiresAt !== 0 && expiresAt <= this.#clock()
+    return expiresAt !== 0 && expiresAt <= this.#instant()
+  }
+
+  #instant(): number {
+    if (Number.isNaN(this.#now)) this.#now = this.#clock()
+    return this.#now
   }
 
   #nextSequence(): number {
