@@ -1,16 +1,31 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { envName, helpText, optionSpecs, resolveConfig } from './config.js'
+import { createLog } from './log.js'
+import { start } from './main.js'
 
-// The slabkv command. Subcommands arrive with the features they drive: `serve` with the HTTP
-// server, `wal check|repair` with the write-ahead log. Exit codes: 0 success, 2 usage error.
+// The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
+// a running one. Exit codes a script can rely on: 0 done, 1 no such key (or a failed
+// condition), 2 usage or configuration error, 3 the server could not be reached or failed.
+
+const exitNotFound = 1
+const exitUsage = 2
+const exitServer = 3
 
 const usage = `Usage: slabkv <command> [options]
 
 Commands:
-  (none yet)   The server (slabkv serve) is not built yet; see README.md.
+  serve                     Run the server (slabkv serve --help lists its options)
+  get KEY                   Write the value's bytes to stdout
+  set KEY VALUE|- [--ttl S] Store VALUE (- reads it from stdin), optionally for S seconds
+  del KEY                   Delete the key
+  ls [PREFIX]               List keys, one per line
 
-Options:
+Client options:
+  --url URL      Server address (default http://127.0.0.1:8000, env SLABKV_URL)
+  --token TOKEN  Bearer token (env SLABKV_TOKEN)
+
   -h, --help     Show this help
   -v, --version  Show the version
 `
@@ -20,31 +35,144 @@ function version(): string {
   return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version
 }
 
-export function main(argv: string[]): number {
-  let parsed: ReturnType<typeof parseArgs>
+async function serve(argv: string[]): Promise<number> {
+  const options = Object.fromEntries([
+    ...optionSpecs.map((spec) => [spec.flag, { type: 'string' as const }]),
+    ['help', { type: 'boolean' as const, short: 'h' }],
+  ])
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({ args: argv, options, allowPositionals: false }).values as typeof values
+  } catch (error) {
+    process.stderr.write(`slabkv serve: ${(error as Error).message}\n\n${helpText()}`)
+    return exitUsage
+  }
+  if (values.help) {
+    process.stdout.write(helpText())
+    return 0
+  }
+  const log = createLog()
+  const resolved = resolveConfig(values as Record<string, string | undefined>, process.env)
+  if (!resolved.ok) {
+    log.error('invalid configuration', { error: resolved.message })
+    return exitUsage
+  }
+  let running: Awaited<ReturnType<typeof start>>
+  try {
+    running = await start(resolved.config, log)
+  } catch (error) {
+    log.error('could not start', { error: (error as Error).message })
+    return 1
+  }
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info('stopping', { signal })
+      resolve()
+    }
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+    process.once('SIGINT', () => shutdown('SIGINT'))
+  })
+  await running.stop()
+  log.info('stopped')
+  return 0
+}
+
+async function client(command: string, argv: string[]): Promise<number> {
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      options: { url: { type: 'string' }; token: { type: 'string' }; ttl: { type: 'string' } }
+      allowPositionals: true
+    }>
+  >
   try {
     parsed = parseArgs({
       args: argv,
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+      options: { url: { type: 'string' }, token: { type: 'string' }, ttl: { type: 'string' } },
       allowPositionals: true,
     })
   } catch (error) {
-    process.stderr.write(`slabkv: ${(error as Error).message}\n\n${usage}`)
-    return 2
+    process.stderr.write(`slabkv ${command}: ${(error as Error).message}\n`)
+    return exitUsage
   }
-  if (parsed.values.version) {
+  const { values, positionals } = parsed
+  const base = (values.url ?? process.env[envName('url')] ?? 'http://127.0.0.1:8000').replace(
+    /\/$/,
+    '',
+  )
+  const token = values.token ?? process.env[envName('token')]
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {}
+  const [key, value] = positionals
+  const arity = { get: 1, set: 2, del: 1, ls: 0 }[command] ?? 0
+  if (
+    (command === 'ls' ? positionals.length > 1 : positionals.length !== arity) ||
+    (key === '' && command !== 'ls')
+  ) {
+    process.stderr.write(`slabkv ${command}: wrong arguments\n\n${usage}`)
+    return exitUsage
+  }
+  const keyUrl = (k: string) => `${base}/v1/kv/${encodeURIComponent(k)}`
+  try {
+    if (command === 'get') {
+      const response = await fetch(keyUrl(key!), { headers })
+      if (response.status === 404) return exitNotFound
+      if (!response.ok) return serverError(response)
+      process.stdout.write(new Uint8Array(await response.arrayBuffer()))
+      return 0
+    }
+    if (command === 'set') {
+      const body = value === '-' ? readFileSync(0) : Buffer.from(value!, 'utf8')
+      const query = values.ttl === undefined ? '' : `?ttl=${encodeURIComponent(values.ttl)}`
+      const response = await fetch(keyUrl(key!) + query, { method: 'PUT', headers, body })
+      if (response.status === 412) return exitNotFound
+      return response.ok ? 0 : serverError(response)
+    }
+    if (command === 'del') {
+      const response = await fetch(keyUrl(key!), { method: 'DELETE', headers })
+      if (response.status === 404) return exitNotFound
+      return response.ok ? 0 : serverError(response)
+    }
+    let cursor: string | null = '0'
+    const prefix = encodeURIComponent(key ?? '')
+    while (cursor !== null) {
+      const response = await fetch(`${base}/v1/kv?prefix=${prefix}&cursor=${cursor}&limit=1000`, {
+        headers,
+      })
+      if (!response.ok) return serverError(response)
+      const page = (await response.json()) as { items: { key: string }[]; cursor: string | null }
+      for (const item of page.items) process.stdout.write(`${item.key}\n`)
+      cursor = page.cursor
+    }
+    return 0
+  } catch (error) {
+    process.stderr.write(
+      `slabkv ${command}: cannot reach ${base}: ${(error as Error).cause ?? (error as Error).message}\n`,
+    )
+    return exitServer
+  }
+}
+
+async function serverError(response: Response): Promise<number> {
+  process.stderr.write(`slabkv: the server answered ${response.status}: ${await response.text()}\n`)
+  return exitServer
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === '--version' || command === '-v') {
     process.stdout.write(`${version()}\n`)
     return 0
   }
-  if (parsed.values.help) {
+  if (command === '--help' || command === '-h') {
     process.stdout.write(usage)
     return 0
   }
-  const [command] = parsed.positionals
+  if (command === 'serve') return serve(rest)
+  if (command === 'get' || command === 'set' || command === 'del' || command === 'ls')
+    return client(command, rest)
   process.stderr.write(
     command === undefined ? usage : `slabkv: unknown command '${command}'\n\n${usage}`,
   )
-  return 2
+  return exitUsage
 }
 
-process.exitCode = main(process.argv.slice(2))
+process.exitCode = await main(process.argv.slice(2))

@@ -1,10 +1,13 @@
+import os from 'node:os'
 import type { StoreLimits } from './store/layout.js'
 
-// Every limit and default in one place. The whole store is allocated once at start from these
-// numbers, so each one is also a memory cost: see layout.ts for the bytes each implies.
+// Every limit and default in one place. Each option is a flag and an SLABKV_* environment
+// variable; one table drives parsing, validation and `slabkv serve --help`, so they cannot
+// drift apart. The store is allocated once at start from these numbers, so each store limit is
+// also a memory cost: see src/store/layout.ts for the bytes each implies.
 
 export const storeLimitsDefault: StoreLimits = {
-  // The seed's "capacity". Costs about 60 bytes of structure per entry, allocated up front.
+  // The seed's "capacity". Costs about 64 bytes of structure per entry, allocated up front.
   entryCountMax: 1_000_000,
   // What users size a cache by: bytes of keys plus values, counted exactly.
   memorySizeMax: 256 * 1024 * 1024,
@@ -15,4 +18,290 @@ export const storeLimitsDefault: StoreLimits = {
   // 1/64 of memorySizeMax: bounds the arena cleaner's copying at about 64× the bytes it frees
   // in the worst case, for 1.6% more memory. See arena.ts.
   headroomPerMille: 16,
+}
+
+export interface ServerConfig {
+  host: string
+  port: number
+  threadCount: number
+  token: string | undefined
+  dataDir: string
+  limits: StoreLimits
+  bodySizeMax: number
+  batchOpCountMax: number
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  keepAliveTimeoutMs: number
+  connectionCheckIntervalMs: number
+  shutdownTimeoutMs: number
+  /** How often the main thread reclaims expired entries nobody touched. */
+  sweepIntervalMs: number
+}
+
+type Kind = 'string' | 'integer' | 'size'
+
+interface OptionSpec {
+  flag: string
+  kind: Kind
+  default: string
+  description: string
+  min?: number
+  max?: number
+  apply(config: ServerConfig, value: string | number): void
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const GiB = 1024 * MiB
+
+export const optionSpecs: OptionSpec[] = [
+  {
+    flag: 'host',
+    kind: 'string',
+    default: '127.0.0.1',
+    description: 'Address to bind. A non-loopback address needs --token.',
+    apply: (c, v) => {
+      c.host = v as string
+    },
+  },
+  {
+    flag: 'port',
+    kind: 'integer',
+    default: '8000',
+    min: 0,
+    max: 65535,
+    description: 'Port to bind; 0 picks a free one (single-thread mode only).',
+    apply: (c, v) => {
+      c.port = v as number
+    },
+  },
+  {
+    flag: 'threads',
+    kind: 'integer',
+    default: String(Math.min(os.availableParallelism(), 8)),
+    min: 1,
+    max: 64,
+    description: 'Handler threads (Node >= 22.12; Node 20 serves on the main thread).',
+    apply: (c, v) => {
+      c.threadCount = v as number
+    },
+  },
+  {
+    flag: 'token',
+    kind: 'string',
+    default: '',
+    description: 'Bearer token required on every route but /healthz and /readyz.',
+    apply: (c, v) => {
+      c.token = v === '' ? undefined : (v as string)
+    },
+  },
+  {
+    flag: 'data-dir',
+    kind: 'string',
+    default: './data',
+    description: 'Where the write-ahead log will live (not written yet).',
+    apply: (c, v) => {
+      c.dataDir = v as string
+    },
+  },
+  {
+    flag: 'max-entries',
+    kind: 'integer',
+    default: String(storeLimitsDefault.entryCountMax),
+    min: 1,
+    max: 2 ** 28,
+    description: 'Entries resident at once; about 64 bytes each, allocated at start.',
+    apply: (c, v) => {
+      c.limits.entryCountMax = v as number
+    },
+  },
+  {
+    flag: 'max-memory',
+    kind: 'size',
+    default: '256MiB',
+    min: 1,
+    max: 3 * GiB,
+    description: 'Bytes of keys plus values resident at once, allocated at start.',
+    apply: (c, v) => {
+      c.limits.memorySizeMax = v as number
+    },
+  },
+  {
+    flag: 'max-key-size',
+    kind: 'size',
+    default: '1024',
+    min: 1,
+    max: 65535,
+    description: 'Largest key, in UTF-8 bytes.',
+    apply: (c, v) => {
+      c.limits.keySizeMax = v as number
+    },
+  },
+  {
+    flag: 'max-value-size',
+    kind: 'size',
+    default: '1MiB',
+    min: 0,
+    max: GiB,
+    description: 'Largest value, in bytes.',
+    apply: (c, v) => {
+      c.limits.valueSizeMax = v as number
+    },
+  },
+  {
+    flag: 'max-body-size',
+    kind: 'size',
+    default: '4MiB',
+    min: 1,
+    max: 2 * GiB,
+    description: 'Largest request body, in bytes.',
+    apply: (c, v) => {
+      c.bodySizeMax = v as number
+    },
+  },
+  {
+    flag: 'max-batch-ops',
+    kind: 'integer',
+    default: '1000',
+    min: 1,
+    max: 1_000_000,
+    description: 'Most ops in one /v1/batch request (all run under one lock hold).',
+    apply: (c, v) => {
+      c.batchOpCountMax = v as number
+    },
+  },
+  {
+    flag: 'headers-timeout-ms',
+    kind: 'integer',
+    default: '10000',
+    min: 1,
+    max: 3_600_000,
+    description: 'Time a client has to send the request headers.',
+    apply: (c, v) => {
+      c.headersTimeoutMs = v as number
+    },
+  },
+  {
+    flag: 'request-timeout-ms',
+    kind: 'integer',
+    default: '30000',
+    min: 1,
+    max: 3_600_000,
+    description: 'Time a client has to send the whole request.',
+    apply: (c, v) => {
+      c.requestTimeoutMs = v as number
+    },
+  },
+  {
+    flag: 'keep-alive-timeout-ms',
+    kind: 'integer',
+    default: '5000',
+    min: 1,
+    max: 3_600_000,
+    description: 'Idle time before a kept-alive connection is closed.',
+    apply: (c, v) => {
+      c.keepAliveTimeoutMs = v as number
+    },
+  },
+  {
+    flag: 'connection-check-interval-ms',
+    kind: 'integer',
+    default: '1000',
+    min: 10,
+    max: 60_000,
+    description: "How often the timeouts are checked (Node's own default, 30 s, delays them all).",
+    apply: (c, v) => {
+      c.connectionCheckIntervalMs = v as number
+    },
+  },
+  {
+    flag: 'shutdown-timeout-ms',
+    kind: 'integer',
+    default: '10000',
+    min: 0,
+    max: 3_600_000,
+    description: 'How long SIGTERM waits for in-flight requests before closing them.',
+    apply: (c, v) => {
+      c.shutdownTimeoutMs = v as number
+    },
+  },
+]
+
+export function envName(flag: string): string {
+  return `SLABKV_${flag.toUpperCase().replaceAll('-', '_')}`
+}
+
+/** Parses "4MiB", "512KiB", "1GiB" or a plain byte count. */
+export function parseSize(text: string): number | undefined {
+  const match = /^(\d+)(KiB|MiB|GiB)?$/.exec(text.trim())
+  if (match === null) return undefined
+  const unit = match[2] === 'KiB' ? KiB : match[2] === 'MiB' ? MiB : match[2] === 'GiB' ? GiB : 1
+  return Number(match[1]) * unit
+}
+
+export type ConfigResult = { ok: true; config: ServerConfig } | { ok: false; message: string }
+
+/**
+ * Builds the configuration from flag values (already split by util.parseArgs) and the
+ * environment; a flag wins over its variable, and either over the default.
+ */
+export function resolveConfig(
+  flags: Record<string, string | undefined>,
+  env: NodeJS.ProcessEnv,
+): ConfigResult {
+  const config: ServerConfig = {
+    host: '',
+    port: 0,
+    threadCount: 1,
+    token: undefined,
+    dataDir: '',
+    limits: { ...storeLimitsDefault },
+    bodySizeMax: 0,
+    batchOpCountMax: 0,
+    headersTimeoutMs: 0,
+    requestTimeoutMs: 0,
+    keepAliveTimeoutMs: 0,
+    connectionCheckIntervalMs: 0,
+    shutdownTimeoutMs: 0,
+    sweepIntervalMs: 1000,
+  }
+  for (const spec of optionSpecs) {
+    const text = flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default
+    const source = flags[spec.flag] !== undefined ? `--${spec.flag}` : envName(spec.flag)
+    if (spec.kind === 'string') {
+      spec.apply(config, text)
+      continue
+    }
+    const value =
+      spec.kind === 'size' ? parseSize(text) : /^\d+$/.test(text) ? Number(text) : undefined
+    const range = `${spec.min} to ${spec.max}`
+    if (value === undefined || !Number.isSafeInteger(value)) {
+      const expected = spec.kind === 'size' ? 'a size such as 1048576 or 1MiB' : 'a whole number'
+      return { ok: false, message: `${source} must be ${expected}, not '${text}'` }
+    }
+    if (value < (spec.min ?? 0) || value > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
+      return { ok: false, message: `${source} must be between ${range}, not ${text}` }
+    }
+    spec.apply(config, value)
+  }
+  if (config.token === undefined && !isLoopback(config.host)) {
+    return {
+      ok: false,
+      message: `refusing to bind ${config.host} without a token: set --token (or ${envName('token')}) or bind 127.0.0.1`,
+    }
+  }
+  return { ok: true, config }
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+export function helpText(): string {
+  const rows = optionSpecs.map((spec) => {
+    const name = `--${spec.flag}`.padEnd(32)
+    const shown = spec.default === '' ? 'none' : spec.default
+    return `  ${name}${spec.description} (default: ${shown}; env ${envName(spec.flag)})`
+  })
+  return `Usage: slabkv serve [options]\n\nOptions:\n${rows.join('\n')}\n`
 }

@@ -67,8 +67,14 @@ export interface CreateStoreOptions extends StoreOptions {
 export interface StoreTransaction {
   get(key: string): Entry | undefined
   peek(key: string): Entry | undefined
-  set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }>
-  delete(key: string, options?: DeleteOptions): StoreResult<object>
+  set(
+    key: string,
+    value: Uint8Array,
+    options?: SetOptions,
+  ): StoreResult<{ version: number; created: boolean }>
+  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
+  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
+  peekVersion(key: string): number | undefined
 }
 
 /** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
@@ -148,6 +154,7 @@ export class Store {
       peek: (key) => this.#get(key, false),
       set: (key, value, setOptions) => this.#set(key, value, setOptions),
       delete: (key, deleteOptions) => this.#delete(key, deleteOptions),
+      peekVersion: (key) => this.#peekVersion(key),
     }
   }
 
@@ -179,7 +186,11 @@ export class Store {
     }
   }
 
-  set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }> {
+  set(
+    key: string,
+    value: Uint8Array,
+    options?: SetOptions,
+  ): StoreResult<{ version: number; created: boolean }> {
     this.#enter()
     try {
       return this.#set(key, value, options)
@@ -188,10 +199,20 @@ export class Store {
     }
   }
 
-  delete(key: string, options?: DeleteOptions): StoreResult<object> {
+  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }> {
     this.#enter()
     try {
       return this.#delete(key, options)
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
+  peekVersion(key: string): number | undefined {
+    this.#enter()
+    try {
+      return this.#peekVersion(key)
     } finally {
       this.#leave()
     }
@@ -374,7 +395,19 @@ export class Store {
     }
   }
 
-  #set(key: string, value: Uint8Array, options?: SetOptions): StoreResult<{ version: number }> {
+  #peekVersion(key: string): number | undefined {
+    const hash = this.#probe(key)
+    const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+    if (position < 0) return undefined
+    const slot = this.#index.slotAt(position)
+    return this.#isExpired(slot) ? undefined : this.views.versions[slot]!
+  }
+
+  #set(
+    key: string,
+    value: Uint8Array,
+    options?: SetOptions,
+  ): StoreResult<{ version: number; created: boolean }> {
     const v = this.views
     const limits = this.#limits
     const hash = this.#probe(key)
@@ -406,7 +439,8 @@ export class Store {
         position = this.#index.find(hash, this.#matches)
       }
     }
-    if (slot !== slotNone) {
+    const created = slot === slotNone
+    if (!created) {
       if (options?.ifAbsent) return { ok: false, code: 'key_exists' }
       if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
         return { ok: false, code: 'version_mismatch' }
@@ -460,10 +494,10 @@ export class Store {
       contentType: v.contentTypes[slot]!,
       expiresAt,
     })
-    return { ok: true, version }
+    return { ok: true, version, created }
   }
 
-  #delete(key: string, options?: DeleteOptions): StoreResult<object> {
+  #delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }> {
     const hash = this.#probe(key)
     const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
     if (position < 0) return { ok: false, code: 'not_found' }
@@ -475,8 +509,7 @@ export class Store {
     if (options?.ifVersion !== undefined && this.views.versions[slot] !== options.ifVersion) {
       return { ok: false, code: 'version_mismatch' }
     }
-    this.#remove(slot, position, 'delete')
-    return { ok: true }
+    return { ok: true, sequence: this.#remove(slot, position, 'delete') }
   }
 
   /**
@@ -514,8 +547,8 @@ export class Store {
     return count
   }
 
-  /** Takes a resident slot out of every structure and reports why. */
-  #remove(slot: Slot, position: number, op: 'delete' | 'evict' | 'expire'): void {
+  /** Takes a resident slot out of every structure, reports why, and returns the record's sequence. */
+  #remove(slot: Slot, position: number, op: 'delete' | 'evict' | 'expire'): number {
     const v = this.views
     const key = this.#onMutation
       ? decodeKey(v.arena, this.#arena.keyOffset(slot), v.keySizes[slot]!)
@@ -532,7 +565,7 @@ export class Store {
     this.#lru.release(slot)
     const counter = op === 'delete' ? F64.deletes : op === 'evict' ? F64.evictions : F64.expirations
     v.headerF64[counter]! += 1
-    this.#emit(op, key)
+    return this.#emit(op, key)
   }
 
   #writeRecord(slot: Slot, key: string, value: Uint8Array): void {
@@ -561,9 +594,10 @@ export class Store {
   }
 
   /** Reports a removal or a clear; sets report themselves, with their value. */
-  #emit(op: Exclude<MutationOp, 'set'>, key: string): void {
+  #emit(op: Exclude<MutationOp, 'set'>, key: string): number {
     const sequence = this.#nextSequence()
     this.#onMutation?.({ op, sequence, key })
+    return sequence
   }
 
   #reset(): void {

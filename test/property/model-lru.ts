@@ -43,7 +43,7 @@ export class ModelLru {
     value: Uint8Array,
     now: number,
     o: SetOptions,
-  ): StoreResult<{ version: number }> {
+  ): StoreResult<{ version: number; created: boolean }> {
     const { keySizeMax, valueSizeMax, memorySizeMax } = this.limits
     const code = (refused: StoreErrorCode) => ({ ok: false, code: refused }) as const
     // The order of the checks is part of the contract: a cheap length test before any encoding.
@@ -67,17 +67,17 @@ export class ModelLru {
     const entry = { value: value.slice(), version: ++this.sequence, expiresAt, contentType }
     this.entries.set(key, entry)
     this.records.push(recordText('set', key, entry))
-    return { ok: true, version: entry.version }
+    return { ok: true, version: entry.version, created: old === undefined }
   }
 
-  delete(key: string, now: number, ifVersion?: number): StoreResult<object> {
+  delete(key: string, now: number, ifVersion?: number): StoreResult<{ sequence: number }> {
     const entry = this.#live(key, now)
     if (!entry) return { ok: false, code: 'not_found' }
     if (ifVersion !== undefined && entry.version !== ifVersion) {
       return { ok: false, code: 'version_mismatch' }
     }
     this.remove(key, 'delete')
-    return { ok: true }
+    return { ok: true, sequence: this.sequence }
   }
 
   clear(): void {

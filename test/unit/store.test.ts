@@ -44,7 +44,7 @@ describe('store', () => {
   it('returns what was set, with its version, and a miss for an absent key', () => {
     const { store } = makeStore()
     const result = store.set('a', text('one'), { contentType: 3 })
-    expect(result).toEqual({ ok: true, version: 1 })
+    expect(result).toEqual({ ok: true, version: 1, created: true })
     const entry = store.get('a')
     expect(read(entry?.value)).toBe('one')
     expect(entry).toMatchObject({ contentType: 3, version: 1, expiresAt: 0 })
@@ -167,7 +167,10 @@ describe('store', () => {
       ok: false,
       code: 'version_mismatch',
     })
-    expect(store.delete('a', { ifVersion: result.version })).toEqual({ ok: true })
+    expect(store.delete('a', { ifVersion: result.version })).toEqual({
+      ok: true,
+      sequence: result.version + 1,
+    })
     expect(store.delete('a')).toEqual({ ok: false, code: 'not_found' })
     expect(store.stats()).toMatchObject({ deletes: 1, entryCount: 0, bytesUsed: 0 })
   })

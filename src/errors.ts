@@ -1,0 +1,62 @@
+import type { StoreErrorCode } from './store/types.js'
+
+// Every error a client can cause, in one table: stable code → HTTP status → title. Routes
+// under /v1 answer with application/problem+json (RFC 9457) built from this table; the
+// PyKV-compatible routes keep FastAPI's shapes (see http/routes/seed.ts).
+
+export const errorTable = {
+  invalid_json: { status: 400, title: 'The request body is not valid JSON' },
+  invalid_request: { status: 400, title: 'The request is malformed' },
+  key_empty: { status: 400, title: 'The key is empty' },
+  key_invalid: { status: 400, title: 'The key is not well-formed UTF-8' },
+  key_too_large: { status: 400, title: 'The key is larger than the key size limit' },
+  ttl_invalid: { status: 400, title: 'The TTL must be a positive number of seconds' },
+  unauthorized: { status: 401, title: 'A valid bearer token is required' },
+  not_found: { status: 404, title: 'No such key' },
+  route_not_found: { status: 404, title: 'No such route' },
+  precondition_failed: { status: 412, title: 'A condition of the request failed' },
+  value_too_large: { status: 413, title: 'The value is larger than the value size limit' },
+  body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
+  batch_too_large: { status: 413, title: 'The batch has more ops than the limit' },
+  internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>
+
+export type ErrorCode = keyof typeof errorTable
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: ErrorCode
+  detail?: string
+  [extension: string]: unknown
+}
+
+export function problem(
+  code: ErrorCode,
+  detail?: string,
+  extensions?: Record<string, unknown>,
+): Problem {
+  const { status, title } = errorTable[code]
+  return {
+    type: `urn:slabkv:${code}`, // No public URL documents these; the README does.
+    title,
+    status,
+    code,
+    ...(detail !== undefined && { detail }),
+    ...extensions,
+  }
+}
+
+/** The client-facing code for a refusal the store returned as a value. */
+export function codeOfStoreError(code: StoreErrorCode): ErrorCode {
+  switch (code) {
+    case 'key_exists':
+    case 'version_mismatch':
+      return 'precondition_failed'
+    case 'entry_too_large':
+      return 'value_too_large'
+    default:
+      return code
+  }
+}

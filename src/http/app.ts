@@ -1,0 +1,107 @@
+import { swaggerUI } from '@hono/swagger-ui'
+import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import type { ServerConfig } from '../config.js'
+import type { Durability } from '../durability.js'
+import { type ErrorCode, problem } from '../errors.js'
+import type { Log } from '../log.js'
+import type { Store } from '../store/store.js'
+import { bearerAuth } from './auth.js'
+import { registerBatchRoute } from './routes/batch.js'
+import { registerKvRoutes } from './routes/kv.js'
+import { registerListRoute } from './routes/list.js'
+import { registerOpsRoutes } from './routes/ops.js'
+import { registerSeedRoutes } from './routes/seed.js'
+import { seedValidationError, validationHook } from './validation.js'
+
+// createApp(deps) → the Hono app. It opens no socket and knows nothing of threads: the caller
+// hands it a store, a durability waiter and the configuration, and serves its fetch handler
+// (main.ts on Node 20, workers/http-worker.ts in each handler thread on Node ≥ 22.12).
+
+export interface Runtime {
+  mode: 'main-thread' | 'handler-threads'
+  threadCount: number
+  startedAtMs: number
+  /** False while starting and once shutdown begins; /readyz reports it. */
+  ready: boolean
+}
+
+export interface AppDeps {
+  store: Store
+  config: ServerConfig
+  durability: Durability
+  runtime: Runtime
+  log: Log
+}
+
+export type App = OpenAPIHono
+
+export function problemResponse(
+  c: Context,
+  code: ErrorCode,
+  detail?: string,
+  extensions?: Record<string, unknown>,
+) {
+  const body = problem(code, detail, extensions)
+  return c.body(JSON.stringify(body), body.status as 400, {
+    'Content-Type': 'application/problem+json',
+  })
+}
+
+/** The PyKV-compatible routes answer in FastAPI's shapes, not problem+json. */
+export function isSeedPath(path: string): boolean {
+  return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
+}
+
+export function createApp(deps: AppDeps): App {
+  const app = new OpenAPIHono({ defaultHook: validationHook })
+
+  if (deps.config.token !== undefined) app.use('*', bearerAuth(deps.config.token))
+  // Bodies are bounded while they stream in, whatever Content-Length claims.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.config.bodySizeMax,
+      onError: (c) =>
+        isSeedPath(c.req.path)
+          ? c.json({ detail: `Request body larger than ${deps.config.bodySizeMax} bytes` }, 413)
+          : problemResponse(c, 'body_too_large', `The limit is ${deps.config.bodySizeMax} bytes`),
+    }),
+  )
+
+  registerSeedRoutes(app, deps)
+  registerKvRoutes(app, deps)
+  registerListRoute(app, deps)
+  registerBatchRoute(app, deps)
+  registerOpsRoutes(app, deps)
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'slabkv',
+      version: '0.1.0',
+      description: 'An in-memory key-value store whose LRU lives in one SharedArrayBuffer.',
+    },
+  })
+  app.get('/docs', swaggerUI({ url: '/openapi.json' }))
+
+  app.notFound((c) => problemResponse(c, 'route_not_found', `${c.req.method} ${c.req.path}`))
+  app.onError((error, c) => {
+    // Hono's JSON validator throws a 400 for a body that does not parse.
+    if (error instanceof HTTPException && error.status === 400) {
+      return isSeedPath(c.req.path)
+        ? c.json(seedValidationError('json_invalid', ['body', 0], 'JSON decode error'), 422)
+        : problemResponse(c, 'invalid_json', error.message)
+    }
+    if (error instanceof HTTPException) return error.getResponse()
+    deps.log.error('request failed', {
+      method: c.req.method,
+      path: c.req.path,
+      error: String(error),
+    })
+    return problemResponse(c, 'internal')
+  })
+  return app
+}

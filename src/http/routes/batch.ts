@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict'
+import { createRoute, z } from '@hono/zod-openapi'
+import { codeOfStoreError } from '../../errors.js'
+import type { SetOptions } from '../../store/types.js'
+import { type App, type AppDeps, problemResponse } from '../app.js'
+import { decodeMediaType, encodeMediaType } from '../media-type.js'
+
+// POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
+// against the state before the batch, and only if all hold is anything applied: all or
+// nothing, as etcd's transactions compare first and then act. Everything that can be checked
+// without the lock (key sizes, encodings, TTLs) is checked before taking it.
+
+const keySchema = z.string()
+const opSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('get'), key: keySchema }),
+  z.object({
+    op: z.literal('set'),
+    key: keySchema,
+    value: z.string(),
+    encoding: z.enum(['utf8', 'base64']).optional(),
+    contentType: z.string().optional(),
+    ttl: z.number().optional().openapi({ description: 'Seconds to live, > 0' }),
+    ifVersion: z.number().int().optional(),
+    ifAbsent: z.boolean().optional(),
+  }),
+  z.object({ op: z.literal('delete'), key: keySchema, ifVersion: z.number().int().optional() }),
+])
+type Op = z.infer<typeof opSchema>
+
+const batchRoute = createRoute({
+  method: 'post',
+  path: '/v1/batch',
+  summary: 'Run many ops atomically: all conditions hold and every op applies, or nothing does',
+  request: {
+    body: {
+      required: true,
+      content: { 'application/json': { schema: z.object({ ops: z.array(opSchema) }) } },
+    },
+  },
+  responses: {
+    200: {
+      description: 'One result per op, in order',
+      content: {
+        'application/json': {
+          schema: z.object({ results: z.array(z.record(z.string(), z.unknown())) }),
+        },
+      },
+    },
+    400: { description: 'An invalid op; nothing applied' },
+    412: { description: 'A condition failed; nothing applied' },
+    413: { description: 'Too many ops, or a value too large' },
+  },
+})
+
+interface PreparedSet {
+  value: Uint8Array
+  options: SetOptions
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+export function registerBatchRoute(app: App, { store, config, durability }: AppDeps): void {
+  app.openapi(batchRoute, async (c) => {
+    const { ops } = c.req.valid('json')
+    if (ops.length > config.batchOpCountMax) {
+      return problemResponse(c, 'batch_too_large', `At most ${config.batchOpCountMax} ops`) as never
+    }
+    const prepared: (PreparedSet | undefined)[] = []
+    for (const [index, op] of ops.entries()) {
+      const keyError = store.checkKey(op.key)
+      if (keyError !== undefined)
+        return problemResponse(c, codeOfStoreError(keyError), undefined, { index }) as never
+      if (op.op !== 'set') {
+        prepared.push(undefined)
+        continue
+      }
+      const set = prepareSet(op)
+      if (typeof set === 'string') return problemResponse(c, set, undefined, { index }) as never
+      const entrySize = Buffer.byteLength(op.key, 'utf8') + set.value.byteLength
+      if (
+        set.value.byteLength > config.limits.valueSizeMax ||
+        entrySize > config.limits.memorySizeMax
+      ) {
+        return problemResponse(c, 'value_too_large', undefined, { index }) as never
+      }
+      prepared.push(set)
+    }
+
+    const outcome = store.atomically((tx) => {
+      for (const [index, op] of ops.entries()) {
+        if (op.op === 'get') continue
+        const version =
+          op.ifVersion !== undefined || (op.op === 'set' && op.ifAbsent)
+            ? tx.peekVersion(op.key)
+            : undefined
+        if (op.ifVersion !== undefined && version !== op.ifVersion) return { failedIndex: index }
+        if (op.op === 'set' && op.ifAbsent && version !== undefined) return { failedIndex: index }
+      }
+      let sequenceMax = 0
+      const results = ops.map((op, index) => {
+        if (op.op === 'get') {
+          const entry = tx.get(op.key)
+          if (entry === undefined) return { found: false }
+          const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
+          return { ...encodeValue(body), contentType: mediaType, version: entry.version }
+        }
+        if (op.op === 'delete') {
+          const result = tx.delete(op.key)
+          if (result.ok) sequenceMax = result.sequence
+          return { deleted: result.ok }
+        }
+        const set = prepared[index]!
+        // Conditions were checked above against the state before the batch, and keys, sizes
+        // and TTLs before the lock was taken: no refusal is left, so no batch half-applies.
+        const result = tx.set(op.key, set.value, set.options)
+        assert(result.ok, 'a checked batch set was refused')
+        sequenceMax = result.version
+        return { version: result.version }
+      })
+      return { results, sequenceMax }
+    })
+    if ('failedIndex' in outcome) {
+      return problemResponse(
+        c,
+        'precondition_failed',
+        `The condition of op ${outcome.failedIndex} failed; nothing was applied`,
+        {
+          index: outcome.failedIndex,
+        },
+      ) as never
+    }
+    if (outcome.sequenceMax > 0) await durability.waitFor(outcome.sequenceMax)
+    return c.json({ results: outcome.results }, 200)
+  })
+}
+
+function prepareSet(
+  op: Extract<Op, { op: 'set' }>,
+): PreparedSet | 'invalid_request' | 'ttl_invalid' {
+  const mediaType = encodeMediaType(op.contentType)
+  if (mediaType === undefined) return 'invalid_request'
+  let body: Uint8Array
+  if (op.encoding === 'base64') {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(op.value)) return 'invalid_request'
+    body = Buffer.from(op.value, 'base64')
+  } else {
+    body = Buffer.from(op.value, 'utf8')
+  }
+  const value = mediaType.prefix.length === 0 ? body : Buffer.concat([mediaType.prefix, body])
+  const options: SetOptions = { contentType: mediaType.tag }
+  if (op.ttl !== undefined) {
+    if (!(Number.isFinite(op.ttl) && op.ttl > 0)) return 'ttl_invalid'
+    options.ttlMs = op.ttl * 1000
+  }
+  return { value, options }
+}
+
+function encodeValue(body: Uint8Array): { value: string; encoding: 'utf8' | 'base64' } {
+  try {
+    return { value: strictUtf8.decode(body), encoding: 'utf8' }
+  } catch {
+    return { value: Buffer.from(body).toString('base64'), encoding: 'base64' }
+  }
+}

@@ -1,0 +1,229 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { codeOfStoreError, type ErrorCode } from '../../errors.js'
+import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
+import { type App, type AppDeps, problemResponse } from '../app.js'
+import { decodeMediaType, encodeMediaType } from '../media-type.js'
+
+// /v1/kv/{key}: raw bytes in and out, with their Content-Type, ETags from versions, and
+// conditional requests (RFC 9110 §13): If-Match for compare-and-set, If-None-Match: * for
+// create-only, If-None-Match on reads for 304.
+
+const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
+const problemContent = {
+  'application/problem+json': {
+    schema: z.object({
+      type: z.string(),
+      title: z.string(),
+      status: z.number(),
+      code: z.string(),
+      detail: z.string().optional(),
+    }),
+  },
+}
+const ifMatchHeaders = z.object({
+  'if-match': z
+    .string()
+    .optional()
+    .openapi({ description: 'ETag(s) the current version must match, or *' }),
+  'if-none-match': z
+    .string()
+    .optional()
+    .openapi({ description: '* to create only; on reads, ETag(s) for 304' }),
+})
+
+const putRoute = createRoute({
+  method: 'put',
+  path: '/v1/kv/{key}',
+  summary: 'Store the request body under the key, with its Content-Type',
+  request: {
+    params: keyParam,
+    query: z.object({
+      ttl: z.string().optional().openapi({ description: 'Seconds to live, > 0' }),
+    }),
+    headers: ifMatchHeaders,
+    body: {
+      content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+    },
+  },
+  responses: {
+    200: {
+      description: 'Replaced',
+      content: { 'application/json': { schema: z.object({ version: z.number() }) } },
+    },
+    201: {
+      description: 'Created',
+      content: { 'application/json': { schema: z.object({ version: z.number() }) } },
+    },
+    400: { description: 'Invalid key or TTL', content: problemContent },
+    412: { description: 'A condition failed; nothing changed', content: problemContent },
+    413: { description: 'Value too large', content: problemContent },
+  },
+})
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/kv/{key}',
+  summary: 'Read the bytes (HEAD: only the headers, without refreshing recency)',
+  request: { params: keyParam, headers: ifMatchHeaders },
+  responses: {
+    200: {
+      description: 'The bytes, with Content-Type, ETag and, for an entry with a TTL, Slabkv-Ttl',
+      content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+    },
+    304: { description: 'Not modified (If-None-Match matched)' },
+    404: { description: 'No such key', content: problemContent },
+  },
+})
+
+const deleteRoute = createRoute({
+  method: 'delete',
+  path: '/v1/kv/{key}',
+  summary: 'Delete the key',
+  request: { params: keyParam, headers: ifMatchHeaders },
+  responses: {
+    204: { description: 'Deleted' },
+    404: { description: 'No such key', content: problemContent },
+    412: { description: 'If-Match failed; nothing changed', content: problemContent },
+  },
+})
+
+/** The versions an If-Match / If-None-Match header lists, or 'any' for *; undefined if malformed. */
+export function parseEtags(header: string): number[] | 'any' | undefined {
+  if (header.trim() === '*') return 'any'
+  const versions: number[] = []
+  for (const part of header.split(',')) {
+    const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(part)
+    if (match === null) return undefined
+    versions.push(Number(match[1]))
+  }
+  return versions
+}
+
+export function etagOf(version: number): string {
+  return `"${version}"`
+}
+
+/** Seconds to live from a query string value; undefined when absent, NaN when invalid. */
+export function parseTtlSeconds(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  if (!/^\d+(\.\d+)?$/.test(text)) return Number.NaN
+  const seconds = Number(text)
+  return seconds > 0 ? seconds : Number.NaN
+}
+
+function entryHeaders(entry: Entry, mediaType: string, size: number): Record<string, string> {
+  const headers: Record<string, string> = {
+    'Content-Type': mediaType,
+    'Content-Length': String(size),
+    ETag: etagOf(entry.version),
+  }
+  if (entry.expiresAt !== 0) {
+    headers['Slabkv-Ttl'] = String(Math.max(0, (entry.expiresAt - Date.now()) / 1000).toFixed(3))
+  }
+  return headers
+}
+
+export function registerKvRoutes(app: App, { store, durability }: AppDeps): void {
+  app.openapi(putRoute, async (c) => {
+    const key = c.req.param('key')
+    const keyError = store.checkKey(key)
+    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
+    const ttlSeconds = parseTtlSeconds(c.req.query('ttl'))
+    if (Number.isNaN(ttlSeconds)) return problemResponse(c, 'ttl_invalid') as never
+    const mediaType = encodeMediaType(c.req.header('content-type'))
+    if (mediaType === undefined) {
+      return problemResponse(c, 'invalid_request', 'Content-Type is longer than 255 bytes') as never
+    }
+    const body = new Uint8Array(await c.req.arrayBuffer())
+    const value = mediaType.prefix.length === 0 ? body : concat(mediaType.prefix, body)
+    const options: SetOptions = { contentType: mediaType.tag }
+    if (ttlSeconds !== undefined) options.ttlMs = ttlSeconds * 1000
+
+    const ifMatch = c.req.header('if-match')
+    const ifNoneMatch = c.req.header('if-none-match')
+    const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
+    if (ifMatch !== undefined && wanted === undefined) {
+      return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
+    }
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+      return problemResponse(c, 'invalid_request', 'On PUT, If-None-Match must be *') as never
+    }
+    // Single-ETag conditions are the store's own ifAbsent / ifVersion; * and lists check and
+    // write in one lock hold, so nothing can slip in between.
+    let outcome: { version: number; created: boolean } | ErrorCode
+    if (ifNoneMatch !== undefined)
+      outcome = settle(store.set(key, value, { ...options, ifAbsent: true }))
+    else if (wanted === undefined) outcome = settle(store.set(key, value, options))
+    else if (wanted !== 'any' && wanted.length === 1) {
+      outcome = settle(store.set(key, value, { ...options, ifVersion: wanted[0]! }))
+    } else {
+      outcome = store.atomically((tx) => {
+        const version = tx.peekVersion(key)
+        if (version === undefined || (wanted !== 'any' && !wanted.includes(version))) {
+          return 'precondition_failed' as const
+        }
+        return settle(tx.set(key, value, options))
+      })
+    }
+    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    await durability.waitFor(outcome.version)
+    return c.json({ version: outcome.version }, outcome.created ? 201 : 200, {
+      ETag: etagOf(outcome.version),
+    })
+  })
+
+  app.openapi(getRoute, (c) => {
+    const key = c.req.param('key')
+    // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
+    const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
+    if (entry === undefined) return problemResponse(c, 'not_found') as never
+    const ifNoneMatch = c.req.header('if-none-match')
+    if (ifNoneMatch !== undefined) {
+      const versions = parseEtags(ifNoneMatch)
+      if (versions === 'any' || versions?.includes(entry.version)) {
+        return c.body(null, 304, { ETag: etagOf(entry.version) }) as never
+      }
+    }
+    const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
+    return respondBytes(c, body, entryHeaders(entry, mediaType, body.byteLength))
+  })
+
+  app.openapi(deleteRoute, async (c) => {
+    const key = c.req.param('key')
+    const ifMatch = c.req.header('if-match')
+    const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
+    if (ifMatch !== undefined && wanted === undefined) {
+      return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
+    }
+    const outcome = store.atomically((tx) => {
+      if (wanted !== undefined && wanted !== 'any') {
+        const version = tx.peekVersion(key)
+        if (version === undefined) return 'not_found' as const
+        if (!wanted.includes(version)) return 'precondition_failed' as const
+      }
+      const result = tx.delete(key)
+      return result.ok ? result.sequence : codeOfStoreError(result.code)
+    })
+    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    await durability.waitFor(outcome)
+    return c.body(null, 204) as never
+  })
+}
+
+function respondBytes(c: Context, body: Uint8Array, headers: Record<string, string>) {
+  return c.body(body as Uint8Array<ArrayBuffer>, 200, headers) as never
+}
+
+function settle(result: StoreResult<{ version: number; created: boolean }>) {
+  return result.ok
+    ? { version: result.version, created: result.created }
+    : codeOfStoreError(result.code)
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length)
+  joined.set(a)
+  joined.set(b, a.length)
+  return joined
+}

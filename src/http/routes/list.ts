@@ -1,0 +1,93 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { App, AppDeps } from '../app.js'
+import { problemResponse } from '../app.js'
+import { decodeMediaType, tagInline } from '../media-type.js'
+
+// GET /v1/kv?prefix=&cursor=&limit=: one page of a scan over the store's slots. The cursor is
+// the next slot to look at; a key resident for the whole listing keeps its slot, so it is
+// listed exactly once whatever changes meanwhile (see Store.scan).
+
+const limitDefault = 100
+const limitMax = 1000
+/** Store.scan examines a bounded number of slots per call; this many calls fill one page. */
+const scanCallsPerPageMax = 64
+
+const itemSchema = z.object({
+  key: z.string(),
+  size: z.number(),
+  contentType: z.string(),
+  version: z.number(),
+  ttl: z.number().nullable().openapi({ description: 'Seconds left, or null' }),
+})
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/v1/kv',
+  summary: 'List keys by prefix, a page at a time',
+  request: {
+    query: z.object({
+      prefix: z.string().optional(),
+      cursor: z
+        .string()
+        .optional()
+        .openapi({ description: 'From the previous page; absent to start' }),
+      limit: z
+        .string()
+        .optional()
+        .openapi({ description: `1 to ${limitMax}, default ${limitDefault}` }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'A page of keys and the cursor for the next (null at the end)',
+      content: {
+        'application/json': {
+          schema: z.object({ items: z.array(itemSchema), cursor: z.string().nullable() }),
+        },
+      },
+    },
+    400: { description: 'Invalid cursor or limit' },
+  },
+})
+
+export function registerListRoute(app: App, { store }: AppDeps): void {
+  app.openapi(listRoute, (c) => {
+    const {
+      prefix = '',
+      cursor: cursorText = '0',
+      limit: limitText = String(limitDefault),
+    } = c.req.valid('query')
+    if (!/^\d+$/.test(cursorText))
+      return problemResponse(c, 'invalid_request', 'cursor must come from a previous page') as never
+    if (!/^\d+$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > limitMax) {
+      return problemResponse(c, 'invalid_request', `limit must be 1 to ${limitMax}`) as never
+    }
+    const limit = Number(limitText)
+    let cursor: number | null = Number(cursorText)
+    const now = Date.now()
+    const items: z.infer<typeof itemSchema>[] = []
+    for (
+      let call = 0;
+      call < scanCallsPerPageMax && cursor !== null && items.length < limit;
+      call++
+    ) {
+      const page = store.scan(prefix, cursor, limit - items.length)
+      cursor = page.cursor
+      for (const item of page.items) {
+        let size = item.valueSize
+        let contentType = decodeMediaType(item.contentType, new Uint8Array(0)).mediaType
+        if (item.contentType === tagInline) {
+          // Uncommon media types live inside the value; read it to report them exactly.
+          const entry = store.peek(item.key)
+          if (entry === undefined) continue
+          const decoded = decodeMediaType(entry.contentType, entry.value)
+          contentType = decoded.mediaType
+          size = decoded.body.byteLength
+        }
+        const ttl = item.expiresAt === 0 ? null : Math.max(0, (item.expiresAt - now) / 1000)
+        items.push({ key: item.key, size, contentType, version: item.version, ttl })
+      }
+    }
+    return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200)
+  })
+}

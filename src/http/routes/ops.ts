@@ -1,0 +1,143 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { StoreStats } from '../../store/types.js'
+import type { App, AppDeps } from '../app.js'
+
+// Operating the server: JSON stats, Prometheus metrics, and the liveness and readiness probes.
+
+const statsRoute = createRoute({
+  method: 'get',
+  path: '/v1/stats',
+  summary: 'Counters and gauges as JSON',
+  responses: {
+    200: {
+      description: 'Stats',
+      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+    },
+  },
+})
+
+const metricsRoute = createRoute({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus text exposition format',
+  responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
+})
+
+const healthRoute = createRoute({
+  method: 'get',
+  path: '/healthz',
+  summary: 'Liveness: the process serves requests',
+  responses: {
+    200: {
+      description: 'Alive',
+      content: { 'application/json': { schema: z.object({ status: z.string() }) } },
+    },
+  },
+})
+
+const readyRoute = createRoute({
+  method: 'get',
+  path: '/readyz',
+  summary: 'Readiness: 503 while starting or shutting down',
+  responses: {
+    200: {
+      description: 'Ready',
+      content: { 'application/json': { schema: z.object({ status: z.string() }) } },
+    },
+    503: {
+      description: 'Not ready',
+      content: { 'application/json': { schema: z.object({ status: z.string() }) } },
+    },
+  },
+})
+
+/** Operations per second over the last sampling window, from the store's shared counters. */
+class RateMeter {
+  #lastCount = 0
+  #lastTimeMs = Date.now()
+  #rate = 0
+
+  sample(count: number, nowMs: number): number {
+    const elapsedMs = nowMs - this.#lastTimeMs
+    // Re-measure at most once a second, so back-to-back scrapes do not divide by a few ms.
+    if (elapsedMs >= 1000) {
+      this.#rate = ((count - this.#lastCount) * 1000) / elapsedMs
+      this.#lastCount = count
+      this.#lastTimeMs = nowMs
+    }
+    return this.#rate
+  }
+}
+
+function operationCount(stats: StoreStats): number {
+  return stats.hits + stats.misses + stats.sets + stats.deletes
+}
+
+export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
+  const meter = new RateMeter()
+  meter.sample(operationCount(store.stats()), Date.now())
+
+  const snapshot = () => {
+    const stats = store.stats()
+    const reads = stats.hits + stats.misses
+    return {
+      entries: stats.entryCount,
+      entriesMax: stats.entryCountMax,
+      bytes: stats.bytesUsed,
+      bytesMax: stats.memorySizeMax,
+      hits: stats.hits,
+      misses: stats.misses,
+      hitRatio: reads === 0 ? 0 : stats.hits / reads,
+      sets: stats.sets,
+      deletes: stats.deletes,
+      evictions: stats.evictions,
+      expirations: stats.expirations,
+      opsPerSecond: Math.round(meter.sample(operationCount(stats), Date.now())),
+      uptimeSeconds: Math.round((Date.now() - runtime.startedAtMs) / 1000),
+      threads: runtime.threadCount,
+      mode: runtime.mode,
+      sequence: stats.sequence,
+      arenaBytesMoved: stats.arenaBytesMoved,
+    }
+  }
+
+  app.openapi(statsRoute, (c) => c.json(snapshot(), 200))
+
+  app.openapi(metricsRoute, (c) => {
+    const s = snapshot()
+    const lines: string[] = []
+    const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number) => {
+      lines.push(
+        `# HELP slabkv_${name} ${help}`,
+        `# TYPE slabkv_${name} ${type}`,
+        `slabkv_${name} ${value}`,
+      )
+    }
+    metric('entries', 'gauge', 'Entries resident.', s.entries)
+    metric('entries_max', 'gauge', 'Most entries resident at once.', s.entriesMax)
+    metric('bytes', 'gauge', 'Bytes of keys and values resident.', s.bytes)
+    metric('bytes_max', 'gauge', 'Most bytes of keys and values resident at once.', s.bytesMax)
+    metric('hits_total', 'counter', 'Reads that found their key.', s.hits)
+    metric('misses_total', 'counter', 'Reads that did not.', s.misses)
+    metric('sets_total', 'counter', 'Successful writes.', s.sets)
+    metric('deletes_total', 'counter', 'Successful deletes.', s.deletes)
+    metric('evictions_total', 'counter', 'Entries evicted to make room.', s.evictions)
+    metric('expirations_total', 'counter', 'Entries reclaimed after their TTL.', s.expirations)
+    metric(
+      'arena_bytes_moved_total',
+      'counter',
+      'Bytes the arena cleaner moved.',
+      s.arenaBytesMoved,
+    )
+    metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
+    metric('threads', 'gauge', 'Handler threads.', s.threads)
+    return c.text(`${lines.join('\n')}\n`, 200, {
+      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+    })
+  })
+
+  app.openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
+  app.openapi(readyRoute, (c) =>
+    runtime.ready ? c.json({ status: 'ready' }, 200) : c.json({ status: 'not ready' }, 503),
+  )
+}

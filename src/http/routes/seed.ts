@@ -1,0 +1,140 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { App, AppDeps } from '../app.js'
+import { decodeMediaType, tagJson } from '../media-type.js'
+import { seedValidationError } from '../validation.js'
+
+// The PyKV-compatible routes, with the seed's exact status codes and bodies so its clients and
+// its UI work unchanged. Unlike the seed, keys may hold '/' (percent-encoded in the path) and
+// values may hold '|' and newlines: values are stored as JSON text, not in a delimited line.
+
+const notFound = { detail: 'Key not found' } as const
+const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
+const detailSchema = z.object({ detail: z.unknown() })
+
+const setRoute = createRoute({
+  method: 'post',
+  path: '/set',
+  summary: 'Store a key-value pair (PyKV-compatible)',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z.object({
+            key: z.string(),
+            value: z
+              .custom<unknown>((value) => value !== undefined, 'Field required')
+              .openapi({
+                description: 'Any JSON value',
+              }),
+            ttl: z.number().positive().optional().openapi({ description: 'Seconds to live' }),
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: 'Stored',
+      content: { 'application/json': { schema: z.object({ status: z.literal('success') }) } },
+    },
+    413: {
+      description: 'Value or body too large',
+      content: { 'application/json': { schema: detailSchema } },
+    },
+    422: {
+      description: 'Invalid input',
+      content: { 'application/json': { schema: detailSchema } },
+    },
+  },
+})
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/get/{key}',
+  summary: 'Read a value (PyKV-compatible)',
+  request: { params: keyParam },
+  responses: {
+    200: {
+      description: 'The key and its value',
+      content: {
+        'application/json': { schema: z.object({ key: z.string(), value: z.unknown() }) },
+      },
+    },
+    404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
+  },
+})
+
+const deleteRoute = createRoute({
+  method: 'delete',
+  path: '/delete/{key}',
+  summary: 'Delete a key (PyKV-compatible)',
+  request: { params: keyParam },
+  responses: {
+    200: {
+      description: 'Deleted',
+      content: { 'application/json': { schema: z.object({ status: z.literal('deleted') }) } },
+    },
+    404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
+  },
+})
+
+const decoder = new TextDecoder()
+
+export function registerSeedRoutes(app: App, { store, durability }: AppDeps): void {
+  app.openapi(setRoute, async (c) => {
+    const { key, value, ttl } = c.req.valid('json')
+    const bytes = Buffer.from(JSON.stringify(value), 'utf8')
+    const result = store.set(key, bytes, {
+      contentType: tagJson,
+      ...(ttl !== undefined && { ttlMs: ttl * 1000 }),
+    })
+    if (!result.ok) {
+      if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
+        return c.json({ detail: 'Value too large' }, 413)
+      }
+      return c.json(
+        seedValidationError(
+          result.code,
+          ['body', result.code === 'ttl_invalid' ? 'ttl' : 'key'],
+          messageOf(result.code),
+        ),
+        422,
+      )
+    }
+    await durability.waitFor(result.version)
+    return c.json({ status: 'success' as const }, 200)
+  })
+
+  app.openapi(getRoute, (c) => {
+    const { key } = c.req.valid('param')
+    const entry = store.get(key)
+    if (entry === undefined) return c.json(notFound, 404)
+    const { body } = decodeMediaType(entry.contentType, entry.value)
+    const text = decoder.decode(body)
+    return c.json({ key, value: entry.contentType === tagJson ? JSON.parse(text) : text }, 200)
+  })
+
+  app.openapi(deleteRoute, async (c) => {
+    const { key } = c.req.valid('param')
+    const result = store.delete(key)
+    if (!result.ok) return c.json(notFound, 404)
+    await durability.waitFor(result.sequence)
+    return c.json({ status: 'deleted' as const }, 200)
+  })
+}
+
+function messageOf(code: string): string {
+  switch (code) {
+    case 'key_empty':
+      return 'String should have at least 1 character'
+    case 'key_too_large':
+      return 'Key is larger than the key size limit'
+    case 'key_invalid':
+      return 'Key is not well-formed UTF-8'
+    case 'ttl_invalid':
+      return 'Input should be greater than 0'
+    default:
+      return code
+  }
+}

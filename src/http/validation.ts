@@ -1,0 +1,69 @@
+import type { Context } from 'hono'
+import type { ZodError } from 'zod'
+import { problem } from '../errors.js'
+
+// What a request that fails its route's schema gets back. The PyKV-compatible routes answer
+// as FastAPI does (422, detail: a list of {type, loc, msg}) so the seed's clients can read the
+// errors; the /v1 routes answer 400 application/problem+json with code invalid_request.
+
+export interface SeedErrorItem {
+  type: string
+  loc: (string | number)[]
+  msg: string
+}
+
+export function seedValidationError(type: string, loc: (string | number)[], msg: string) {
+  return { detail: [{ type, loc, msg }] satisfies SeedErrorItem[] }
+}
+
+const locationOf: Record<string, string> = {
+  json: 'body',
+  param: 'path',
+  query: 'query',
+  header: 'header',
+}
+
+function seedItems(error: ZodError, target: string, input: unknown): SeedErrorItem[] {
+  return error.issues.map((issue) => {
+    const loc = [
+      locationOf[target] ?? target,
+      ...issue.path.map((part) => (typeof part === 'symbol' ? String(part) : part)),
+    ]
+    let value: unknown = input
+    for (const part of issue.path)
+      value = (value as Record<PropertyKey, unknown> | undefined)?.[part]
+    if (value === undefined) return { type: 'missing', loc, msg: 'Field required' }
+    if (issue.code === 'invalid_type') {
+      return {
+        type: `${issue.expected}_type`,
+        loc,
+        msg: `Input should be a valid ${issue.expected}`,
+      }
+    }
+    return { type: 'value_error', loc, msg: issue.message }
+  })
+}
+
+type HookResult =
+  | { success: true }
+  | { success: false; error: ZodError; target?: string; data?: unknown }
+
+export function validationHook(result: HookResult, c: Context) {
+  if (result.success) return
+  const target = result.target ?? 'json'
+  if (
+    c.req.path === '/set' ||
+    c.req.path.startsWith('/get/') ||
+    c.req.path.startsWith('/delete/')
+  ) {
+    return c.json({ detail: seedItems(result.error, target, result.data) }, 422)
+  }
+  const detail = result.error.issues
+    .map(
+      (issue) =>
+        `${[locationOf[target] ?? target, ...issue.path.map(String)].join('.')}: ${issue.message}`,
+    )
+    .join('; ')
+  const body = problem('invalid_request', detail)
+  return c.body(JSON.stringify(body), 400, { 'Content-Type': 'application/problem+json' })
+}

@@ -1,0 +1,162 @@
+import { mkdirSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { createAdaptorServer } from '@hono/node-server'
+import { Piscina } from 'piscina'
+import type { HttpWorkerTask } from '../workers/http-worker.js'
+import type { ServerConfig } from './config.js'
+import { durabilityNone } from './durability.js'
+import { createApp, type Runtime } from './http/app.js'
+import type { Log } from './log.js'
+import { Store } from './store/store.js'
+
+// Wiring only, top to bottom: config → buffer → (recovery, with the write-ahead log) → threads
+// → serve. Node ≥ 22.12 runs the app in every thread of a Piscina pool, each listening on the
+// same port with reusePort so the kernel spreads connections; Node 20 cannot share a port
+// between threads (EADDRINUSE), so there the main thread serves.
+
+export const controlChannelName = 'slabkv-control'
+
+export function supportsReusePort(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  return major > 22 || (major === 22 && minor >= 12)
+}
+
+export interface Running {
+  url: string
+  /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), releases everything. */
+  stop(): Promise<void>
+}
+
+export async function start(config: ServerConfig, log: Log): Promise<Running> {
+  mkdirSync(config.dataDir, { recursive: true })
+  const store = Store.create({ limits: config.limits })
+  const threaded = supportsReusePort()
+  const runtime: Runtime = {
+    mode: threaded ? 'handler-threads' : 'main-thread',
+    threadCount: threaded ? config.threadCount : 1,
+    startedAtMs: Date.now(),
+    ready: false,
+  }
+  // Expired entries nobody touches are reclaimed here, a bounded number at a time, so one
+  // sweep never holds the lock for long.
+  const sweepTimer = setInterval(() => store.sweep(1000), config.sweepIntervalMs)
+  sweepTimer.unref()
+
+  const running = threaded
+    ? await serveOnThreads(config, store, runtime, log)
+    : await serveOnMainThread(config, store, runtime, log)
+  runtime.ready = true
+  log.info('listening', {
+    url: running.url,
+    mode: runtime.mode,
+    threads: runtime.threadCount,
+    node: process.version,
+    ...(threaded ? {} : { why: 'Node < 22.12 cannot share a port between threads (reusePort)' }),
+    limits: config.limits,
+    bodySizeMax: config.bodySizeMax,
+    auth: config.token !== undefined,
+    persistence: 'none yet: the write-ahead log is not built, a restart starts empty',
+  })
+  return {
+    url: running.url,
+    stop: async () => {
+      runtime.ready = false
+      clearInterval(sweepTimer)
+      await running.stop()
+    },
+  }
+}
+
+/** The timeouts a slow client runs into, so it cannot hold a connection or a thread. */
+export function serverOptions(config: ServerConfig) {
+  return {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // Node checks the two timeouts above only this often; its default of 30 s would let a
+    // slow client hold a connection up to 30 s past them.
+    connectionsCheckingInterval: config.connectionCheckIntervalMs,
+  }
+}
+
+async function serveOnMainThread(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
+  const app = createApp({ store, config, durability: durabilityNone, runtime, log })
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: serverOptions(config),
+  }) as Server
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port: config.port, host: config.host }, () => resolve())
+  })
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  return {
+    url: `http://${formatHost(config.host)}:${port}`,
+    stop: () => closeGracefully(server, config.shutdownTimeoutMs),
+  }
+}
+
+async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
+  if (config.port === 0)
+    throw new Error('--port 0 needs single-thread mode: every thread must bind the same port')
+  const pool = new Piscina({
+    filename: new URL('../workers/http-worker.js', import.meta.url).href,
+    minThreads: runtime.threadCount,
+    maxThreads: runtime.threadCount,
+    // Each thread runs one task for the server's whole life.
+    concurrentTasksPerWorker: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    maxQueue: runtime.threadCount,
+  })
+  const listening = new BroadcastChannel(controlChannelName)
+  let listeningCount = 0
+  const allListening = new Promise<void>((resolve) => {
+    listening.onmessage = (event: MessageEvent) => {
+      if (
+        (event.data as { type?: string }).type === 'listening' &&
+        ++listeningCount === runtime.threadCount
+      )
+        resolve()
+    }
+  })
+  const task: HttpWorkerTask = {
+    buffer: store.buffer,
+    config,
+    threadCount: runtime.threadCount,
+    startedAtMs: runtime.startedAtMs,
+  }
+  const tasks = Array.from({ length: runtime.threadCount }, () => pool.run(task))
+  // A thread that fails to start (a port in use, say) rejects its task; that fails the start.
+  await Promise.race([
+    allListening,
+    ...tasks.map((done) =>
+      done.then(() => Promise.reject(new Error('a handler thread stopped early'))),
+    ),
+  ])
+  log.info('handler threads listening', { threads: runtime.threadCount })
+  return {
+    url: `http://${formatHost(config.host)}:${config.port}`,
+    stop: async () => {
+      listening.postMessage({ type: 'stop' })
+      await Promise.allSettled(tasks)
+      listening.close()
+      await pool.destroy()
+    },
+  }
+}
+
+export async function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  // close() stops accepting and, since Node 19, closes idle keep-alive connections; requests in
+  // flight finish. Past the timeout, whatever is left is cut.
+  const timer = setTimeout(() => server.closeAllConnections(), timeoutMs)
+  timer.unref()
+  server.closeIdleConnections()
+  await closed
+  clearTimeout(timer)
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
