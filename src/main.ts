@@ -8,6 +8,7 @@ import { durabilityNone } from './durability.js'
 import { createApp, type Runtime } from './http/app.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'
+import { verifyStore } from './store/verify.js'
 
 // Wiring only, top to bottom: config → buffer → (recovery, with the write-ahead log) → threads
 // → serve. Node ≥ 22.12 runs the app in every thread of a Piscina pool, each listening on the
@@ -63,6 +64,10 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
       runtime.ready = false
       clearInterval(sweepTimer)
       await running.stop()
+      // A testing aid: end-to-end tests check the buffer of a real server once it has drained.
+      if (process.env.SLABKV_VERIFY_ON_EXIT === '1') {
+        log.info('verified', { problems: verifyStore(store.buffer), stats: store.stats() })
+      }
     },
   }
 }
