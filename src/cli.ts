@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { envName, helpText, optionSpecs, resolveConfig } from './config.js'
 import { createLog } from './log.js'
-import { start } from './main.js'
 
 // The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
 // a running one. Exit codes a script can rely on: 0 done, 1 no such key (or a failed
@@ -57,6 +56,9 @@ async function serve(argv: string[]): Promise<number> {
     log.error('invalid configuration', { error: resolved.message })
     return exitUsage
   }
+  // Loaded here, not at the top: the client commands need none of the server's modules, and
+  // loading them costs a few hundred milliseconds per command.
+  const { start } = await import('./main.js')
   let running: Awaited<ReturnType<typeof start>>
   try {
     running = await start(resolved.config, log)

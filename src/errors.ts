@@ -28,7 +28,7 @@ export interface Problem {
   title: string
   status: number
   code: ErrorCode
-  detail?: string
+  detail: string
   [extension: string]: unknown
 }
 
@@ -43,7 +43,7 @@ export function problem(
     title,
     status,
     code,
-    ...(detail !== undefined && { detail }),
+    detail: detail ?? title,
     ...extensions,
   }
 }

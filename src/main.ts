@@ -6,6 +6,7 @@ import type { HttpWorkerTask } from '../workers/http-worker.js'
 import type { ServerConfig } from './config.js'
 import { durabilityNone } from './durability.js'
 import { createApp, type Runtime } from './http/app.js'
+import { inlinePrefixSizeMax } from './http/media-type.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
@@ -30,7 +31,13 @@ export interface Running {
 
 export async function start(config: ServerConfig, log: Log): Promise<Running> {
   mkdirSync(config.dataDir, { recursive: true })
-  const store = Store.create({ limits: config.limits })
+  // The routes hold bodies to --max-value-size; an uncommon media type stored inline with the
+  // value (http/media-type.ts) may add up to inlinePrefixSizeMax bytes to what the store keeps.
+  const limits = {
+    ...config.limits,
+    valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
+  }
+  const store = Store.create({ limits })
   const threaded = supportsReusePort()
   const runtime: Runtime = {
     mode: threaded ? 'handler-threads' : 'main-thread',
@@ -44,7 +51,7 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
   sweepTimer.unref()
 
   const running = threaded
-    ? await serveOnThreads(config, store, runtime, log)
+    ? await serveOnThreads(config, store, runtime)
     : await serveOnMainThread(config, store, runtime, log)
   runtime.ready = true
   log.info('listening', {
@@ -102,7 +109,7 @@ async function serveOnMainThread(config: ServerConfig, store: Store, runtime: Ru
   }
 }
 
-async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
+async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime) {
   if (config.port === 0)
     throw new Error('--port 0 needs single-thread mode: every thread must bind the same port')
   const pool = new Piscina({
@@ -139,7 +146,6 @@ async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runti
       done.then(() => Promise.reject(new Error('a handler thread stopped early'))),
     ),
   ])
-  log.info('handler threads listening', { threads: runtime.threadCount })
   return {
     url: `http://${formatHost(config.host)}:${config.port}`,
     stop: async () => {
@@ -153,14 +159,21 @@ async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runti
 
 export async function closeGracefully(server: Server, timeoutMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-  // close() stops accepting and, since Node 19, closes idle keep-alive connections; requests in
-  // flight finish. Past the timeout, whatever is left is cut.
+  // close() stops accepting and closes the connections idle at that moment; requests in flight
+  // finish. A kept-alive connection whose request finishes afterwards would otherwise stay
+  // open until its keep-alive timeout, so idle connections are closed again every few ms.
+  // Past the shutdown timeout, whatever is left is cut.
+  const sweeper = setInterval(() => server.closeIdleConnections(), drainPollMs)
   const timer = setTimeout(() => server.closeAllConnections(), timeoutMs)
   timer.unref()
   server.closeIdleConnections()
   await closed
+  clearInterval(sweeper)
   clearTimeout(timer)
 }
+
+/** How often a draining server closes connections that have gone idle. */
+const drainPollMs = 20
 
 function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host

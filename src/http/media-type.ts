@@ -26,6 +26,8 @@ export const tagJson = 1
 /** The media type is stored in the value: [length u8][media type bytes][value bytes]. */
 export const tagInline = 255
 const inlineSizeMax = 255
+/** The most an inline media type adds to a stored value: its length byte and its bytes. */
+export const inlinePrefixSizeMax = 1 + inlineSizeMax
 
 const tagOf = new Map<string, number>(table.map((type, tag) => [type, tag]))
 
@@ -40,7 +42,16 @@ const noPrefix = new Uint8Array(0)
 /** Undefined when the Content-Type header is too long to keep. */
 export function encodeMediaType(header: string | undefined): EncodedMediaType | undefined {
   if (header === undefined || header === '') return { tag: tagOctetStream, prefix: noPrefix }
-  const known = tagOf.get(header) ?? tagOf.get(header.toLowerCase())
+  // Clients spell the same type many ways (text/plain;charset=UTF-8 is what fetch sends);
+  // compare a canonical form: lowercase, one space after each semicolon.
+  const known =
+    tagOf.get(header) ??
+    tagOf.get(
+      header
+        .toLowerCase()
+        .replace(/\s*;\s*/g, '; ')
+        .trim(),
+    )
   if (known !== undefined) return { tag: known, prefix: noPrefix }
   const bytes = new TextEncoder().encode(header)
   if (bytes.length > inlineSizeMax) return undefined

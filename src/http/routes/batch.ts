@@ -54,6 +54,8 @@ const batchRoute = createRoute({
 
 interface PreparedSet {
   value: Uint8Array
+  /** The value as the client sent it, without an inline media type: what the limit applies to. */
+  bodySize: number
   options: SetOptions
 }
 
@@ -77,10 +79,7 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       const set = prepareSet(op)
       if (typeof set === 'string') return problemResponse(c, set, undefined, { index }) as never
       const entrySize = Buffer.byteLength(op.key, 'utf8') + set.value.byteLength
-      if (
-        set.value.byteLength > config.limits.valueSizeMax ||
-        entrySize > config.limits.memorySizeMax
-      ) {
+      if (set.bodySize > config.limits.valueSizeMax || entrySize > config.limits.memorySizeMax) {
         return problemResponse(c, 'value_too_large', undefined, { index }) as never
       }
       prepared.push(set)
@@ -152,7 +151,7 @@ function prepareSet(
     if (!(Number.isFinite(op.ttl) && op.ttl > 0)) return 'ttl_invalid'
     options.ttlMs = op.ttl * 1000
   }
-  return { value, options }
+  return { value, options, bodySize: body.byteLength }
 }
 
 function encodeValue(body: Uint8Array): { value: string; encoding: 'utf8' | 'base64' } {

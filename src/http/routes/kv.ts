@@ -4,11 +4,13 @@ import { codeOfStoreError, type ErrorCode } from '../../errors.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse } from '../app.js'
 import { decodeMediaType, encodeMediaType } from '../media-type.js'
+import { pathKey } from '../path-key.js'
 
 // /v1/kv/{key}: raw bytes in and out, with their Content-Type, ETags from versions, and
 // conditional requests (RFC 9110 §13): If-Match for compare-and-set, If-None-Match: * for
 // create-only, If-None-Match on reads for 304.
 
+const keyPathPrefix = '/v1/kv/'
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
 const problemContent = {
   'application/problem+json': {
@@ -122,9 +124,23 @@ function entryHeaders(entry: Entry, mediaType: string, size: number): Record<str
   return headers
 }
 
-export function registerKvRoutes(app: App, { store, durability }: AppDeps): void {
+export function registerKvRoutes(app: App, { store, durability, config }: AppDeps): void {
+  // Hono answers HEAD with the GET handler (which then uses peek); the route is declared here
+  // only so the OpenAPI document lists it.
+  app.openAPIRegistry.registerPath({
+    method: 'head',
+    path: '/v1/kv/{key}',
+    summary: 'The headers of a GET, without the body; does not refresh recency',
+    request: { params: keyParam },
+    responses: {
+      200: { description: 'Content-Type, Content-Length, ETag and, with a TTL, Slabkv-Ttl' },
+      404: { description: 'No such key' },
+    },
+  })
+  const valueSizeMax = config.limits.valueSizeMax
   app.openapi(putRoute, async (c) => {
-    const key = c.req.param('key')
+    const key = pathKey(c, keyPathPrefix)
+    if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const keyError = store.checkKey(key)
     if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
     const ttlSeconds = parseTtlSeconds(c.req.query('ttl'))
@@ -134,6 +150,8 @@ export function registerKvRoutes(app: App, { store, durability }: AppDeps): void
       return problemResponse(c, 'invalid_request', 'Content-Type is longer than 255 bytes') as never
     }
     const body = new Uint8Array(await c.req.arrayBuffer())
+    // The limit is on the body; an uncommon media type stored inline does not count against it.
+    if (body.byteLength > valueSizeMax) return problemResponse(c, 'value_too_large') as never
     const value = mediaType.prefix.length === 0 ? body : concat(mediaType.prefix, body)
     const options: SetOptions = { contentType: mediaType.tag }
     if (ttlSeconds !== undefined) options.ttlMs = ttlSeconds * 1000
@@ -172,7 +190,8 @@ export function registerKvRoutes(app: App, { store, durability }: AppDeps): void
   })
 
   app.openapi(getRoute, (c) => {
-    const key = c.req.param('key')
+    const key = pathKey(c, keyPathPrefix)
+    if (key === undefined) return problemResponse(c, 'key_invalid') as never
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) return problemResponse(c, 'not_found') as never
@@ -188,7 +207,8 @@ export function registerKvRoutes(app: App, { store, durability }: AppDeps): void
   })
 
   app.openapi(deleteRoute, async (c) => {
-    const key = c.req.param('key')
+    const key = pathKey(c, keyPathPrefix)
+    if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const ifMatch = c.req.header('if-match')
     const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, AppDeps } from '../app.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
+import { pathKey } from '../path-key.js'
 import { seedValidationError } from '../validation.js'
 
 // The PyKV-compatible routes, with the seed's exact status codes and bodies so its clients and
@@ -8,6 +9,11 @@ import { seedValidationError } from '../validation.js'
 // values may hold '|' and newlines: values are stored as JSON text, not in a delimited line.
 
 const notFound = { detail: 'Key not found' } as const
+const invalidPathKey = seedValidationError(
+  'value_error',
+  ['path', 'key'],
+  'Key is not well-formed UTF-8',
+)
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
 const detailSchema = z.object({ detail: z.unknown() })
 
@@ -22,11 +28,9 @@ const setRoute = createRoute({
         'application/json': {
           schema: z.object({
             key: z.string(),
-            value: z
-              .custom<unknown>((value) => value !== undefined, 'Field required')
-              .openapi({
-                description: 'Any JSON value',
-              }),
+            // Any JSON value, null included. z.unknown() documents as "any"; that the field is
+            // present is checked in the handler (a custom schema has no OpenAPI form).
+            value: z.unknown().openapi({ description: 'Any JSON value (required)' }),
             ttl: z.number().positive().optional().openapi({ description: 'Seconds to live' }),
           }),
         },
@@ -81,10 +85,15 @@ const deleteRoute = createRoute({
 
 const decoder = new TextDecoder()
 
-export function registerSeedRoutes(app: App, { store, durability }: AppDeps): void {
+export function registerSeedRoutes(app: App, { store, durability, config }: AppDeps): void {
   app.openapi(setRoute, async (c) => {
-    const { key, value, ttl } = c.req.valid('json')
+    const body = c.req.valid('json')
+    if (!('value' in body))
+      return c.json(seedValidationError('missing', ['body', 'value'], 'Field required'), 422)
+    const { key, value, ttl } = body
     const bytes = Buffer.from(JSON.stringify(value), 'utf8')
+    if (bytes.byteLength > config.limits.valueSizeMax)
+      return c.json({ detail: 'Value too large' }, 413)
     const result = store.set(key, bytes, {
       contentType: tagJson,
       ...(ttl !== undefined && { ttlMs: ttl * 1000 }),
@@ -107,7 +116,8 @@ export function registerSeedRoutes(app: App, { store, durability }: AppDeps): vo
   })
 
   app.openapi(getRoute, (c) => {
-    const { key } = c.req.valid('param')
+    const key = pathKey(c, '/get/')
+    if (key === undefined) return c.json(invalidPathKey, 422) as never
     const entry = store.get(key)
     if (entry === undefined) return c.json(notFound, 404)
     const { body } = decodeMediaType(entry.contentType, entry.value)
@@ -116,7 +126,8 @@ export function registerSeedRoutes(app: App, { store, durability }: AppDeps): vo
   })
 
   app.openapi(deleteRoute, async (c) => {
-    const { key } = c.req.valid('param')
+    const key = pathKey(c, '/delete/')
+    if (key === undefined) return c.json(invalidPathKey, 422) as never
     const result = store.delete(key)
     if (!result.ok) return c.json(notFound, 404)
     await durability.waitFor(result.sequence)

@@ -1,0 +1,21 @@
+import type { Context } from 'hono'
+
+// Keys travel in paths percent-encoded as UTF-8. Hono decodes the parameter, but when the
+// encoding is not valid UTF-8 (%FF, an encoded lone surrogate) it quietly hands back the raw
+// text, which would store "%FF" as a literal key. So a key that still holds a % after decoding
+// is decoded again from the raw URL, strictly; only such keys pay for the check.
+
+/** The decoded key, or undefined when its percent-encoding is not valid UTF-8. */
+export function pathKey(c: Context, routePrefix: string): string | undefined {
+  const key = c.req.param('key') ?? ''
+  if (!key.includes('%')) return key
+  const url = c.req.url
+  const pathStart = url.indexOf('/', url.indexOf('//') + 2)
+  const queryStart = url.indexOf('?', pathStart)
+  const path = url.slice(pathStart, queryStart === -1 ? undefined : queryStart)
+  try {
+    return decodeURIComponent(path.slice(routePrefix.length))
+  } catch {
+    return undefined
+  }
+}
