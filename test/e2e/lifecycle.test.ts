@@ -1,0 +1,332 @@
+import { connect } from 'node:net'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import {
+  keyPath,
+  killAll,
+  type RunningServer,
+  runCli,
+  sleep,
+  startServer,
+  uniqueKey,
+} from '../support/server.js'
+
+// README "Running the server": signals, exit codes, --help, option validation and SLABKV_*
+// environment variables. The terminal client is in client.test.ts.
+
+afterAll(async () => {
+  await killAll()
+})
+
+/** Resolves 'refused' when a new TCP connection to the port is refused, 'accepted' otherwise. */
+function tryConnect(port: number): Promise<'accepted' | 'refused'> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('accepted')
+    })
+    socket.once('error', () => resolve('refused'))
+  })
+}
+
+/**
+ * Starts `count` PUTs whose bodies trickle out in `chunkCount` chunks 60 ms apart.
+ * started() resolves once every request has sent its first chunks and the server has had time
+ * to read their headers: a connection the client has opened may still wait in the listen
+ * backlog, which closing the listener resets, so the wait is what makes a request "accepted".
+ */
+function slowPuts(url: string, count: number, chunkCount: number) {
+  const pulls = new Array<number>(count).fill(0)
+  const answers = Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          pulls[i]!++
+          if (pulls[i]! > chunkCount) {
+            controller.close()
+            return
+          }
+          if (pulls[i]! > 1) await sleep(60)
+          controller.enqueue(new Uint8Array(16 * 1024).fill(97 + (i % 26)))
+        },
+      })
+      return fetch(`${url}/v1/kv/${keyPath(uniqueKey('drain'))}`, {
+        method: 'PUT',
+        body,
+        duplex: 'half',
+      } as RequestInit).then(
+        async (response) => ({ status: response.status, body: await response.text() }),
+        (error: unknown) => ({ status: 0, body: String((error as Error).cause ?? error) }),
+      )
+    }),
+  )
+  return {
+    answers,
+    started: async () => {
+      const waitedFrom = Date.now()
+      while (pulls.some((n) => n < 3) && Date.now() - waitedFrom < 5000) await sleep(5)
+      expect(pulls.every((n) => n >= 3)).toBe(true)
+      await sleep(300)
+    },
+    finishedSending: () => pulls.every((n) => n > chunkCount),
+  }
+}
+
+describe('stopping', () => {
+  let server: RunningServer | undefined
+
+  afterEach(async () => {
+    await server?.stop('SIGKILL')
+    server = undefined
+  })
+
+  it('lets accepted requests finish on SIGTERM, refuses new connections and exits 0', async () => {
+    server = await startServer()
+    const { port } = server
+    const requestCount = 20
+    const requests = slowPuts(server.url, requestCount, 20)
+    await requests.started()
+    server.process.kill('SIGTERM')
+    await sleep(150)
+    expect(requests.finishedSending(), 'SIGTERM came after the bodies').toBe(false)
+    expect(await tryConnect(port), 'a new connection after SIGTERM').toBe('refused')
+    const answers = await requests.answers
+    const failed = answers.filter((answer) => !/^\{"version":\d+\}$/.test(answer.body))
+    expect(
+      failed.map((answer) => `${answer.status} ${answer.body}`),
+      `${failed.length} of ${requestCount} in-flight PUTs failed\n${server.stdout()}`,
+    ).toEqual([])
+    for (const answer of answers) expect(answer.status).toBe(201)
+    // Not stop(): a second SIGTERM could cut the drain short.
+    const timer = setTimeout(() => server?.process.kill('SIGKILL'), 15_000)
+    const code = await server.exited
+    clearTimeout(timer)
+    expect(code, server.stdout()).toBe(0)
+    expect(await tryConnect(port)).toBe('refused')
+  })
+
+  it('exits as soon as the in-flight requests are done, without waiting for their connections to go idle', async () => {
+    server = await startServer([
+      '--keep-alive-timeout-ms',
+      '60000',
+      '--shutdown-timeout-ms',
+      '60000',
+    ])
+    const requests = slowPuts(server.url, 3, 10)
+    await requests.started()
+    server.process.kill('SIGTERM')
+    const answers = await requests.answers
+    expect(answers.map((answer) => answer.status)).toEqual([201, 201, 201])
+    const answeredAt = Date.now()
+    const timer = setTimeout(() => server?.process.kill('SIGKILL'), 5_000)
+    const code = await server.exited
+    clearTimeout(timer)
+    expect(code, `exit code, ${Date.now() - answeredAt} ms after the last answer`).toBe(0)
+    expect(Date.now() - answeredAt).toBeLessThan(3000)
+  })
+
+  it('exits 0 on SIGINT', async () => {
+    server = await startServer()
+    const response = await fetch(`${server.url}/healthz`)
+    expect(response.status).toBe(200)
+    await response.arrayBuffer()
+    expect(await server.stop('SIGINT')).toBe(0)
+  })
+
+  it('does not wait for idle kept-alive connections on SIGTERM', async () => {
+    server = await startServer([
+      '--keep-alive-timeout-ms',
+      '60000',
+      '--shutdown-timeout-ms',
+      '60000',
+    ])
+    // fetch keeps this connection open and idle in its pool.
+    const response = await fetch(`${server.url}/healthz`)
+    await response.arrayBuffer()
+    const stoppedFrom = Date.now()
+    expect(await server.stop()).toBe(0)
+    expect(Date.now() - stoppedFrom).toBeLessThan(3000)
+  })
+})
+
+const optionsWithDefaults: [string, string | undefined][] = [
+  ['--host', '127.0.0.1'],
+  ['--port', '8000'],
+  ['--threads', undefined],
+  ['--token', undefined],
+  ['--data-dir', './data'],
+  ['--max-entries', '1000000'],
+  ['--max-memory', '256MiB'],
+  ['--max-key-size', '1024'],
+  ['--max-value-size', '1MiB'],
+  ['--max-body-size', '4MiB'],
+  ['--max-batch-ops', '1000'],
+  ['--headers-timeout-ms', '10000'],
+  ['--request-timeout-ms', '30000'],
+  ['--keep-alive-timeout-ms', '5000'],
+  ['--connection-check-interval-ms', '1000'],
+  ['--shutdown-timeout-ms', '10000'],
+]
+
+/** Drops the separators a help text may put in numbers and sizes: 1,000,000 or 256 MiB. */
+function normalize(text: string): string {
+  return text.replace(/[\s,_]/g, '')
+}
+
+describe('configuration', () => {
+  it('lists every option of the README with its default in serve --help, exiting 0', async () => {
+    const result = await runCli(['serve', '--help'])
+    expect(result.code, result.stderr).toBe(0)
+    const lines = result.stdout.split('\n')
+    const problems: string[] = []
+    for (const [option, defaultValue] of optionsWithDefaults) {
+      const at = lines.findIndex((line) => new RegExp(`${option}(?![\\w-])`).test(line))
+      if (at < 0) {
+        problems.push(`${option} is missing`)
+        continue
+      }
+      if (defaultValue === undefined) continue
+      // The option's own line and its continuation lines, up to the next option.
+      let text = lines[at]!
+      for (let i = at + 1; i < lines.length && !/^\s*--/.test(lines[i]!); i++) text += lines[i]
+      if (!normalize(text).includes(normalize(defaultValue))) {
+        problems.push(`${option} does not show its default ${defaultValue}: ${lines[at]}`)
+      }
+    }
+    expect(problems, result.stdout).toEqual([])
+  })
+
+  it('exits 2 with a message naming the option for an invalid value', async () => {
+    const cases: [string[], string][] = [
+      [['--max-entries', '-1'], 'max-entries'],
+      [['--max-entries', '0'], 'max-entries'],
+      [['--max-entries', 'many'], 'max-entries'],
+      [['--port', 'abc'], 'port'],
+      [['--port', '70000'], 'port'],
+      [['--max-memory', '12XB'], 'max-memory'],
+      [['--max-value-size', '1.5MiB?'], 'max-value-size'],
+      [['--max-key-size', '70000'], 'max-key-size'],
+      [['--shutdown-timeout-ms', '-5'], 'shutdown-timeout-ms'],
+      [['--no-such-option'], 'no-such-option'],
+    ]
+    const results = await Promise.all(
+      cases.map(([flags]) => runCli(['serve', '--port', '0', ...flags], { timeoutMs: 5000 })),
+    )
+    const problems: string[] = []
+    cases.forEach(([flags, name], i) => {
+      const result = results[i]!
+      const output = `${result.stdout}${result.stderr}`
+      if (result.code !== 2 || !output.includes(name)) {
+        problems.push(`${flags.join(' ')} → exit ${result.code}: ${output.trim().slice(0, 300)}`)
+      }
+    })
+    expect(problems).toEqual([])
+  })
+
+  it('exits 2 for an invalid SLABKV_* environment variable', async () => {
+    const result = await runCli(['serve', '--port', '0'], {
+      env: { SLABKV_MAX_ENTRIES: 'lots' },
+      timeoutMs: 5000,
+    })
+    expect(result.code, `${result.stdout}${result.stderr}`).toBe(2)
+    expect(`${result.stdout}${result.stderr}`).toMatch(/MAX_ENTRIES|max-entries/i)
+  })
+
+  it('reads options from SLABKV_* variables, a flag winning over its variable, sizes with suffixes', async () => {
+    const server = await startServer(['--max-key-size', '16'], {
+      SLABKV_MAX_KEY_SIZE: '8',
+      SLABKV_MAX_VALUE_SIZE: '1KiB',
+    })
+    try {
+      const putStatus = async (key: string, size: number) => {
+        // A Uint8Array body goes without a Content-Type.
+        const response = await fetch(`${server.url}/v1/kv/${key}`, {
+          method: 'PUT',
+          body: new Uint8Array(size),
+        })
+        await response.arrayBuffer()
+        return response.status
+      }
+      expect(await putStatus('twelve-bytes', 1)).toBe(201)
+      expect(await putStatus('seventeen-bytes-k', 1)).toBe(400)
+      expect(await putStatus('kib-fits', 1024)).toBe(201)
+      expect(await putStatus('kib-over', 1025)).toBe(413)
+    } finally {
+      await server.stop()
+    }
+  })
+})
+
+/** Opens a raw TCP connection, writes `text`, and resolves with what came back and when it closed. */
+function rawExchange(
+  port: number,
+  text: string,
+  waitMs: number,
+): Promise<{ received: string; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    const openedAt = Date.now()
+    let received = ''
+    const socket = connect(port, '127.0.0.1', () => socket.write(text))
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      received += chunk
+    })
+    socket.on('error', () => {
+      // A reset counts as a close.
+    })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve({ received, closedAfterMs: null })
+    }, waitMs)
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve({ received, closedAfterMs: Date.now() - openedAt })
+    })
+  })
+}
+
+describe('connection timeouts', () => {
+  let server: RunningServer
+
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('closes connections that exceed --headers-timeout-ms, --request-timeout-ms or --keep-alive-timeout-ms', async () => {
+    server = await startServer([
+      '--headers-timeout-ms',
+      '500',
+      '--request-timeout-ms',
+      '1000',
+      '--keep-alive-timeout-ms',
+      '300',
+      '--connection-check-interval-ms',
+      '100',
+    ])
+    const [headers, body, idle] = await Promise.all([
+      // Headers that never end.
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 5000),
+      // A body that never arrives.
+      rawExchange(
+        server.port,
+        'PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc',
+        5000,
+      ),
+      // A complete request, then silence on a kept-alive connection.
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000),
+    ])
+    expect(headers.closedAfterMs, headers.received).not.toBeNull()
+    expect(headers.closedAfterMs!).toBeGreaterThanOrEqual(400)
+    expect(headers.closedAfterMs!).toBeLessThan(2500)
+    expect(body.closedAfterMs, body.received).not.toBeNull()
+    expect(body.closedAfterMs!).toBeGreaterThanOrEqual(900)
+    expect(body.closedAfterMs!).toBeLessThan(3000)
+    expect(idle.received).toMatch(/^HTTP\/1\.1 200/)
+    expect(idle.closedAfterMs, idle.received).not.toBeNull()
+    expect(idle.closedAfterMs!).toBeGreaterThanOrEqual(250)
+    expect(idle.closedAfterMs!).toBeLessThan(2000)
+    const stored = await fetch(`${server.url}/v1/kv/slow`)
+    expect(stored.status, 'the cut-off PUT stored nothing').toBe(404)
+    await stored.arrayBuffer()
+  })
+})
