@@ -600,10 +600,12 @@ describe('GET /v1/kv listing', () => {
         const add = live.length < 50 || random() < 0.5
         if (add) {
           const key = `${prefix}churn-${churnOps}`
-          live.push(key)
           const response = await put(key, 'churn')
           if (response.status !== 201) churnFailures.push(`PUT ${key}: ${response.status}`)
           await response.arrayBuffer()
+          // Only an acknowledged key may be picked for deletion: the three churn loops share
+          // this list, and a DELETE sent before the PUT finished would rightly answer 404.
+          live.push(key)
         } else {
           const index = Math.floor(random() * live.length)
           const key = live.splice(index, 1)[0]!
