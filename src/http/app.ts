@@ -72,8 +72,8 @@ export function createApp(deps: AppDeps): App {
       ? c.json({ detail: `Request body larger than ${bodySizeMax} bytes` }, 413)
       : problemResponse(c, 'body_too_large', `The limit is ${bodySizeMax} bytes`)
   const limitChunkedBody = bodyLimit({ maxSize: bodySizeMax, onError: tooLarge })
-  app.use('*', async (c, next) => {
-    if (!methodsWithBody.has(c.req.method)) return next()
+  // Registered for the methods that carry a body only, so a GET passes through no middleware.
+  app.on([...methodsWithBody], '*', async (c, next) => {
     const length = c.req.header('content-length')
     if (length === undefined || c.req.header('transfer-encoding') !== undefined) {
       return limitChunkedBody(c, next)
