@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { isUtf8 } from 'node:buffer'
 import { createRoute, z } from '@hono/zod-openapi'
 import { codeOfStoreError } from '../../errors.js'
 import type { SetOptions } from '../../store/types.js'
@@ -59,8 +60,6 @@ interface PreparedSet {
   options: SetOptions
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-
 export function registerBatchRoute(app: App, { store, config, durability }: AppDeps): void {
   app.openapi(batchRoute, async (c) => {
     const { ops } = c.req.valid('json')
@@ -97,12 +96,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       }
       let sequenceMax = 0
       const results = ops.map((op, index) => {
-        if (op.op === 'get') {
-          const entry = tx.get(op.key)
-          if (entry === undefined) return { found: false }
-          const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
-          return { ...encodeValue(body), contentType: mediaType, version: entry.version }
-        }
+        // Reads keep the entry as is: encoding it for JSON waits until the lock is released.
+        if (op.op === 'get') return tx.get(op.key) ?? { found: false }
         if (op.op === 'delete') {
           const result = tx.delete(op.key)
           if (result.ok) sequenceMax = result.sequence
@@ -129,7 +124,12 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       ) as never
     }
     if (outcome.sequenceMax > 0) await durability.waitFor(outcome.sequenceMax)
-    return c.json({ results: outcome.results }, 200)
+    const results = outcome.results.map((result) => {
+      if (!('value' in result)) return result
+      const { mediaType, body } = decodeMediaType(result.contentType, result.value)
+      return encodeValue(body, mediaType, result.version)
+    })
+    return c.json({ results }, 200)
   })
 }
 
@@ -154,10 +154,20 @@ function prepareSet(
   return { value, options, bodySize: body.byteLength }
 }
 
-function encodeValue(body: Uint8Array): { value: string; encoding: 'utf8' | 'base64' } {
-  try {
-    return { value: strictUtf8.decode(body), encoding: 'utf8' }
-  } catch {
-    return { value: Buffer.from(body).toString('base64'), encoding: 'base64' }
+/**
+ * A read's result, its value as JSON can carry it: as text when its bytes are UTF-8, else
+ * base64. isUtf8 and Buffer#toString use simdutf; a fatal TextDecoder goes through ICU and was
+ * most of a batch's server time. The object is built in one literal, not spread from parts.
+ */
+function encodeValue(body: Uint8Array, contentType: string, version: number) {
+  const bytes = Buffer.isBuffer(body)
+    ? body
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const utf8 = isUtf8(bytes)
+  return {
+    value: bytes.toString(utf8 ? 'utf8' : 'base64'),
+    encoding: utf8 ? ('utf8' as const) : ('base64' as const),
+    contentType,
+    version,
   }
 }
