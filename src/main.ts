@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
+import type { ListenOptions } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
 import type { HttpWorkerTask } from '../workers/http-worker.js'
 import type { ServerConfig } from './config.js'
 import { durabilityNone } from './durability.js'
-import { createApp, type Runtime } from './http/app.js'
+import { type App, createApp, type Runtime } from './http/app.js'
 import { inlinePrefixSizeMax } from './http/media-type.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'
@@ -91,16 +92,25 @@ export function serverOptions(config: ServerConfig) {
   }
 }
 
-async function serveOnMainThread(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
-  const app = createApp({ store, config, durability: durabilityNone, runtime, log })
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: serverOptions(config),
-  }) as Server
+/** An HTTP server for the app's fetch handler, listening; reusePort lets threads share a port. */
+export async function listen(
+  fetch: App['fetch'],
+  config: ServerConfig,
+  reusePort: boolean,
+): Promise<Server> {
+  const server = createAdaptorServer({ fetch, serverOptions: serverOptions(config) }) as Server
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen({ port: config.port, host: config.host }, () => resolve())
+    // reusePort is missing from @types/node 20's ListenOptions; Node ≥ 22.12 honours it.
+    const options = { port: config.port, host: config.host, ...(reusePort && { reusePort: true }) }
+    server.listen(options as ListenOptions, () => resolve())
   })
+  return server
+}
+
+async function serveOnMainThread(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
+  const app = createApp({ store, config, durability: durabilityNone, runtime, log })
+  const server = await listen(app.fetch, config, false)
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   return {

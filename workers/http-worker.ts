@@ -1,11 +1,9 @@
-import type { Server } from 'node:http'
 import { threadId } from 'node:worker_threads'
-import { createAdaptorServer } from '@hono/node-server'
 import type { ServerConfig } from '../src/config.js'
 import { durabilityNone } from '../src/durability.js'
 import { createApp, type Runtime } from '../src/http/app.js'
 import { createLog } from '../src/log.js'
-import { closeGracefully, controlChannelName, serverOptions } from '../src/main.js'
+import { closeGracefully, controlChannelName, listen } from '../src/main.js'
 import { Store } from '../src/store/store.js'
 
 // Piscina entry for one handler thread: attach to the shared buffer, build the app, listen on
@@ -30,16 +28,7 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
     ready: true,
   }
   const app = createApp({ store, config, durability: durabilityNone, runtime, log })
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: serverOptions(config),
-  }) as Server
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port: config.port, host: config.host, reusePort: true } as never, () =>
-      resolve(),
-    )
-  })
+  const server = await listen(app.fetch, config, true)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
     control.onmessage = (event: MessageEvent) => {
