@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
+import { root, runContext, writeResults } from './report.js'
 
 // The HTTP benchmark: the real `slabkv serve` as a child process, beside a reference server
 // (bench/peers/hono-map.ts: Hono, @hono/node-server and a plain Map, nothing else), both run by
@@ -35,7 +27,6 @@ import { supportsReusePort } from '../src/main.js'
 // and the CPU the server used (/proc/<pid>/stat), as a share of one core. A server near 100%
 // is the bottleneck; a load generator near 100% means the figure is the generator's limit.
 
-const root = fileURLToPath(new URL('../..', import.meta.url)) // This file runs as dist/bench/http.js.
 const cliPath = join(root, 'dist', 'src', 'cli.js')
 const referencePath = join(root, 'dist', 'bench', 'peers', 'hono-map.js')
 
@@ -558,10 +549,6 @@ function summarize(system: string, scenario: Scenario, runs: Run[]): SystemResul
 
 // ---- Main
 
-function git(...gitArgs: string[]): string {
-  return execFileSync('git', gitArgs, { cwd: root, encoding: 'utf8' }).trim()
-}
-
 const grouped = (n: number) => Math.round(n).toLocaleString('en-US')
 const round3 = (n: number) => Math.round(n * 1000) / 1000
 
@@ -576,10 +563,8 @@ function renderTable(rows: string[][]): string {
   return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
 }
 
-const commit = git('rev-parse', '--short', 'HEAD')
-// As in bench/store.ts: a figure measured on uncommitted server code says so.
-const sourceDirty =
-  git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'workers') !== ''
+// A figure measured on uncommitted server code says so.
+const context = runContext(import.meta.url, ['src', 'workers'])
 const threaded = supportsReusePort()
 const selected = scenarios.filter(
   (s) => args.scenario === undefined || s.name.startsWith(args.scenario),
@@ -752,25 +737,7 @@ const note =
 console.log(`${table}\n\n${threadedNote}\n\n${targets}\n\n${note}\n\n${benchDurationS} s`)
 
 if (!dryRun) {
-  const date = new Date()
-  const cpuModel = os.cpus()[0]?.model ?? 'unknown'
-  const cpuCount = os.cpus().length
-  const script = fileURLToPath(import.meta.url).slice(root.length)
-  const nodeCommand = ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ')
-  const npmScript = process.env.npm_lifecycle_event
-  const command = npmScript === undefined ? nodeCommand : `npm run ${npmScript}`
-  const resultsDir = join(root, 'bench', 'results')
-  mkdirSync(resultsDir, { recursive: true })
   const json = {
-    date: date.toISOString(),
-    commit,
-    sourceDirty,
-    node: process.version,
-    cpuModel,
-    cpuCount,
-    os: `${os.type()} ${os.release()}`,
-    command,
-    nodeCommand,
     config: {
       runCount,
       durationS,
@@ -797,15 +764,5 @@ if (!dryRun) {
     threadedGetHitRatio: threadedRatio ?? null,
     durationS: benchDurationS,
   }
-  writeFileSync(join(resultsDir, 'http.json'), `${JSON.stringify(json, null, 2)}\n`)
-
-  const resultsPath = join(root, 'bench', 'RESULTS.md')
-  const stamp = `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`
-  appendFileSync(
-    resultsPath,
-    `\n## http — ${stamp}, commit ${commit}${sourceDirty ? ' (src/ modified)' : ''}\n\n` +
-      `- Machine: ${cpuModel}, ${cpuCount} cores, Node ${process.version}, ${os.type()} ${os.release()}\n` +
-      `- Command: \`${command}\`${command === nodeCommand ? '' : `, which runs \`${nodeCommand}\``}\n\n` +
-      `${table}\n\n${threadedNote}\n\n${targets}\n\n${note}\n`,
-  )
+  writeResults('http', context, json, `${table}\n\n${threadedNote}\n\n${targets}\n\n${note}`)
 }

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { LRUCache } from 'lru-cache'
 import { storeLimitsDefault } from '../src/config.js'
 import type { StoreLimits } from '../src/store/layout.js'
 import { Store } from '../src/store/store.js'
+import { runContext, writeResults } from './report.js'
 
 // The in-process store benchmark: the number that moves when src/store changes. One thread, no
 // HTTP, no log: our Store against lru-cache, side by side in the same process, on the same keys
@@ -32,8 +28,6 @@ import { Store } from '../src/store/store.js'
 //
 // Not measured here: lock contention between threads (test/concurrency), the mutation listener
 // the log hangs on (no onMutation is passed), and HTTP (the autocannon benchmark).
-
-const root = fileURLToPath(new URL('../..', import.meta.url)) // This file runs as dist/bench/store.js.
 
 const { values: args } = parseArgs({
   options: {
@@ -479,10 +473,6 @@ function measureMemory(): MemoryResult {
   }
 }
 
-function git(...gitArgs: string[]): string {
-  return execFileSync('git', gitArgs, { cwd: root, encoding: 'utf8' }).trim()
-}
-
 const grouped = (n: number) => Math.round(n).toLocaleString('en-US')
 
 function renderTable(results: ScenarioResult[]): string {
@@ -518,10 +508,8 @@ function renderMemory(memory: MemoryResult): string {
   ].join('\n')
 }
 
-const commit = git('rev-parse', '--short', 'HEAD')
-// Others edit src/ between commits; a figure measured on uncommitted code says so. Read before
-// the measurements, as close as this process gets to the build that compiled what it runs.
-const sourceDirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src') !== ''
+// Others edit src/ between commits; a figure measured on uncommitted code says so.
+const context = runContext(import.meta.url, ['src'])
 const selected = scenarios.filter(
   (s) => args.scenario === undefined || s.name.startsWith(args.scenario),
 )
@@ -539,14 +527,6 @@ for (const keyMode of ['reused', 'fresh'] as const) {
 }
 const durationS = Math.round(Number(process.hrtime.bigint() - benchStart) / 1e8) / 10
 
-const date = new Date()
-const cpuModel = os.cpus()[0]?.model ?? 'unknown'
-const cpuCount = os.cpus().length
-const script = fileURLToPath(import.meta.url).slice(root.length)
-const nodeCommand = ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ')
-// npm runs the script through a shell; say so, and what it ran.
-const npmScript = process.env.npm_lifecycle_event
-const command = npmScript === undefined ? nodeCommand : `npm run ${npmScript}`
 const table = renderTable(results)
 const note =
   `Figures are medians of ${runCount} runs per system, the systems interleaved; ` +
@@ -558,18 +538,7 @@ const note =
 console.log(`${table}\n\n${note}\n\n${renderMemory(memory)}\n\nsink ${sink}, ${durationS} s`)
 
 if (!dryRun) {
-  const resultsDir = join(root, 'bench', 'results')
-  mkdirSync(resultsDir, { recursive: true })
   const json = {
-    date: date.toISOString(),
-    commit,
-    sourceDirty,
-    node: process.version,
-    cpuModel,
-    cpuCount,
-    os: `${os.type()} ${os.release()}`,
-    command,
-    nodeCommand,
     config: {
       limits,
       lruCacheOptions,
@@ -586,26 +555,5 @@ if (!dryRun) {
     memory,
     durationS,
   }
-  writeFileSync(join(resultsDir, 'store.json'), `${JSON.stringify(json, null, 2)}\n`)
-
-  const resultsPath = join(root, 'bench', 'RESULTS.md')
-  if (!existsSync(resultsPath)) {
-    writeFileSync(
-      resultsPath,
-      '# Benchmark results\n\n' +
-        'Each run of a benchmark appends a dated section here; nothing is ever overwritten or ' +
-        'edited, so the history shows how performance moved from commit to commit and machine to ' +
-        'machine. Compare ratios measured in the same run rather than absolute figures across ' +
-        'sections: the machines are shared and noisy. bench/results/ holds the latest run of ' +
-        'each benchmark as JSON.\n',
-    )
-  }
-  const stamp = `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`
-  appendFileSync(
-    resultsPath,
-    `\n## store — ${stamp}, commit ${commit}${sourceDirty ? ' (src/ modified)' : ''}\n\n` +
-      `- Machine: ${cpuModel}, ${cpuCount} cores, Node ${process.version}, ${os.type()} ${os.release()}\n` +
-      `- Command: \`${command}\`${command === nodeCommand ? '' : `, which runs \`${nodeCommand}\``}\n\n` +
-      `${table}\n\n${note}\n\n${renderMemory(memory)}\n`,
-  )
+  writeResults('store', context, json, `${table}\n\n${note}\n\n${renderMemory(memory)}`)
 }

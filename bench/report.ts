@@ -1,0 +1,86 @@
+import { execFileSync } from 'node:child_process'
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// What every benchmark records beside its figures, and where. bench/results/<name>.json holds
+// the latest run of each benchmark; bench/RESULTS.md gets a dated section per run appended, never
+// rewritten, so the history shows how performance moved from commit to commit and machine to
+// machine.
+
+/** The repository root: this file runs as dist/bench/report.js. */
+export const root = fileURLToPath(new URL('../..', import.meta.url))
+
+export function git(...gitArgs: string[]): string {
+  return execFileSync('git', gitArgs, { cwd: root, encoding: 'utf8' }).trim()
+}
+
+export interface RunContext {
+  date: string
+  commit: string
+  /** The measured sources had uncommitted edits: the figures belong to no commit exactly. */
+  sourceDirty: boolean
+  node: string
+  cpuModel: string
+  cpuCount: number
+  os: string
+  /** What was typed (npm runs scripts through a shell) and what it ran. */
+  command: string
+  nodeCommand: string
+}
+
+/**
+ * Read before measuring, as close as a benchmark gets to the build that compiled what it runs.
+ * `scriptUrl` is the benchmark's import.meta.url; `sourcePaths` what its figures depend on.
+ */
+export function runContext(scriptUrl: string, sourcePaths: string[]): RunContext {
+  const script = fileURLToPath(scriptUrl).slice(root.length)
+  const nodeCommand = ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ')
+  const npmScript = process.env.npm_lifecycle_event
+  return {
+    date: new Date().toISOString(),
+    commit: git('rev-parse', '--short', 'HEAD'),
+    sourceDirty: git('status', '--porcelain', '--untracked-files=no', '--', ...sourcePaths) !== '',
+    node: process.version,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cpuCount: os.cpus().length,
+    os: `${os.type()} ${os.release()}`,
+    command: npmScript === undefined ? nodeCommand : `npm run ${npmScript}`,
+    nodeCommand,
+  }
+}
+
+const resultsHeader =
+  '# Benchmark results\n\n' +
+  'Each run of a benchmark appends a dated section here; nothing is ever overwritten or ' +
+  'edited, so the history shows how performance moved from commit to commit and machine to ' +
+  'machine. Compare ratios measured in the same run rather than absolute figures across ' +
+  'sections: the machines are shared and noisy. bench/results/ holds the latest run of ' +
+  'each benchmark as JSON.\n'
+
+/** Writes bench/results/<name>.json and appends the run's section to bench/RESULTS.md. */
+export function writeResults(
+  name: string,
+  context: RunContext,
+  json: object,
+  markdown: string,
+): void {
+  const resultsDir = join(root, 'bench', 'results')
+  mkdirSync(resultsDir, { recursive: true })
+  writeFileSync(
+    join(resultsDir, `${name}.json`),
+    `${JSON.stringify({ ...context, ...json }, null, 2)}\n`,
+  )
+  const resultsPath = join(root, 'bench', 'RESULTS.md')
+  if (!existsSync(resultsPath)) writeFileSync(resultsPath, resultsHeader)
+  const stamp = `${context.date.slice(0, 16).replace('T', ' ')} UTC`
+  const { command, nodeCommand } = context
+  appendFileSync(
+    resultsPath,
+    `\n## ${name} — ${stamp}, commit ${context.commit}${context.sourceDirty ? ' (src/ modified)' : ''}\n\n` +
+      `- Machine: ${context.cpuModel}, ${context.cpuCount} cores, Node ${context.node}, ${context.os}\n` +
+      `- Command: \`${command}\`${command === nodeCommand ? '' : `, which runs \`${nodeCommand}\``}\n\n` +
+      `${markdown}\n`,
+  )
+}
