@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict'
+import { crc32 } from 'node:zlib'
+import type { MutationOp, MutationRecord } from '../store/types.js'
+
+// The write-ahead log's on-disk format: segment headers and framed records. Little-endian
+// throughout. Encoding checks its own output by decoding it again before anyone writes it
+// (pair assertions around the disk, STYLE.md); decoding never throws on bad bytes: it says
+// what is wrong, and recovery decides what that means (torn tail or corruption).
+//
+// A record:
+//
+//   offset  size  field
+//   0       4     length      bytes from `sequence` through the end of `payload`
+//   4       8     sequence    u64 as two u32 (low, high); every record's is one more than the last
+//   12      1     type        1 set, 2 delete, 3 evict, 4 expire, 5 clear
+//   13      n     payload     by type, below
+//   13 + n  4     crc32       over bytes 0 .. 13 + n: a damaged length fails the check too
+//
+//   set:                      [u16 key size][key UTF-8][u8 content type][f64 expiresAt][value]
+//   delete, evict, expire:    [u16 key size][key UTF-8]
+//   clear:                    (empty)
+//
+// A segment file starts with a header:
+//
+//   0  4  magic "SKVW"   4  2  format version   6  2  reserved (0)
+//   8  8  first sequence (two u32)              16 4  crc32 over bytes 0 .. 16
+
+export const segmentMagic = 0x57564b53 // "SKVW" read little-endian
+export const formatVersion = 1
+export const segmentHeaderSize = 20
+/** Bytes a record adds around its payload: length, sequence, type, checksum. */
+export const recordOverheadSize = 17
+const lengthFieldSize = 4
+/** Sequence, type: the bytes the length counts before the payload. */
+const fixedFieldsSize = 9
+
+const typeOf: Record<MutationOp, number> = { set: 1, delete: 2, evict: 3, expire: 4, clear: 5 }
+const opOf: (MutationOp | undefined)[] = [undefined, 'set', 'delete', 'evict', 'expire', 'clear']
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export type DecodeFailure =
+  /** Fewer bytes remain than the record needs: what a crash mid-write leaves at the tail. */
+  | 'truncated'
+  /** The checksum does not match: a torn or damaged record. */
+  | 'checksum'
+  /** The frame is impossible (a length or type no encoder writes), though its checksum held. */
+  | 'malformed'
+
+export type Decoded =
+  | { ok: true; record: MutationRecord; size: number }
+  | { ok: false; reason: DecodeFailure }
+
+function payloadSize(record: MutationRecord, keySize: number): number {
+  if (record.op === 'clear') return 0
+  if (record.op !== 'set') return 2 + keySize
+  return 2 + keySize + 1 + 8 + (record.value?.byteLength ?? 0)
+}
+
+/** The record's size on disk. */
+export function encodedSize(record: MutationRecord): number {
+  return recordOverheadSize + payloadSize(record, Buffer.byteLength(record.key, 'utf8'))
+}
+
+/**
+ * Writes the record at `offset` and returns its size. Then decodes what it wrote and compares:
+ * a record that would not read back as itself must never reach the disk.
+ */
+export function encodeRecord(record: MutationRecord, target: Uint8Array, offset: number): number {
+  const key = encoder.encode(record.key)
+  assert(key.length <= 0xffff, 'a logged key is at most 65,535 bytes')
+  const size = recordOverheadSize + payloadSize(record, key.length)
+  assert(offset + size <= target.length, 'the record does not fit the buffer')
+  const view = new DataView(target.buffer, target.byteOffset + offset, size)
+  view.setUint32(0, size - lengthFieldSize - 4, true)
+  view.setUint32(4, record.sequence % 2 ** 32, true)
+  view.setUint32(8, Math.floor(record.sequence / 2 ** 32), true)
+  view.setUint8(12, typeOf[record.op])
+  let at = 13
+  if (record.op !== 'clear') {
+    view.setUint16(at, key.length, true)
+    target.set(key, offset + at + 2)
+    at += 2 + key.length
+  }
+  if (record.op === 'set') {
+    view.setUint8(at, record.contentType ?? 0)
+    view.setFloat64(at + 1, record.expiresAt ?? 0, true)
+    at += 9
+    if (record.value !== undefined) target.set(record.value, offset + at)
+    at += record.value?.byteLength ?? 0
+  }
+  view.setUint32(at, crc32(target.subarray(offset, offset + at)), true)
+
+  const check = decodeRecord(target, offset)
+  assert(check.ok && check.size === size, 'an encoded record does not decode')
+  assert(sameRecord(check.record, record), 'an encoded record decodes differently')
+  return size
+}
+
+/** Reads the record at `offset`; never throws on bad bytes. */
+export function decodeRecord(bytes: Uint8Array, offset: number): Decoded {
+  const available = bytes.length - offset
+  if (available < recordOverheadSize) return { ok: false, reason: 'truncated' }
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, available)
+  const length = view.getUint32(0, true)
+  const size = lengthFieldSize + length + 4
+  if (length < fixedFieldsSize) return { ok: false, reason: 'malformed' }
+  if (size > available) return { ok: false, reason: 'truncated' }
+  const checksum = view.getUint32(size - 4, true)
+  if (crc32(bytes.subarray(offset, offset + size - 4)) !== checksum)
+    return { ok: false, reason: 'checksum' }
+
+  const sequence = view.getUint32(4, true) + view.getUint32(8, true) * 2 ** 32
+  const op = opOf[view.getUint8(12)]
+  if (op === undefined || !Number.isSafeInteger(sequence)) return { ok: false, reason: 'malformed' }
+  const end = size - 4
+  let at = 13
+  if (op === 'clear') {
+    return at === end
+      ? { ok: true, record: { op, sequence, key: '' }, size }
+      : { ok: false, reason: 'malformed' }
+  }
+  if (at + 2 > end) return { ok: false, reason: 'malformed' }
+  const keySize = view.getUint16(at, true)
+  at += 2
+  if (at + keySize > end) return { ok: false, reason: 'malformed' }
+  let key: string
+  try {
+    key = decoder.decode(bytes.subarray(offset + at, offset + at + keySize))
+  } catch {
+    return { ok: false, reason: 'malformed' }
+  }
+  at += keySize
+  if (op !== 'set')
+    return at === end
+      ? { ok: true, record: { op, sequence, key }, size }
+      : { ok: false, reason: 'malformed' }
+  if (at + 9 > end) return { ok: false, reason: 'malformed' }
+  const contentType = view.getUint8(at)
+  const expiresAt = view.getFloat64(at + 1, true)
+  at += 9
+  const value = bytes.slice(offset + at, offset + end)
+  return { ok: true, record: { op, sequence, key, value, contentType, expiresAt }, size }
+}
+
+export function encodeSegmentHeader(firstSequence: number): Uint8Array {
+  const header = new Uint8Array(segmentHeaderSize)
+  const view = new DataView(header.buffer)
+  view.setUint32(0, segmentMagic, true)
+  view.setUint16(4, formatVersion, true)
+  view.setUint32(8, firstSequence % 2 ** 32, true)
+  view.setUint32(12, Math.floor(firstSequence / 2 ** 32), true)
+  view.setUint32(16, crc32(header.subarray(0, 16)), true)
+  return header
+}
+
+export type DecodedHeader =
+  | { ok: true; firstSequence: number }
+  | { ok: false; reason: 'truncated' | 'magic' | 'version' | 'checksum' }
+
+export function decodeSegmentHeader(bytes: Uint8Array): DecodedHeader {
+  if (bytes.length < segmentHeaderSize) return { ok: false, reason: 'truncated' }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, segmentHeaderSize)
+  if (view.getUint32(0, true) !== segmentMagic) return { ok: false, reason: 'magic' }
+  if (crc32(bytes.subarray(0, 16)) !== view.getUint32(16, true))
+    return { ok: false, reason: 'checksum' }
+  if (view.getUint16(4, true) !== formatVersion) return { ok: false, reason: 'version' }
+  return { ok: true, firstSequence: view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32 }
+}
+
+function sameRecord(a: MutationRecord, b: MutationRecord): boolean {
+  if (a.op !== b.op || a.sequence !== b.sequence || a.key !== b.key) return false
+  if (a.op !== 'set') return true
+  const valueA = a.value ?? new Uint8Array(0)
+  const valueB = b.value ?? new Uint8Array(0)
+  return (
+    (a.contentType ?? 0) === (b.contentType ?? 0) &&
+    Object.is(a.expiresAt ?? 0, b.expiresAt ?? 0) &&
+    Buffer.compare(valueA, valueB) === 0
+  )
+}
