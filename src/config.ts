@@ -284,6 +284,10 @@ export function resolveConfig(
     }
     spec.apply(config, value)
   }
+  // Node refuses a header timeout longer than the request timeout; say so as configuration.
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    return { ok: false, message: '--headers-timeout-ms must not exceed --request-timeout-ms' }
+  }
   if (config.token === undefined && !isLoopback(config.host)) {
     return {
       ok: false,

@@ -51,9 +51,15 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
   const sweepTimer = setInterval(() => store.sweep(1000), config.sweepIntervalMs)
   sweepTimer.unref()
 
-  const running = threaded
-    ? await serveOnThreads(config, store, runtime)
-    : await serveOnMainThread(config, store, runtime, log)
+  let running: { url: string; stop(): Promise<void> }
+  try {
+    running = threaded
+      ? await serveOnThreads(config, store, runtime)
+      : await serveOnMainThread(config, store, runtime, log)
+  } catch (error) {
+    clearInterval(sweepTimer)
+    throw error
+  }
   runtime.ready = true
   log.info('listening', {
     url: running.url,
@@ -149,22 +155,38 @@ async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runti
     startedAtMs: runtime.startedAtMs,
   }
   const tasks = Array.from({ length: runtime.threadCount }, () => pool.run(task))
-  // A thread that fails to start (a port in use, say) rejects its task; that fails the start.
-  await Promise.race([
-    allListening,
-    ...tasks.map((done) =>
-      done.then(() => Promise.reject(new Error('a handler thread stopped early'))),
-    ),
-  ])
-  return {
-    url: `http://${formatHost(config.host)}:${config.port}`,
-    stop: async () => {
-      listening.postMessage({ type: 'stop' })
-      await Promise.allSettled(tasks)
-      listening.close()
-      await pool.destroy()
-    },
+  let stopping = false
+  const stop = async () => {
+    stopping = true
+    listening.postMessage({ type: 'stop' })
+    await Promise.allSettled(tasks)
+    listening.close()
+    await pool.destroy()
   }
+  // A thread that fails to start (a port in use, say) rejects its task; that fails the start,
+  // and the threads that did start are stopped so the process can exit.
+  try {
+    await Promise.race([
+      allListening,
+      ...tasks.map((done) =>
+        done.then(() => Promise.reject(new Error('a handler thread stopped early'))),
+      ),
+    ])
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  // A handler thread that dies while serving is a bug; the process exits and recovery rebuilds
+  // the state on the next start (DESIGN.md).
+  for (const done of tasks) {
+    done.then(
+      () => {
+        if (!stopping) process.exit(1)
+      },
+      () => process.exit(1),
+    )
+  }
+  return { url: `http://${formatHost(config.host)}:${config.port}`, stop }
 }
 
 export async function closeGracefully(server: Server, timeoutMs: number): Promise<void> {

@@ -1,3 +1,4 @@
+import { AssertionError } from 'node:assert'
 import { swaggerUI } from '@hono/swagger-ui'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
@@ -105,7 +106,34 @@ export function createApp(deps: AppDeps): App {
         ? c.json(seedValidationError('json_invalid', ['body', 0], 'JSON decode error'), 422)
         : problemResponse(c, 'invalid_json', error.message)
     }
+    if (error instanceof HTTPException && error.status === 415) {
+      // A body that is not declared JSON where JSON is expected.
+      return isSeedPath(c.req.path)
+        ? c.json(
+            seedValidationError(
+              'model_attributes_type',
+              ['body'],
+              'Input should be a valid JSON object',
+            ),
+            422,
+          )
+        : problemResponse(c, 'invalid_request', 'The body must be application/json')
+    }
     if (error instanceof HTTPException) return error.getResponse()
+    if (error instanceof AssertionError) {
+      // An invariant failed: the shared buffer may be half-written. Never carry on with it;
+      // crash, and let recovery rebuild the state (STYLE.md). Thrown outside the request so
+      // nothing in the HTTP stack can swallow it.
+      deps.log.error('invariant violated', {
+        method: c.req.method,
+        path: c.req.path,
+        error: String(error),
+      })
+      process.nextTick(() => {
+        throw error
+      })
+      return problemResponse(c, 'internal')
+    }
     deps.log.error('request failed', {
       method: c.req.method,
       path: c.req.path,

@@ -14,8 +14,10 @@ export function bearerAuth(token: string): MiddlewareHandler {
   return async (c, next) => {
     if (openPaths.has(c.req.path) || isStaticUiPath(c.req.path)) return next()
     const header = c.req.header('authorization') ?? ''
-    const presented = digest(header.startsWith('Bearer ') ? header.slice(7) : '')
-    if (header.startsWith('Bearer ') && timingSafeEqual(presented, expected)) return next()
+    // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
+    const bearer = header.slice(0, 7).toLowerCase() === 'bearer '
+    const presented = digest(bearer ? header.slice(7) : '')
+    if (bearer && timingSafeEqual(presented, expected)) return next()
     const body = problem('unauthorized')
     return c.body(JSON.stringify(body), 401, {
       'Content-Type': 'application/problem+json',

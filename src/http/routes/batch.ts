@@ -148,8 +148,11 @@ function prepareSet(
   const value = mediaType.prefix.length === 0 ? body : Buffer.concat([mediaType.prefix, body])
   const options: SetOptions = { contentType: mediaType.tag }
   if (op.ttl !== undefined) {
-    if (!(Number.isFinite(op.ttl) && op.ttl > 0)) return 'ttl_invalid'
-    options.ttlMs = op.ttl * 1000
+    // Checked in milliseconds: 1e306 seconds is finite, its milliseconds are not, and the store
+    // refusing it inside the lock would leave the batch half-applied.
+    const ttlMs = op.ttl * 1000
+    if (!(Number.isFinite(ttlMs) && ttlMs > 0)) return 'ttl_invalid'
+    options.ttlMs = ttlMs
   }
   return { value, options, bodySize: body.byteLength }
 }

@@ -168,7 +168,10 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     // Single-ETag conditions are the store's own ifAbsent / ifVersion; * and lists check and
     // write in one lock hold, so nothing can slip in between.
     let outcome: { version: number; created: boolean } | ErrorCode
-    if (ifNoneMatch !== undefined)
+    // If-Match is evaluated first (RFC 9110 §13.2.2) and holds only for an existing key, which
+    // If-None-Match: * then refuses: together they can never both hold.
+    if (ifMatch !== undefined && ifNoneMatch !== undefined) outcome = 'precondition_failed'
+    else if (ifNoneMatch !== undefined)
       outcome = settle(store.set(key, value, { ...options, ifAbsent: true }))
     else if (wanted === undefined) outcome = settle(store.set(key, value, options))
     else if (wanted !== 'any' && wanted.length === 1) {
@@ -196,6 +199,8 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
   app.get('/v1/kv/:key', (c) => {
     const key = pathKey(c, keyPathPrefix)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
+    const keyError = store.checkKey(key)
+    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) return problemResponse(c, 'not_found') as never
@@ -213,6 +218,8 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
   app.openapi(deleteRoute, async (c) => {
     const key = pathKey(c, keyPathPrefix)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
+    const keyError = store.checkKey(key)
+    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
     const ifMatch = c.req.header('if-match')
     const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {

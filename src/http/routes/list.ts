@@ -57,7 +57,7 @@ export function registerListRoute(app: App, { store }: AppDeps): void {
       cursor: cursorText = '0',
       limit: limitText = String(limitDefault),
     } = c.req.valid('query')
-    if (!/^\d+$/.test(cursorText))
+    if (!/^\d+$/.test(cursorText) || !Number.isSafeInteger(Number(cursorText)))
       return problemResponse(c, 'invalid_request', 'cursor must come from a previous page') as never
     if (!/^\d+$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > limitMax) {
       return problemResponse(c, 'invalid_request', `limit must be 1 to ${limitMax}`) as never

@@ -122,7 +122,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     if (entry === undefined) return c.json(notFound, 404)
     const { body } = decodeMediaType(entry.contentType, entry.value)
     const text = decoder.decode(body)
-    return c.json({ key, value: entry.contentType === tagJson ? JSON.parse(text) : text }, 200)
+    return c.json({ key, value: entry.contentType === tagJson ? parseOrText(text) : text }, 200)
   })
 
   app.openapi(deleteRoute, async (c) => {
@@ -133,6 +133,15 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     await durability.waitFor(result.sequence)
     return c.json({ status: 'deleted' as const }, 200)
   })
+}
+
+/** A value PUT as application/json need not be valid JSON; it is then returned as text. */
+function parseOrText(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
 }
 
 function messageOf(code: string): string {
