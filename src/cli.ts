@@ -5,8 +5,10 @@ import { envName, helpText, optionSpecs, resolveConfig } from './config.js'
 import { createLog } from './log.js'
 
 // The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
-// a running one. Exit codes a script can rely on: 0 done, 1 no such key (or a failed
-// condition), 2 usage or configuration error, 3 the server could not be reached or failed.
+// a running one; `wal check|repair` inspect a data directory. Exit codes a script can rely on:
+// 0 done, 1 no such key (or a failed condition; for wal check, a torn tail), 2 usage or
+// configuration error, 3 the server could not be reached or failed, 4 the log is corrupt (serve
+// refuses to start; wal check found it), 5 the log failed while serving (a failed sync).
 
 const exitNotFound = 1
 const exitUsage = 2
@@ -20,6 +22,8 @@ Commands:
   set KEY VALUE|- [--ttl S] Store VALUE (- reads it from stdin), optionally for S seconds
   del KEY                   Delete the key
   ls [PREFIX]               List keys, one per line
+  wal check DIR             Report a data directory's log state; changes nothing
+  wal repair DIR            Cut a corrupt log at the damage (cut bytes kept in .broken files)
 
 Client options:
   --url URL      Server address (default http://127.0.0.1:8000, env SLABKV_URL)
@@ -63,6 +67,15 @@ async function serve(argv: string[]): Promise<number> {
   try {
     running = await start(resolved.config, log)
   } catch (error) {
+    const { CorruptLogError } = await import('./wal/recovery.js')
+    if (error instanceof CorruptLogError) {
+      const { walExitCorrupt } = await import('./wal/admin.js')
+      log.error('refusing to start: the log is corrupt', {
+        error: error.message,
+        ...error.damage,
+      })
+      return walExitCorrupt
+    }
     log.error('could not start', { error: (error as Error).message })
     return 1
   }
@@ -158,6 +171,18 @@ async function serverError(response: Response): Promise<number> {
   return exitServer
 }
 
+async function wal(argv: string[]): Promise<number> {
+  const [action, dir, ...extra] = argv
+  if ((action !== 'check' && action !== 'repair') || dir === undefined || extra.length > 0) {
+    process.stderr.write(`slabkv wal: expected 'check DIR' or 'repair DIR'\n\n${usage}`)
+    return exitUsage
+  }
+  const { walCheck, walRepair } = await import('./wal/admin.js')
+  const { realStorage } = await import('./wal/storage.js')
+  const print = (line: string) => process.stdout.write(`${line}\n`)
+  return action === 'check' ? walCheck(realStorage, dir, print) : walRepair(realStorage, dir, print)
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === '--version' || command === '-v') {
@@ -169,6 +194,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   if (command === 'serve') return serve(rest)
+  if (command === 'wal') return wal(rest)
   if (command === 'get' || command === 'set' || command === 'del' || command === 'ls')
     return client(command, rest)
   process.stderr.write(

@@ -1,5 +1,7 @@
 import os from 'node:os'
-import type { StoreLimits } from './store/layout.js'
+import { inlinePrefixSizeMax } from './http/media-type.js'
+import { type StoreLimits, walRingSizeMin } from './store/layout.js'
+import type { FsyncMode } from './wal/writer.js'
 
 // Every limit and default in one place. Each option is a flag and an SLABKV_* environment
 // variable; one table drives parsing, validation and `slabkv serve --help`, so they cannot
@@ -36,6 +38,10 @@ export interface ServerConfig {
   shutdownTimeoutMs: number
   /** How often the main thread reclaims expired entries nobody touched. */
   sweepIntervalMs: number
+  fsync: FsyncMode
+  segmentSizeMax: number
+  snapshotLogSizeMin: number
+  noSpaceRetryMs: number
 }
 
 type Kind = 'string' | 'integer' | 'size'
@@ -47,6 +53,8 @@ interface OptionSpec {
   description: string
   min?: number
   max?: number
+  /** For a string option: the only values accepted. */
+  choices?: readonly string[]
   apply(config: ServerConfig, value: string | number): void
 }
 
@@ -99,9 +107,57 @@ export const optionSpecs: OptionSpec[] = [
     flag: 'data-dir',
     kind: 'string',
     default: './data',
-    description: 'Where the write-ahead log will live (not written yet).',
+    description: 'Where the write-ahead log and snapshots live; replayed at start.',
     apply: (c, v) => {
       c.dataDir = v as string
+    },
+  },
+  {
+    flag: 'fsync',
+    kind: 'string',
+    default: 'always',
+    choices: ['always', 'everysec', 'no'],
+    description:
+      'always: acknowledge after the fdatasync covering the write (a crash loses nothing acknowledged); ' +
+      'everysec: after write(2), fdatasync every second (a power loss can lose ~1 s); ' +
+      'no: after write(2), the OS flushes (a power loss can lose ~30 s).',
+    apply: (c, v) => {
+      c.fsync = v as FsyncMode
+    },
+  },
+  {
+    flag: 'snapshot-after-size',
+    kind: 'size',
+    default: '64MiB',
+    min: 1,
+    max: 1024 * GiB,
+    description:
+      'Log bytes after which a snapshot is written and the log it covers deleted. Lower: faster restarts, more snapshot writing.',
+    apply: (c, v) => {
+      c.snapshotLogSizeMin = v as number
+    },
+  },
+  {
+    flag: 'segment-size',
+    kind: 'size',
+    default: '64MiB',
+    min: 4 * KiB,
+    max: 1024 * GiB,
+    description: 'Log segment file size at which a new segment starts.',
+    apply: (c, v) => {
+      c.segmentSizeMax = v as number
+    },
+  },
+  {
+    flag: 'wal-ring-size',
+    kind: 'size',
+    default: '0',
+    min: 0,
+    max: 2 * GiB - 1,
+    description:
+      'Bytes of the shared ring carrying log records to the writer thread; 0: the larger of 4MiB and two of the largest records. When full, writers wait for the disk.',
+    apply: (c, v) => {
+      c.limits.walRingSize = v === 0 ? undefined : (v as number)
     },
   },
   {
@@ -264,11 +320,21 @@ export function resolveConfig(
     connectionCheckIntervalMs: 0,
     shutdownTimeoutMs: 0,
     sweepIntervalMs: 1000,
+    fsync: 'always',
+    segmentSizeMax: 0,
+    snapshotLogSizeMin: 0,
+    noSpaceRetryMs: 1000,
   }
   for (const spec of optionSpecs) {
     const text = flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default
     const source = flags[spec.flag] !== undefined ? `--${spec.flag}` : envName(spec.flag)
     if (spec.kind === 'string') {
+      if (spec.choices && !spec.choices.includes(text)) {
+        return {
+          ok: false,
+          message: `${source} must be one of ${spec.choices.join(', ')}, not '${text}'`,
+        }
+      }
       spec.apply(config, text)
       continue
     }
@@ -287,6 +353,18 @@ export function resolveConfig(
   // Node refuses a header timeout longer than the request timeout; say so as configuration.
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     return { ok: false, message: '--headers-timeout-ms must not exceed --request-timeout-ms' }
+  }
+  if (config.limits.walRingSize !== undefined) {
+    const needed = walRingSizeMin({
+      ...config.limits,
+      valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
+    })
+    if (config.limits.walRingSize < needed) {
+      return {
+        ok: false,
+        message: `--wal-ring-size must be at least ${needed} (two of the largest records)`,
+      }
+    }
   }
   if (config.token === undefined && !isLoopback(config.host)) {
     return {

@@ -1,12 +1,26 @@
 // How a write's acknowledgement waits for durability. The app hands every successful write's
-// sequence number to waitFor() and answers the client only once it settles. The write-ahead
-// log fills this in; until then nothing is persisted and acknowledgement is immediate.
+// sequence number to waitFor() and answers the client only once it settles; a read waits for
+// the version it returns, so no client sees a value before it is durable. The write-ahead log
+// implements this (src/wal/durability.ts); durabilityNone is for a store with no log (tests).
 
 export interface Durability {
-  /** Undefined when the write is already as durable as it will get (no await needed). */
+  /**
+   * Undefined when the sequence number is already durable (no await needed); otherwise settles
+   * once it is, or rejects with StorageFailedError when the log can no longer make it durable.
+   */
   waitFor(sequence: number): Promise<void> | undefined
+  /** Why writes are refused right now, or undefined when they are accepted. */
+  refusal(): 'storage_full' | 'storage_failed' | undefined
+}
+
+/** The log failed (a sync failed): the write was not acknowledged and may or may not survive. */
+export class StorageFailedError extends Error {
+  constructor() {
+    super('the write-ahead log failed to sync: the write is not acknowledged')
+  }
 }
 
 export const durabilityNone: Durability = {
   waitFor: () => undefined,
+  refusal: () => undefined,
 }

@@ -19,6 +19,14 @@ export const errorTable = {
   body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
   batch_too_large: { status: 413, title: 'The batch has more ops than the limit' },
   internal: { status: 500, title: 'Internal error' },
+  storage_failed: {
+    status: 503,
+    title: 'The write-ahead log failed; the write is not acknowledged and the server is exiting',
+  },
+  storage_full: {
+    status: 507,
+    title: 'The disk is full: the server is read-only until space returns',
+  },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type ErrorCode = keyof typeof errorTable

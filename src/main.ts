@@ -1,18 +1,24 @@
-import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { ListenOptions } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
 import type { HttpWorkerTask } from '../workers/http-worker.js'
+import type { WalWriterData, WalWriterMessage } from '../workers/wal-writer.js'
 import type { ServerConfig } from './config.js'
-import { durabilityNone } from './durability.js'
+import type { Durability } from './durability.js'
 import { type App, createApp, type Runtime } from './http/app.js'
 import { inlinePrefixSizeMax } from './http/media-type.js'
 import type { Log } from './log.js'
+import { I32 } from './store/layout.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
+import { logDurability } from './wal/durability.js'
+import { recover } from './wal/recovery.js'
+import { WalRing } from './wal/ring.js'
+import { realStorage } from './wal/storage.js'
 
-// Wiring only, top to bottom: config → buffer → (recovery, with the write-ahead log) → threads
+// Wiring only, top to bottom: config → buffer → recovery → WAL writer thread → handler threads
 // → serve. Node ≥ 22.12 runs the app in every thread of a Piscina pool, each listening on the
 // same port with reusePort so the kernel spreads connections; Node 20 cannot share a port
 // between threads (EADDRINUSE), so there the main thread serves.
@@ -30,21 +36,52 @@ export interface Running {
   stop(): Promise<void>
 }
 
+/** `slabkv serve` exits with this when the log fails (a failed sync); see also walExitCorrupt. */
+export const exitStorageFailed = 5
+
 export async function start(config: ServerConfig, log: Log): Promise<Running> {
-  mkdirSync(config.dataDir, { recursive: true })
   // The routes hold bodies to --max-value-size; an uncommon media type stored inline with the
   // value (http/media-type.ts) may add up to inlinePrefixSizeMax bytes to what the store keeps.
   const limits = {
     ...config.limits,
     valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
   }
-  const store = Store.create({ limits })
+  const recovering = Store.create({ limits })
+  let progressLoggedSize = 0
+  // Throws CorruptLogError on corruption: the CLI exits with walExitCorrupt.
+  const recovery = recover(
+    realStorage,
+    config.dataDir,
+    (record, sequenceAfter) => recovering.replay(record, sequenceAfter),
+    (bytesRead) => {
+      // Progress for big logs only: a line per recoveryProgressSize read.
+      if (bytesRead >= progressLoggedSize + recoveryProgressSize) {
+        progressLoggedSize = bytesRead
+        log.info('recovering', { bytesRead })
+      }
+    },
+  )
+  const { logSize, ...recovered } = recovery
+  if (recovery.tornBytesCut > 0) {
+    log.warn('cut a torn tail off the log: the bytes a crash left half-written', {
+      bytes: recovery.tornBytesCut,
+      keptIn: recovery.brokenFiles,
+    })
+  }
+  log.info('recovered', { ...recovered, entryCount: recovering.stats().entryCount })
+  const wal = await startWalWriter(config, recovering, logSize, log)
+  // Every mutation from here on goes to the log, in lock order, through the ring.
+  const ring = new WalRing(recovering.views)
+  const store = Store.attach(recovering.buffer, { onMutation: (record) => ring.append(record) })
+  const durability = logDurability(store.views)
   const threaded = supportsReusePort()
   const runtime: Runtime = {
     mode: threaded ? 'handler-threads' : 'main-thread',
     threadCount: threaded ? config.threadCount : 1,
     startedAtMs: Date.now(),
     ready: false,
+    recovery: recovered,
+    fsync: config.fsync,
   }
   // Expired entries nobody touches are reclaimed here, a bounded number at a time, so one
   // sweep never holds the lock for long.
@@ -55,9 +92,10 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
   try {
     running = threaded
       ? await serveOnThreads(config, store, runtime)
-      : await serveOnMainThread(config, store, runtime, log)
+      : await serveOnMainThread(config, store, durability, runtime, log)
   } catch (error) {
     clearInterval(sweepTimer)
+    await wal.stop()
     throw error
   }
   runtime.ready = true
@@ -70,7 +108,8 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
     limits: config.limits,
     bodySizeMax: config.bodySizeMax,
     auth: config.token !== undefined,
-    persistence: 'none yet: the write-ahead log is not built, a restart starts empty',
+    dataDir: config.dataDir,
+    fsync: config.fsync,
   })
   return {
     url: running.url,
@@ -78,6 +117,7 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
       runtime.ready = false
       clearInterval(sweepTimer)
       await running.stop()
+      await wal.stop()
       // A testing aid: end-to-end tests check the buffer of a real server once it has drained.
       if (process.env.SLABKV_VERIFY_ON_EXIT === '1') {
         log.info('verified', { problems: verifyStore(store.buffer), stats: store.stats() })
@@ -114,8 +154,84 @@ export async function listen(
   return server
 }
 
-async function serveOnMainThread(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
-  const app = createApp({ store, config, durability: durabilityNone, runtime, log })
+/**
+ * Starts the WAL writer thread and waits until its segment is open. If the thread dies (a
+ * failed sync, a bug), the process exits: pending writes were answered 503, and recovery on
+ * the next start decides from what is on disk.
+ */
+async function startWalWriter(
+  config: ServerConfig,
+  store: Store,
+  logSizeSinceSnapshot: number,
+  log: Log,
+) {
+  const data: WalWriterData = {
+    buffer: store.buffer,
+    dir: config.dataDir,
+    fsync: config.fsync,
+    segmentSizeMax: config.segmentSizeMax,
+    snapshotLogSizeMin: config.snapshotLogSizeMin,
+    noSpaceRetryMs: config.noSpaceRetryMs,
+    logSizeSinceSnapshot,
+  }
+  const worker = new Worker(new URL('../workers/wal-writer.js', import.meta.url), {
+    workerData: data,
+  })
+  let stopping = false
+  const stopped = new Promise<void>((resolve, reject) => {
+    worker.on('message', (message: WalWriterMessage) => {
+      if (message.type === 'event') log.info(message.message, message.fields)
+      if (message.type === 'stopped') resolve()
+    })
+    worker.on('error', (error) => {
+      log.error('the WAL writer failed: exiting; recovery runs on the next start', {
+        error: error.message,
+        code: (error as { code?: unknown }).code,
+      })
+      reject(error)
+      // A moment for the handler threads to answer the pending writes 503.
+      setTimeout(() => process.exit(exitStorageFailed), failStopGraceMs)
+    })
+    worker.on('exit', (code) => {
+      if (!stopping) {
+        log.error('the WAL writer thread exited unexpectedly', { code })
+        setTimeout(() => process.exit(exitStorageFailed), failStopGraceMs)
+      }
+    })
+  })
+  stopped.catch(() => {}) // Handled by the 'error' listener; stop() rethrows.
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', (message: WalWriterMessage) => {
+      if (message.type === 'ready') resolve()
+    })
+    worker.once('error', reject)
+  })
+  return {
+    /** Makes the writer flush and sync everything, whatever the mode, and waits for it. */
+    stop: async () => {
+      stopping = true
+      // The writer reads this word each time around its loop; the wake-up ends its sleep.
+      Atomics.store(store.views.headerI32, I32.walStop, 1)
+      new WalRing(store.views).wakeWriter()
+      await stopped
+      await worker.terminate()
+    },
+  }
+}
+
+const recoveryProgressSize = 64 * 1024 * 1024
+
+/** How long a failed log waits before the process exits, so pending writes get their 503. */
+const failStopGraceMs = 200
+
+async function serveOnMainThread(
+  config: ServerConfig,
+  store: Store,
+  durability: Durability,
+  runtime: Runtime,
+  log: Log,
+) {
+  const app = createApp({ store, config, durability, runtime, log })
   const server = await listen(app.fetch, config, false)
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
@@ -148,12 +264,7 @@ async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runti
         resolve()
     }
   })
-  const task: HttpWorkerTask = {
-    buffer: store.buffer,
-    config,
-    threadCount: runtime.threadCount,
-    startedAtMs: runtime.startedAtMs,
-  }
+  const task: HttpWorkerTask = { buffer: store.buffer, config, runtime }
   const tasks = Array.from({ length: runtime.threadCount }, () => pool.run(task))
   let stopping = false
   const stop = async () => {

@@ -1,33 +1,32 @@
 import { threadId } from 'node:worker_threads'
 import type { ServerConfig } from '../src/config.js'
-import { durabilityNone } from '../src/durability.js'
 import { createApp, type Runtime } from '../src/http/app.js'
 import { createLog } from '../src/log.js'
 import { closeGracefully, controlChannelName, listen } from '../src/main.js'
 import { Store } from '../src/store/store.js'
+import { logDurability } from '../src/wal/durability.js'
+import { WalRing } from '../src/wal/ring.js'
 
-// Piscina entry for one handler thread: attach to the shared buffer, build the app, listen on
-// the shared port with reusePort, and serve until the main thread broadcasts stop. The task
+// Piscina entry for one handler thread: attach to the shared buffer (its mutations go to the WAL
+// ring, its acknowledgements wait on the durable sequence), build the app, listen on the shared
+// port with reusePort, and serve until the main thread broadcasts stop. The task
 // resolves once the server has drained, so the pool can be destroyed cleanly.
 
 export interface HttpWorkerTask {
   buffer: SharedArrayBuffer
   config: ServerConfig
-  threadCount: number
-  startedAtMs: number
+  /** The main thread's runtime facts, shared by /v1/stats in every thread. */
+  runtime: Runtime
 }
 
 export default async function serve(task: HttpWorkerTask): Promise<void> {
   const { config } = task
   const log = createLog()
-  const store = Store.attach(task.buffer)
-  const runtime: Runtime = {
-    mode: 'handler-threads',
-    threadCount: task.threadCount,
-    startedAtMs: task.startedAtMs,
-    ready: true,
-  }
-  const app = createApp({ store, config, durability: durabilityNone, runtime, log })
+  const ring = new WalRing(Store.attach(task.buffer).views)
+  const store = Store.attach(task.buffer, { onMutation: (record) => ring.append(record) })
+  const runtime: Runtime = { ...task.runtime, ready: true }
+  const durability = logDurability(store.views)
+  const app = createApp({ store, config, durability, runtime, log })
   const server = await listen(app.fetch, config, true)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {

@@ -5,10 +5,12 @@ import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { ServerConfig } from '../config.js'
-import type { Durability } from '../durability.js'
-import { type ErrorCode, problem } from '../errors.js'
+import { type Durability, StorageFailedError } from '../durability.js'
+import { type ErrorCode, errorTable, problem } from '../errors.js'
 import type { Log } from '../log.js'
 import type { Store } from '../store/store.js'
+import type { RecoveryReport } from '../wal/recovery.js'
+import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerKvRoutes } from './routes/kv.js'
@@ -27,6 +29,9 @@ export interface Runtime {
   startedAtMs: number
   /** False while starting and once shutdown begins; /readyz reports it. */
   ready: boolean
+  /** What recovery loaded at start (src/wal/recovery.ts); /v1/stats reports it. */
+  recovery?: RecoveryReport
+  fsync?: FsyncMode
 }
 
 export interface AppDeps {
@@ -58,6 +63,20 @@ export function isSeedPath(path: string): boolean {
   return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
 }
 
+/**
+ * Answers with `respond()` once `sequence` is durable: at once (no promise, no tick) when it
+ * already is, the common case. Reads use it so that no client sees a value, or the absence a
+ * logged delete caused, before the log has it.
+ */
+export function whenDurable<T>(
+  durability: Durability,
+  sequence: number,
+  respond: () => T,
+): T | Promise<T> {
+  const pending = durability.waitFor(sequence)
+  return pending === undefined ? respond() : pending.then(respond)
+}
+
 export function createApp(deps: AppDeps): App {
   const app = new OpenAPIHono({ defaultHook: validationHook })
 
@@ -80,6 +99,18 @@ export function createApp(deps: AppDeps): App {
       return limitChunkedBody(c, next)
     }
     return Number(length) > bodySizeMax ? tooLarge(c) : next()
+  })
+
+  // While the log cannot take writes (the disk is full, or a sync failed), a write is refused
+  // before it changes anything: the store must never hold what the log could not record.
+  // A batch decides for itself, since a batch of reads is still served.
+  const { durability } = deps
+  app.on(['PUT', 'POST', 'DELETE'], '*', async (c, next) => {
+    const refusal = durability.refusal()
+    if (refusal === undefined || c.req.path === '/v1/batch') return next()
+    return isSeedPath(c.req.path)
+      ? c.json({ detail: errorTable[refusal].title }, errorTable[refusal].status)
+      : problemResponse(c, refusal)
   })
 
   registerSeedRoutes(app, deps)
@@ -120,6 +151,11 @@ export function createApp(deps: AppDeps): App {
         : problemResponse(c, 'invalid_request', 'The body must be application/json')
     }
     if (error instanceof HTTPException) return error.getResponse()
+    if (error instanceof StorageFailedError) {
+      return isSeedPath(c.req.path)
+        ? c.json({ detail: errorTable.storage_failed.title }, 503)
+        : problemResponse(c, 'storage_failed')
+    }
     if (error instanceof AssertionError) {
       // An invariant failed: the shared buffer may be half-written. Never carry on with it;
       // crash, and let recovery rebuild the state (STYLE.md). Thrown outside the request so

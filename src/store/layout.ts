@@ -5,18 +5,21 @@ import assert from 'node:assert/strict'
 // buffer recomputes exactly the layout the creating thread used. No other module computes an
 // offset.
 //
-//   ┌──────────────────────── one SharedArrayBuffer ──────────────────────────────────────┐
-//   │ header f64 words │ header i32 words │ entry table (struct of arrays) │ hash index │ arena │
-//   └─────────────────────────────────────────────────────────────────────────────────────┘
+//   ┌──────────────────────────── one SharedArrayBuffer ───────────────────────────────────────────┐
+//   │ header f64 │ header i64 │ header i32 │ entry table (struct of arrays) │ hash index │ arena │ WAL ring │
+//   └──────────────────────────────────────────────────────────────────────────────────────────────┘
 //
-//   header i32:   magic, format version, lock word, LRU head/tail, free-slot head, entry count,
-//                 expiry heap size, hash seed, and the configuration the layout derives from
 //   header f64:   bytes used, arena head/tail/used, next sequence number, stats counters,
 //                 and the byte limits (which can exceed 2^31)
+//   header i64:   the durable sequence number (a BigInt64Array so threads can Atomics.wait on it)
+//   header i32:   magic, format version, lock word, LRU head/tail, free-slot head, entry count,
+//                 expiry heap size, hash seed, the configuration the layout derives from, and the
+//                 WAL ring's positions and wake-up words (src/wal/ring.ts)
 //   hash index:   i32 × indexSlotCount (a power of two ≥ 2 × entryCountMax): slot or slotNone
 //   entry table:  per slot: hash i32, prev i32, next i32, heapPos i32, heap i32, loc u32,
 //                 valueSize u32, keySize u16, contentType u8, version f64, expiresAt f64
 //   arena:        u8 × arenaSize: the log of records [owner slot i32 LE][key][value] (arena.ts)
+//   WAL ring:     u8 × walRingSize: encoded log records on their way to disk (src/wal/ring.ts)
 //
 // Arrays are laid out widest first so every typed array starts on its natural alignment.
 
@@ -25,7 +28,7 @@ export type Slot = number & { readonly brand: 'Slot' }
 export const slotNone = -1 as Slot
 
 export const layoutMagic = 0x736c6162 // "slab"
-export const layoutVersion = 1
+export const layoutVersion = 2
 
 /** Indices into the header's Int32Array. */
 export const I32 = {
@@ -44,8 +47,32 @@ export const I32 = {
   indexSlotCount: 12,
   headroomPerMille: 13,
   sweepCursor: 14,
+  walRingSize: 15,
+  /** Where the next record goes, a byte offset in the ring; written only under the store lock. */
+  walRingHead: 16,
+  /** The first byte the WAL writer has not yet written to disk; written only by the writer. */
+  walRingTail: 17,
+  /** Bumped by a producer that appended while the writer sleeps on it. */
+  walWriterWake: 18,
+  /** 1 while the writer sleeps (or is about to) on walWriterWake. */
+  walWriterSleeping: 19,
+  /** Bumped by the writer after it frees ring space, when walSpaceWaiting is set. */
+  walSpaceWake: 20,
+  /** 1 while a producer waits for ring space. */
+  walSpaceWaiting: 21,
+  /** The log's state: 0 ok, 1 read-only (the disk is full), 2 failed (a sync failed). */
+  walState: 22,
+  /** Set to 1 by the main thread to make the WAL writer flush, sync and return. */
+  walStop: 23,
 } as const
-const headerI32Count = 16
+const headerI32Count = 32
+
+/** Indices into the header's BigInt64Array. */
+export const I64 = {
+  /** Every record up to this sequence number may be acknowledged (src/wal/writer.ts says when). */
+  durableSequence: 0,
+} as const
+const headerI64Count = 2
 
 /** Indices into the header's Float64Array. */
 export const F64 = {
@@ -63,8 +90,13 @@ export const F64 = {
   evictions: 11,
   expirations: 12,
   arenaBytesMoved: 13,
+  // Written by the WAL writer thread alone; others read them for stats only.
+  walGroupCommits: 14,
+  walRecordsWritten: 15,
+  walBytesWritten: 16,
+  walSnapshots: 17,
 } as const
-const headerF64Count = 16
+const headerF64Count = 24
 
 export interface StoreLimits {
   /** Most entries resident at once (the seed's "capacity"). */
@@ -82,6 +114,27 @@ export interface StoreLimits {
    * Each 1‰ costs memorySizeMax / 1000 bytes.
    */
   headroomPerMille: number
+  /**
+   * Bytes of the ring that carries log records from the handler threads to the WAL writer.
+   * Absent: the larger of 4 MiB and twice the largest record (walRingSizeMin). A full ring makes
+   * writers wait for the disk, so it only needs to cover a burst between two group commits.
+   */
+  walRingSize?: number
+}
+
+/** The most bytes one log record can take for these limits (src/wal/record.ts's framing). */
+export function walRecordSizeMax(limits: StoreLimits): number {
+  // Framing (17) + key size (2) + content type (1) + expiresAt (8), then the key and value.
+  return 28 + limits.keySizeMax + limits.valueSizeMax
+}
+
+/** A ring must hold two of the largest records, so one always fits after a wrap. */
+export function walRingSizeMin(limits: StoreLimits): number {
+  return 2 * walRecordSizeMax(limits) + 8
+}
+
+export function walRingSizeOf(limits: StoreLimits): number {
+  return limits.walRingSize ?? Math.max(4 * 1024 * 1024, walRingSizeMin(limits))
 }
 
 /** The arena record header: the owner slot of a live record, or minus the size of a dead one. */
@@ -91,12 +144,14 @@ export interface Layout {
   readonly limits: StoreLimits
   readonly indexSlotCount: number
   readonly arenaSize: number
+  readonly walRingSize: number
   readonly byteLength: number
   readonly offsets: Readonly<Record<ArrayName, number>>
 }
 
 type ArrayName =
   | 'headerI32'
+  | 'headerI64'
   | 'headerF64'
   | 'index'
   | 'hashes'
@@ -111,6 +166,7 @@ type ArrayName =
   | 'keySizes'
   | 'contentTypes'
   | 'arena'
+  | 'walRing'
 
 /** The typed-array views one thread holds over the shared buffer. */
 export interface Views {
@@ -118,6 +174,7 @@ export interface Views {
   readonly layout: Layout
   readonly headerI32: Int32Array
   readonly headerF64: Float64Array
+  readonly headerI64: BigInt64Array
   readonly index: Int32Array
   readonly hashes: Int32Array
   readonly prev: Int32Array
@@ -131,6 +188,7 @@ export interface Views {
   readonly keySizes: Uint16Array
   readonly contentTypes: Uint8Array
   readonly arena: Uint8Array
+  readonly walRing: Uint8Array
 }
 
 /** Node 20 refuses typed arrays longer than 2^32 elements, and arena offsets are stored in u32. */
@@ -161,6 +219,10 @@ export function computeLayout(limits: StoreLimits): Layout {
     recordHeaderSize * entryCountMax +
     Math.ceil((memorySizeMax * headroomPerMille) / 1000)
   assert(arenaSize <= arenaSizeLimit, `the arena (${arenaSize} bytes) must be < 4 GiB`)
+  const walRingSize = walRingSizeOf(limits)
+  assert(Number.isSafeInteger(walRingSize), 'walRingSize must be an integer')
+  assert(walRingSize >= walRingSizeMin(limits), 'walRingSize must hold two of the largest records')
+  assert(walRingSize < 2 ** 31, 'walRingSize must be < 2 GiB (its offsets are i32 words)')
 
   const offsets = {} as Record<ArrayName, number>
   let at = 0
@@ -170,8 +232,9 @@ export function computeLayout(limits: StoreLimits): Layout {
     at += bytesPerElement * length
   }
   // The two headers come first, at fixed offsets, so attachViews can read the limits before it
-  // knows the rest of the layout. 16 i32 words keep the f64 arrays after them 8-byte aligned.
+  // knows the rest of the layout. 32 i32 words keep the f64 arrays after them 8-byte aligned.
   place('headerF64', 8, headerF64Count)
+  place('headerI64', 8, headerI64Count)
   place('headerI32', 4, headerI32Count)
   place('versions', 8, entryCountMax)
   place('expiresAt', 8, entryCountMax)
@@ -186,8 +249,16 @@ export function computeLayout(limits: StoreLimits): Layout {
   place('keySizes', 2, entryCountMax)
   place('contentTypes', 1, entryCountMax)
   place('arena', 1, arenaSize)
+  place('walRing', 1, walRingSize)
 
-  return { limits: { ...limits }, indexSlotCount, arenaSize, byteLength: at, offsets }
+  return {
+    limits: { ...limits, walRingSize },
+    indexSlotCount,
+    arenaSize,
+    walRingSize,
+    byteLength: at,
+    offsets,
+  }
 }
 
 function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
@@ -198,6 +269,7 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
     layout,
     headerI32: new Int32Array(buffer, o.headerI32, headerI32Count),
     headerF64: new Float64Array(buffer, o.headerF64, headerF64Count),
+    headerI64: new BigInt64Array(buffer, o.headerI64, headerI64Count),
     index: new Int32Array(buffer, o.index, layout.indexSlotCount),
     hashes: new Int32Array(buffer, o.hashes, n),
     prev: new Int32Array(buffer, o.prev, n),
@@ -211,6 +283,7 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
     keySizes: new Uint16Array(buffer, o.keySizes, n),
     contentTypes: new Uint8Array(buffer, o.contentTypes, n),
     arena: new Uint8Array(buffer, o.arena, layout.arenaSize),
+    walRing: new Uint8Array(buffer, o.walRing, layout.walRingSize),
   }
 }
 
@@ -229,6 +302,7 @@ export function createViews(limits: StoreLimits): Views {
   h[I32.valueSizeMax] = limits.valueSizeMax
   h[I32.indexSlotCount] = layout.indexSlotCount
   h[I32.headroomPerMille] = limits.headroomPerMille
+  h[I32.walRingSize] = layout.walRingSize
   views.headerF64[F64.memorySizeMax] = limits.memorySizeMax
   views.headerF64[F64.arenaSize] = layout.arenaSize
   return views
@@ -238,7 +312,7 @@ export function createViews(limits: StoreLimits): Views {
 export function attachViews(buffer: SharedArrayBuffer): Views {
   // The headers sit at fixed offsets (computeLayout places them first), so the limits can be
   // read before the rest of the layout is known.
-  const probe = new Int32Array(buffer, 8 * headerF64Count, headerI32Count)
+  const probe = new Int32Array(buffer, 8 * (headerF64Count + headerI64Count), headerI32Count)
   const f64 = new Float64Array(buffer, 0, headerF64Count)
   assert.equal(probe[I32.magic], layoutMagic, 'not a slabkv buffer')
   assert.equal(probe[I32.version], layoutVersion, 'unsupported slabkv buffer version')
@@ -248,6 +322,7 @@ export function attachViews(buffer: SharedArrayBuffer): Views {
     keySizeMax: probe[I32.keySizeMax]!,
     valueSizeMax: probe[I32.valueSizeMax]!,
     headroomPerMille: probe[I32.headroomPerMille]!,
+    walRingSize: probe[I32.walRingSize]!,
   })
   assert.equal(layout.byteLength, buffer.byteLength, 'buffer size does not match its header')
   return viewsOf(buffer, layout)

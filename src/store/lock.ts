@@ -48,6 +48,12 @@ export class Mutex {
     }
   }
 
+  /** Takes the lock only if it is free at once; never waits. */
+  tryLock(): boolean {
+    // The same full barrier as lock() when it wins.
+    return Atomics.compareExchange(this.#words, this.#index, free, held) === free
+  }
+
   unlock(): void {
     // sub is a full barrier: our writes to the buffer happen-before the next holder's reads.
     if (Atomics.sub(this.#words, this.#index, 1) !== held) {

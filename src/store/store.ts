@@ -19,6 +19,7 @@ import {
   createViews,
   F64,
   I32,
+  I64,
   type Layout,
   type Slot,
   type StoreLimits,
@@ -94,6 +95,8 @@ export class Store {
   readonly #transaction: StoreTransaction
   /** True while this thread holds the lock through this object: catches reentrant calls. */
   #inside = false
+  /** True while replay() applies a logged record: its removals take no sequence number. */
+  #replaying = false
   /**
    * The time as this hold of the lock sees it, read from the clock on first need (NaN until
    * then). One operation, or one transaction, sees one instant: were the clock read twice, an
@@ -310,7 +313,126 @@ export class Store {
         expirations: f64[F64.expirations]!,
         arenaBytesMoved: f64[F64.arenaBytesMoved]!,
         sequence: f64[F64.sequence]!,
+        durableSequence: Number(Atomics.load(this.views.headerI64, I64.durableSequence)),
+        walState: Atomics.load(i32, I32.walState),
+        walGroupCommits: f64[F64.walGroupCommits]!,
+        walRecordsWritten: f64[F64.walRecordsWritten]!,
+        walBytesWritten: f64[F64.walBytesWritten]!,
+        walSnapshots: f64[F64.walSnapshots]!,
       }
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /**
+   * The sequence number of the latest mutation, read without the lock. After any operation of
+   * this thread returns, it is at least that operation's (the lock orders the memory); a read
+   * that found nothing waits for this one to be durable, since some logged delete, eviction or
+   * expiry up to here may be why.
+   */
+  get sequence(): number {
+    return this.views.headerF64[F64.sequence]!
+  }
+
+  /**
+   * Applies one logged mutation during recovery, giving it exactly its logged sequence number.
+   * Removals the current limits force while replaying (a smaller --max-memory than the log was
+   * written with) take no sequence number and are not reported: they are not in the log.
+   * A snapshot's entries come in recency order, not version order: they pass the snapshot's
+   * sequence as `sequenceAfter`, which the store's sequence becomes.
+   */
+  replay(record: MutationRecord, sequenceAfter = record.sequence): void {
+    this.#enter()
+    this.#replaying = true
+    try {
+      const f64 = this.views.headerF64
+      assert(record.sequence <= sequenceAfter, 'a snapshot entry is newer than its snapshot')
+      assert(sequenceAfter >= f64[F64.sequence]!, 'replayed records must ascend')
+      if (sequenceAfter === record.sequence) {
+        assert(record.sequence > f64[F64.sequence]!, 'replayed log records must ascend')
+      }
+      f64[F64.sequence] = record.sequence - 1
+      if (record.op === 'set') {
+        const result = this.#set(record.key, record.value ?? new Uint8Array(0), {
+          expiresAt: record.expiresAt ?? 0,
+          contentType: record.contentType ?? 0,
+        })
+        assert(result.ok, `a logged set does not apply: ${result.ok || result.code}`)
+      } else if (record.op === 'clear') {
+        this.#reset()
+      } else {
+        const hash = this.#probe(record.key)
+        const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+        if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
+      }
+      f64[F64.sequence] = sequenceAfter
+    } finally {
+      this.#replaying = false
+      this.#leave()
+    }
+  }
+
+  /**
+   * Runs `body` holding the lock, or returns undefined at once when another thread holds it. The
+   * WAL writer takes the lock this way, so it can go on draining the ring for a producer that
+   * waits for ring space while holding the lock.
+   */
+  tryExclusively<T>(body: () => T): { value: T } | undefined {
+    assert(!this.#inside, 'the store lock is not reentrant')
+    if (!this.#lock.tryLock()) return undefined
+    this.#inside = true
+    this.#now = Number.NaN
+    try {
+      return { value: body() }
+    } finally {
+      this.#leave()
+    }
+  }
+
+  /**
+   * A private copy of the whole buffer, as a store no other thread knows: what a snapshot
+   * serializes while writes go on. Only inside tryExclusively, so the copy is consistent.
+   */
+  copy(): Store {
+    assert(this.#inside, 'copy() needs the lock held')
+    const buffer = new SharedArrayBuffer(this.buffer.byteLength)
+    new Uint8Array(buffer).set(new Uint8Array(this.buffer))
+    const copy = Store.attach(buffer, { clock: this.#clock })
+    copy.views.headerI32[I32.lock] = 0 // Copied while held; nobody holds the copy's lock.
+    return copy
+  }
+
+  /**
+   * Visits up to `countMax` entries from least to most recently used, starting at `cursor` (the
+   * next slot to visit; slotNone to start at the tail), and returns the cursor to continue with,
+   * or slotNone at the end. The value is a view into the arena, valid during the visit only.
+   * Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
+   */
+  walkOldestFirst(
+    cursor: Slot | undefined,
+    countMax: number,
+    visit: (key: string, value: Uint8Array, entry: Omit<Entry, 'value'>) => void,
+  ): Slot {
+    const v = this.views
+    this.#enter()
+    try {
+      let slot = cursor ?? this.#lru.tail
+      for (let count = 0; slot !== slotNone && count < countMax; count++) {
+        const keyOffset = this.#arena.keyOffset(slot)
+        const keySize = v.keySizes[slot]!
+        visit(
+          decodeKey(v.arena, keyOffset, keySize),
+          v.arena.subarray(keyOffset + keySize, keyOffset + keySize + v.valueSizes[slot]!),
+          {
+            contentType: v.contentTypes[slot]!,
+            version: v.versions[slot]!,
+            expiresAt: v.expiresAt[slot]!,
+          },
+        )
+        slot = this.#lru.prevOf(slot)
+      }
+      return slot
     } finally {
       this.#leave()
     }
@@ -486,6 +608,7 @@ export class Store {
       this.#heap.remove(slot)
     }
     v.headerF64[F64.sets]! += 1
+    if (this.#replaying) return { ok: true, version, created }
     this.#onMutation?.({
       op: 'set',
       sequence: version,
@@ -595,6 +718,7 @@ export class Store {
 
   /** Reports a removal or a clear; sets report themselves, with their value. */
   #emit(op: Exclude<MutationOp, 'set'>, key: string): number {
+    if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
     this.#onMutation?.({ op, sequence, key })
     return sequence

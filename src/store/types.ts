@@ -93,4 +93,13 @@ export interface StoreStats {
   /** Bytes of live records the arena's cleaner has moved; a measure of fragmentation work. */
   arenaBytesMoved: number
   sequence: number
+  /** Every mutation up to this one may be acknowledged (the WAL writer publishes it). */
+  durableSequence: number
+  /** 0 ok, 1 read-only (disk full), 2 failed (src/wal/writer.ts). */
+  walState: number
+  /** Group commits: each is one write and, with --fsync always, one fdatasync. */
+  walGroupCommits: number
+  walRecordsWritten: number
+  walBytesWritten: number
+  walSnapshots: number
 }

@@ -24,8 +24,20 @@ import type { MutationOp, MutationRecord } from '../store/types.js'
 //
 //   0  4  magic "SKVW"   4  2  format version   6  2  reserved (0)
 //   8  8  first sequence (two u32)              16 4  crc32 over bytes 0 .. 16
+//
+// A snapshot file is the same header with magic "SKVS" and the sequence number it covers (every
+// mutation up to it is in the snapshot), then one set record per entry from least to most
+// recently used (each with its entry's version as sequence), then a footer:
+//
+//   0  4  magic "SKVE"   4  4  entry count   8  4  crc32 over bytes 0 .. 8
+//
+// A snapshot is renamed into place only after it is complete and synced, so a missing footer
+// or a bad record in a snapshot is damage, never a crash's torn tail.
 
 export const segmentMagic = 0x57564b53 // "SKVW" read little-endian
+export const snapshotMagic = 0x53564b53 // "SKVS"
+const snapshotFooterMagic = 0x45564b53 // "SKVE"
+export const snapshotFooterSize = 12
 export const formatVersion = 1
 export const segmentHeaderSize = 20
 /** Bytes a record adds around its payload: length, sequence, type, checksum. */
@@ -144,10 +156,33 @@ export function decodeRecord(bytes: Uint8Array, offset: number): Decoded {
   return { ok: true, record: { op, sequence, key, value, contentType, expiresAt }, size }
 }
 
-export function encodeSegmentHeader(firstSequence: number): Uint8Array {
+/**
+ * The size of the well-framed record at `offset` whose checksum holds, reading no further than
+ * `end`; 0 otherwise. Checks the frame only, decoding nothing: the WAL writer's check before it
+ * writes, and recovery's search for valid records past a bad one.
+ */
+export function checkRecord(bytes: Uint8Array, offset: number, end = bytes.length): number {
+  if (end - offset < recordOverheadSize) return 0
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, end - offset)
+  const length = view.getUint32(0, true)
+  if (length < fixedFieldsSize) return 0
+  const size = lengthFieldSize + length + 4
+  if (size > end - offset) return 0
+  return crc32(bytes.subarray(offset, offset + size - 4)) === view.getUint32(size - 4, true)
+    ? size
+    : 0
+}
+
+/** The sequence field of the record at `offset`, whether or not the record is valid. */
+export function sequenceAt(bytes: Uint8Array, offset: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 12)
+  return view.getUint32(4, true) + view.getUint32(8, true) * 2 ** 32
+}
+
+export function encodeSegmentHeader(firstSequence: number, magic = segmentMagic): Uint8Array {
   const header = new Uint8Array(segmentHeaderSize)
   const view = new DataView(header.buffer)
-  view.setUint32(0, segmentMagic, true)
+  view.setUint32(0, magic, true)
   view.setUint16(4, formatVersion, true)
   view.setUint32(8, firstSequence % 2 ** 32, true)
   view.setUint32(12, Math.floor(firstSequence / 2 ** 32), true)
@@ -159,14 +194,32 @@ export type DecodedHeader =
   | { ok: true; firstSequence: number }
   | { ok: false; reason: 'truncated' | 'magic' | 'version' | 'checksum' }
 
-export function decodeSegmentHeader(bytes: Uint8Array): DecodedHeader {
+export function decodeSegmentHeader(bytes: Uint8Array, magic = segmentMagic): DecodedHeader {
   if (bytes.length < segmentHeaderSize) return { ok: false, reason: 'truncated' }
   const view = new DataView(bytes.buffer, bytes.byteOffset, segmentHeaderSize)
-  if (view.getUint32(0, true) !== segmentMagic) return { ok: false, reason: 'magic' }
+  if (view.getUint32(0, true) !== magic) return { ok: false, reason: 'magic' }
   if (crc32(bytes.subarray(0, 16)) !== view.getUint32(16, true))
     return { ok: false, reason: 'checksum' }
   if (view.getUint16(4, true) !== formatVersion) return { ok: false, reason: 'version' }
   return { ok: true, firstSequence: view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32 }
+}
+
+export function encodeSnapshotFooter(entryCount: number): Uint8Array {
+  const footer = new Uint8Array(snapshotFooterSize)
+  const view = new DataView(footer.buffer)
+  view.setUint32(0, snapshotFooterMagic, true)
+  view.setUint32(4, entryCount, true)
+  view.setUint32(8, crc32(footer.subarray(0, 8)), true)
+  return footer
+}
+
+/** The entry count a footer at `offset` records, or undefined when there is no valid footer. */
+export function decodeSnapshotFooter(bytes: Uint8Array, offset: number): number | undefined {
+  if (bytes.length - offset !== snapshotFooterSize) return undefined
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, snapshotFooterSize)
+  if (view.getUint32(0, true) !== snapshotFooterMagic) return undefined
+  if (crc32(bytes.subarray(offset, offset + 8)) !== view.getUint32(8, true)) return undefined
+  return view.getUint32(4, true)
 }
 
 function sameRecord(a: MutationRecord, b: MutationRecord): boolean {

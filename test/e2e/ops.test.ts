@@ -232,7 +232,7 @@ describe('OpenAPI document and Swagger UI', () => {
 })
 
 describe('logs', () => {
-  it("writes JSON lines, the first one {msg: 'listening', url, mode, threads}", () => {
+  it("writes JSON lines: 'recovered' with what the log held, then 'listening' {url, mode, threads}", () => {
     const lines = server
       .stdout()
       .split('\n')
@@ -244,7 +244,9 @@ describe('logs', () => {
       expect(parsed, line).toHaveProperty('level')
       expect(parsed, line).toHaveProperty('msg')
     }
-    const first = server.logs[0]!
+    expect(server.logs[0]?.msg).toBe('recovered')
+    expect(server.logs[0]?.recordsReplayed).toBe(0)
+    const first = server.logs[1]!
     expect(first.msg).toBe('listening')
     expect(first.url).toBe(server.url)
     // Node 20 serves on the main thread (README: handler threads need Node ≥ 22.12).

@@ -63,6 +63,10 @@ interface PreparedSet {
 export function registerBatchRoute(app: App, { store, config, durability }: AppDeps): void {
   app.openapi(batchRoute, async (c) => {
     const { ops } = c.req.valid('json')
+    const refusal = durability.refusal()
+    if (refusal !== undefined && ops.some((op) => op.op !== 'get')) {
+      return problemResponse(c, refusal) as never
+    }
     if (ops.length > config.batchOpCountMax) {
       return problemResponse(c, 'batch_too_large', `At most ${config.batchOpCountMax} ops`) as never
     }
@@ -123,7 +127,9 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
         },
       ) as never
     }
-    if (outcome.sequenceMax > 0) await durability.waitFor(outcome.sequenceMax)
+    // Everything the batch wrote, and everything its reads saw (found or not), is covered by
+    // the store's sequence as the batch left it.
+    await durability.waitFor(Math.max(outcome.sequenceMax, store.sequence))
     const results = outcome.results.map((result) => {
       if (!('value' in result)) return result
       const { mediaType, body } = decodeMediaType(result.contentType, result.value)

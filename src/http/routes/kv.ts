@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { codeOfStoreError, type ErrorCode } from '../../errors.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
-import { type App, type AppDeps, problemResponse } from '../app.js'
+import { type App, type AppDeps, problemResponse, whenDurable } from '../app.js'
 import { decodeMediaType, encodeMediaType } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 
@@ -203,16 +203,20 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
-    if (entry === undefined) return problemResponse(c, 'not_found') as never
-    const ifNoneMatch = c.req.header('if-none-match')
-    if (ifNoneMatch !== undefined) {
-      const versions = parseEtags(ifNoneMatch)
-      if (versions === 'any' || versions?.includes(entry.version)) {
-        return c.body(null, 304, { ETag: etagOf(entry.version) }) as never
-      }
+    if (entry === undefined) {
+      return whenDurable(durability, store.sequence, () => problemResponse(c, 'not_found')) as never
     }
-    const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
-    return respondBytes(c, body, entryHeaders(entry, mediaType, body.byteLength))
+    return whenDurable(durability, entry.version, () => {
+      const ifNoneMatch = c.req.header('if-none-match')
+      if (ifNoneMatch !== undefined) {
+        const versions = parseEtags(ifNoneMatch)
+        if (versions === 'any' || versions?.includes(entry.version)) {
+          return c.body(null, 304, { ETag: etagOf(entry.version) }) as never
+        }
+      }
+      const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
+      return respondBytes(c, body, entryHeaders(entry, mediaType, body.byteLength))
+    })
   })
 
   app.openapi(deleteRoute, async (c) => {

@@ -50,8 +50,8 @@ const listRoute = createRoute({
   },
 })
 
-export function registerListRoute(app: App, { store }: AppDeps): void {
-  app.openapi(listRoute, (c) => {
+export function registerListRoute(app: App, { store, durability }: AppDeps): void {
+  app.openapi(listRoute, async (c) => {
     const {
       prefix = '',
       cursor: cursorText = '0',
@@ -88,6 +88,8 @@ export function registerListRoute(app: App, { store }: AppDeps): void {
         items.push({ key: item.key, size, contentType, version: item.version, ttl })
       }
     }
+    // The page shows versions; none may be shown before it is durable.
+    await durability.waitFor(store.sequence)
     return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200)
   })
 }

@@ -4,6 +4,8 @@ import type { App, AppDeps } from '../app.js'
 
 // Operating the server: JSON stats, Prometheus metrics, and the liveness and readiness probes.
 
+const walStateNames = ['ok', 'read-only (disk full)', 'failed']
+
 const statsRoute = createRoute({
   method: 'get',
   path: '/v1/stats',
@@ -98,6 +100,19 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
       mode: runtime.mode,
       sequence: stats.sequence,
       arenaBytesMoved: stats.arenaBytesMoved,
+      wal: {
+        fsync: runtime.fsync ?? null,
+        state: walStateNames[stats.walState] ?? 'unknown',
+        durableSequence: stats.durableSequence,
+        durableLag: Math.max(0, stats.sequence - stats.durableSequence),
+        groupCommits: stats.walGroupCommits,
+        recordsWritten: stats.walRecordsWritten,
+        bytesWritten: stats.walBytesWritten,
+        recordsPerGroupCommit:
+          stats.walGroupCommits === 0 ? 0 : stats.walRecordsWritten / stats.walGroupCommits,
+        snapshots: stats.walSnapshots,
+        recovery: runtime.recovery ?? null,
+      },
     }
   }
 
@@ -129,6 +144,16 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
       'Bytes the arena cleaner moved.',
       s.arenaBytesMoved,
     )
+    metric('wal_durable_lag', 'gauge', 'Mutations applied but not yet durable.', s.wal.durableLag)
+    metric(
+      'wal_group_commits_total',
+      'counter',
+      'Group commits (one write, one sync each).',
+      s.wal.groupCommits,
+    )
+    metric('wal_records_total', 'counter', 'Log records written.', s.wal.recordsWritten)
+    metric('wal_bytes_total', 'counter', 'Log bytes written.', s.wal.bytesWritten)
+    metric('wal_snapshots_total', 'counter', 'Snapshots written.', s.wal.snapshots)
     metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
     metric('threads', 'gauge', 'Handler threads.', s.threads)
     return c.text(`${lines.join('\n')}\n`, 200, {

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { App, AppDeps } from '../app.js'
+import { type App, type AppDeps, whenDurable } from '../app.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 import { seedValidationError } from '../validation.js'
@@ -119,10 +119,14 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     const key = pathKey(c, '/get/')
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const entry = store.get(key)
-    if (entry === undefined) return c.json(notFound, 404)
-    const { body } = decodeMediaType(entry.contentType, entry.value)
-    const text = decoder.decode(body)
-    return c.json({ key, value: entry.contentType === tagJson ? parseOrText(text) : text }, 200)
+    if (entry === undefined) {
+      return whenDurable(durability, store.sequence, () => c.json(notFound, 404)) as never
+    }
+    return whenDurable(durability, entry.version, () => {
+      const { body } = decodeMediaType(entry.contentType, entry.value)
+      const text = decoder.decode(body)
+      return c.json({ key, value: entry.contentType === tagJson ? parseOrText(text) : text }, 200)
+    }) as never
   })
 
   app.openapi(deleteRoute, async (c) => {

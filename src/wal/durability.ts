@@ -1,0 +1,75 @@
+import { type Durability, StorageFailedError } from '../durability.js'
+import { I32, I64, type Views } from '../store/layout.js'
+import { walStateFailed, walStateReadOnly } from './writer.js'
+
+// The handler threads' side of group commit: each write awaits the durable sequence number the
+// WAL writer publishes in the shared buffer. One Atomics.waitAsync per thread watches the word,
+// however many requests wait, and settles every waiter the new value covers.
+
+const recheckMs = 1000
+
+interface Waiter {
+  sequence: number
+  resolve: () => void
+  reject: (error: Error) => void
+}
+
+export function logDurability(views: Views): Durability {
+  const words = views.headerI64
+  const header = views.headerI32
+  const durable = () => Number(Atomics.load(words, I64.durableSequence))
+  const failed = () => Atomics.load(header, I32.walState) === walStateFailed
+  let waiters: Waiter[] = []
+  let watching = false
+
+  const settle = () => {
+    const sequence = durable()
+    if (failed()) {
+      for (const waiter of waiters) waiter.reject(new StorageFailedError())
+      waiters = []
+      return
+    }
+    const pending: Waiter[] = []
+    for (const waiter of waiters) {
+      if (waiter.sequence <= sequence) waiter.resolve()
+      else pending.push(waiter)
+    }
+    waiters = pending
+  }
+
+  const watch = () => {
+    if (watching) return
+    // Read the word, then settle against it: a publish after this read changes the word, and
+    // waitAsync below then returns at once instead of sleeping through it.
+    const seen = durable()
+    settle()
+    if (waiters.length === 0) return
+    watching = true
+    // Resolves when the writer notifies after publishing (or failing). The timeout only bounds
+    // a failure notice that raced this call: the state word is not the one waited on.
+    const wait = Atomics.waitAsync(words, I64.durableSequence, BigInt(seen), recheckMs)
+    const rearm = () => {
+      watching = false
+      watch()
+    }
+    if (wait.async) void wait.value.then(rearm)
+    else queueMicrotask(rearm)
+  }
+
+  return {
+    waitFor(sequence) {
+      if (durable() >= sequence) return undefined
+      if (failed()) return Promise.reject(new StorageFailedError())
+      return new Promise<void>((resolve, reject) => {
+        waiters.push({ sequence, resolve, reject })
+        watch()
+      })
+    },
+    refusal() {
+      const state = Atomics.load(header, I32.walState)
+      if (state === walStateFailed) return 'storage_failed'
+      if (state === walStateReadOnly) return 'storage_full'
+      return undefined
+    },
+  }
+}

@@ -1,0 +1,300 @@
+import { join } from 'node:path'
+import type { MutationRecord } from '../store/types.js'
+import { classify } from './files.js'
+import {
+  checkRecord,
+  decodeRecord,
+  decodeSegmentHeader,
+  recordOverheadSize,
+  segmentHeaderSize,
+  sequenceAt,
+} from './record.js'
+import { readSnapshot } from './snapshot.js'
+import type { Storage } from './storage.js'
+
+// Recovery reads a data directory: the newest snapshot, then every record after it, in sequence
+// order, handing each to the caller (replay into the store, or nothing for `slabkv wal check`).
+//
+// When a record or a segment header does not check out, what it means depends on what follows
+// it. The decision table (as Redis's aof.c separates a truncated tail from a format error, and
+// TigerBeetle's journal tabulates its recovery cases):
+//
+//   what is bad                  a valid record follows it?   decision
+//   ─────────────────────────    ─────────────────────────    ──────────────────────────────────
+//   record or segment header     no                           torn tail: what a crash during a
+//   (frame, checksum, content)                                write leaves. Cut it off (the bytes
+//                                                              go to a .broken file), warn, go on.
+//   record or segment header     yes (same or later file)     corruption: the disk damaged data
+//                                                              that was once whole. Refuse to
+//                                                              start; name file, offset, sequence.
+//   a record's sequence is not   -                            corruption (a record or a file is
+//   the one expected                                           missing)
+//   snapshot, anywhere           -                            corruption (a snapshot is renamed
+//                                                              into place only once synced whole)
+//
+// A torn tail can only hold unacknowledged writes: an acknowledged record was synced, and every
+// record after the first unsynced byte is unsynced too. Corruption can hide acknowledged data,
+// so it needs an operator: `slabkv wal repair` cuts the log at the damage (keeping the cut bytes).
+// "Valid" means a whole frame whose checksum holds and whose sequence number fits the gap;
+// CRC-32 detects every single-bit error, so a flip cannot make a bad record pass.
+
+export type Damage =
+  | {
+      kind: 'torn'
+      file: string
+      /** Where the cut goes; 0 with a bad header means the whole file. */
+      offset: number
+      size: number
+      /** Segments after the torn one, holding nothing valid: they go too. */
+      emptyAfter: string[]
+    }
+  | { kind: 'corrupt'; file: string; offset: number; sequence: number; why: string }
+
+export interface Inspection {
+  snapshot: { file: string; sequence: number; entryCount: number } | undefined
+  segments: { file: string; firstSequence: number; size: number }[]
+  recordCount: number
+  /** Bytes of log read after the snapshot. */
+  logSize: number
+  /** The last sequence number that loaded (the snapshot's when no record followed it). */
+  sequence: number
+  damage: Damage | undefined
+}
+
+export class CorruptLogError extends Error {
+  constructor(readonly damage: Extract<Damage, { kind: 'corrupt' }>) {
+    super(
+      `the log is corrupt in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}): ` +
+        `${damage.why}; valid records follow, so this is damage, not a torn write. ` +
+        '`slabkv wal check DIR` reports; `slabkv wal repair DIR` cuts the log there.',
+    )
+  }
+}
+
+/**
+ * Reads everything and hands each mutation to `apply` in order, stopping at the first damage.
+ * Changes nothing on disk.
+ */
+export function inspect(
+  storage: Storage,
+  dir: string,
+  apply: (record: MutationRecord, sequenceAfter: number) => void = () => {},
+  onProgress: (bytesRead: number) => void = () => {},
+): Inspection {
+  const files = classify(storage.exists(dir) ? storage.list(dir) : [])
+  const result: Inspection = {
+    snapshot: undefined,
+    segments: [],
+    recordCount: 0,
+    logSize: 0,
+    sequence: 0,
+    damage: undefined,
+  }
+  const newest = files.snapshots.at(-1)
+  if (newest !== undefined) {
+    const read = readSnapshot(storage.read(join(dir, newest.name)), apply)
+    if (!read.ok) {
+      result.damage = {
+        kind: 'corrupt',
+        file: newest.name,
+        offset: read.offset,
+        sequence: newest.sequence,
+        why: `snapshot: ${read.why}`,
+      }
+      return result
+    }
+    result.snapshot = { file: newest.name, sequence: read.sequence, entryCount: read.entryCount }
+    result.sequence = read.sequence
+  }
+
+  // Segments that end before the snapshot begins (a crash came between the snapshot's rename
+  // and their deletion) hold nothing to replay.
+  const segments = files.segments.filter(
+    (_segment, i) =>
+      (files.segments[i + 1]?.firstSequence ?? Number.POSITIVE_INFINITY) > result.sequence + 1,
+  )
+  let bytesRead = 0
+  for (const [i, segment] of segments.entries()) {
+    const bytes = storage.read(join(dir, segment.name))
+    result.segments.push({
+      file: segment.name,
+      firstSequence: segment.firstSequence,
+      size: bytes.length,
+    })
+    bytesRead += bytes.length
+    result.logSize += bytes.length
+    const later = segments.slice(i + 1).map((s) => s.name)
+    const expected = () => result.sequence + 1
+    const header = decodeSegmentHeader(bytes)
+    if (!header.ok) {
+      result.damage = judge(
+        storage,
+        dir,
+        segment.name,
+        bytes,
+        0,
+        expected(),
+        `bad segment header (${header.reason})`,
+        later,
+      )
+      return result
+    }
+    if (header.firstSequence > expected()) {
+      result.damage = {
+        kind: 'corrupt',
+        file: segment.name,
+        offset: 0,
+        sequence: expected(),
+        why: `the segment starts at ${header.firstSequence}: records are missing`,
+      }
+      return result
+    }
+    let at = segmentHeaderSize
+    while (at < bytes.length) {
+      const size = checkRecord(bytes, at)
+      if (size === 0) {
+        const decoded = decodeRecord(bytes, at)
+        const why = decoded.ok ? 'bad record' : `bad record (${decoded.reason})`
+        result.damage = judge(storage, dir, segment.name, bytes, at, expected(), why, later)
+        return result
+      }
+      const sequence = sequenceAt(bytes, at)
+      if (sequence > result.sequence) {
+        const decoded = decodeRecord(bytes, at)
+        if (sequence !== expected() || !decoded.ok) {
+          const why = decoded.ok
+            ? `sequence ${sequence} where ${expected()} belongs`
+            : `a malformed record (${decoded.reason})`
+          result.damage = {
+            kind: 'corrupt',
+            file: segment.name,
+            offset: at,
+            sequence: expected(),
+            why,
+          }
+          return result
+        }
+        apply(decoded.record, sequence)
+        result.sequence = sequence
+        result.recordCount++
+      }
+      at += size
+    }
+    onProgress(bytesRead)
+  }
+  return result
+}
+
+/** The decision table's first two rows: torn tail when nothing valid follows, else corruption. */
+function judge(
+  storage: Storage,
+  dir: string,
+  file: string,
+  bytes: Uint8Array,
+  offset: number,
+  sequence: number,
+  why: string,
+  later: string[],
+): Damage {
+  const followed =
+    hasValidRecord(bytes, offset + 1, sequence) ||
+    later.some((name) => hasValidRecord(storage.read(join(dir, name)), segmentHeaderSize, sequence))
+  if (followed) return { kind: 'corrupt', file, offset, sequence, why }
+  return { kind: 'torn', file, offset, size: bytes.length - offset, emptyAfter: later }
+}
+
+/**
+ * Whether a whole record with a plausible sequence number starts anywhere at or after `from`.
+ * Records after the damaged one would carry sequence numbers from `sequence` up by at most one
+ * per smallest record; checking that first keeps the scan cheap (few offsets reach the CRC).
+ */
+function hasValidRecord(bytes: Uint8Array, from: number, sequence: number): boolean {
+  const sequenceMax = sequence + Math.ceil(bytes.length / recordOverheadSize)
+  for (let at = from; at + recordOverheadSize <= bytes.length; at++) {
+    const candidate = sequenceAt(bytes, at)
+    if (candidate < sequence || candidate > sequenceMax) continue
+    if (checkRecord(bytes, at) > 0) return true
+  }
+  return false
+}
+
+/**
+ * Cuts a file at `offset`: the bytes from there go to `<file>.at-<offset>.broken` first
+ * (synced), then the file is truncated (or removed, at 0) and synced, and the `later` segments
+ * are renamed to .broken too. Boot recovery does this for a torn tail; `slabkv wal repair` for
+ * corruption.
+ */
+export function cutLog(
+  storage: Storage,
+  dir: string,
+  file: string,
+  offset: number,
+  later: string[],
+): string[] {
+  const kept: string[] = []
+  const path = join(dir, file)
+  const bytes = storage.read(path)
+  const brokenName = `${file}.at-${offset}.broken`
+  const broken = storage.openAppend(join(dir, brokenName))
+  storage.append(broken, bytes.subarray(offset))
+  storage.fdatasync(broken)
+  storage.close(broken)
+  kept.push(brokenName)
+  if (offset === 0) {
+    storage.unlink(path) // A segment with no valid header has nothing to keep.
+  } else {
+    storage.truncate(path, offset)
+    const fd = storage.openAppend(path)
+    storage.fdatasync(fd) // The shorter length must survive a crash, or the cut bytes return.
+    storage.close(fd)
+  }
+  for (const name of later) {
+    storage.rename(join(dir, name), join(dir, `${name}.broken`))
+    kept.push(`${name}.broken`)
+  }
+  storage.syncDir(dir)
+  return kept
+}
+
+export interface RecoveryReport {
+  snapshot: string | null
+  snapshotEntryCount: number
+  segmentCount: number
+  recordsReplayed: number
+  bytesRead: number
+  tornBytesCut: number
+  brokenFiles: string[]
+  sequence: number
+  durationMs: number
+}
+
+/**
+ * Boot recovery: replays the directory into `apply`; cuts a torn tail off; throws
+ * CorruptLogError on corruption.
+ */
+export function recover(
+  storage: Storage,
+  dir: string,
+  apply: (record: MutationRecord, sequenceAfter: number) => void,
+  onProgress?: (bytesRead: number) => void,
+): RecoveryReport & { logSize: number } {
+  const startedAt = performance.now()
+  storage.mkdirp(dir)
+  const inspection = inspect(storage, dir, apply, onProgress)
+  const damage = inspection.damage
+  if (damage?.kind === 'corrupt') throw new CorruptLogError(damage)
+  const brokenFiles =
+    damage === undefined ? [] : cutLog(storage, dir, damage.file, damage.offset, damage.emptyAfter)
+  return {
+    snapshot: inspection.snapshot?.file ?? null,
+    snapshotEntryCount: inspection.snapshot?.entryCount ?? 0,
+    segmentCount: inspection.segments.length,
+    recordsReplayed: inspection.recordCount,
+    bytesRead: inspection.logSize,
+    tornBytesCut: damage?.size ?? 0,
+    brokenFiles,
+    sequence: inspection.sequence,
+    durationMs: Math.round(performance.now() - startedAt),
+    logSize: inspection.logSize - (damage?.size ?? 0),
+  }
+}

@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { F64, I32, I64 } from '../store/layout.js'
+import type { Store } from '../store/store.js'
+import { classify, segmentName } from './files.js'
+import { encodeSegmentHeader, segmentHeaderSize } from './record.js'
+import type { WalRing } from './ring.js'
+import { SnapshotWriter } from './snapshot.js'
+import { type FileDescriptor, isNoSpace, type Storage } from './storage.js'
+
+// The WAL writer: drains the ring, appends to the current segment, syncs, and publishes the
+// durable sequence number that releases acknowledgements. It runs in its own thread
+// (workers/wal-writer.ts) and is the only code that touches log and snapshot files; tests drive
+// it step by step in one thread against a simulated disk.
+//
+// Group commit: while one fdatasync runs, producers keep appending to the ring; the next step
+// writes everything that accumulated with one write per contiguous run and covers it with one
+// fdatasync. The batch grows with the load by itself: no timer delays a lone writer.
+//
+// What each --fsync mode acknowledges (the durable sequence it publishes):
+//   always    after the fdatasync that covers the record returns. A crash loses nothing
+//             acknowledged.
+//   everysec  after write(2): the record is in the OS's page cache; fdatasync runs at least once
+//             a second. A process crash loses nothing; a power loss or kernel crash can lose
+//             about the last second of acknowledged writes.
+//   no        after write(2); the OS flushes when it likes (Linux: typically within 30 s). A
+//             power loss can lose that much.
+//
+// Storage errors. A failed fdatasync is fail-stop: the kernel may have dropped the dirty pages
+// and cleared the error, so a retry could "succeed" over lost data (PostgreSQL's fsyncgate). The
+// writer marks the log failed (pending writes get 503), and throws: the process exits and
+// recovery decides from what is really on disk. A full disk (ENOSPC) on write is survivable: the
+// partial write is cut off, the log turns read-only (new writes get 507), and the writer retries
+// the same bytes every retry interval until they fit.
+
+export type FsyncMode = 'always' | 'everysec' | 'no'
+
+export interface WalWriterOptions {
+  storage: Storage
+  dir: string
+  fsync: FsyncMode
+  /** A segment is closed and a new one started once it reaches this many bytes. */
+  segmentSizeMax: number
+  /** A snapshot starts once the log written since the last one reaches this many bytes. */
+  snapshotLogSizeMin: number
+  /** How often a full disk is tried again. */
+  noSpaceRetryMs: number
+  clock?: () => number
+  /** Things an operator wants in the log: segments, snapshots, the disk filling up. */
+  onEvent?: (message: string, fields: Record<string, unknown>) => void
+}
+
+export const walStateOk = 0
+export const walStateReadOnly = 1
+export const walStateFailed = 2
+
+/** everysec syncs at least this often. */
+const everySecondMs = 1000
+/** How much of a snapshot is written per step, between two drains of the ring. */
+const snapshotStepEntryCount = 4096
+
+export class WalWriter {
+  readonly #store: Store
+  readonly #ring: WalRing
+  readonly #options: WalWriterOptions
+  readonly #storage: Storage
+  readonly #clock: () => number
+  #fd: FileDescriptor | undefined
+  #segmentPath = ''
+  /** Bytes of the current segment known to be whole records (where a failed write is cut). */
+  #segmentSize = 0
+  #sequenceWritten: number
+  #sequenceSynced: number
+  #lastSyncMs = 0
+  #logSizeSinceSnapshot: number
+  #snapshot: SnapshotWriter | undefined
+  #noSpaceSinceMs: number | undefined
+
+  constructor(
+    store: Store,
+    ring: WalRing,
+    options: WalWriterOptions,
+    /** What recovery found: the log written since the newest snapshot, in bytes. */
+    logSizeSinceSnapshot = 0,
+  ) {
+    this.#store = store
+    this.#ring = ring
+    this.#options = options
+    this.#storage = options.storage
+    this.#clock = options.clock ?? Date.now
+    this.#sequenceWritten = store.sequence
+    this.#sequenceSynced = store.sequence
+    this.#logSizeSinceSnapshot = logSizeSinceSnapshot
+    this.#publish(store.sequence)
+  }
+
+  /** Starts a fresh segment after what recovery loaded. */
+  open(): void {
+    this.#startSegment(this.#sequenceWritten + 1)
+  }
+
+  /**
+   * Does what is due: writes what the ring holds, syncs as the mode says, publishes, and moves a
+   * snapshot along. Returns whether it wrote anything (the caller sleeps when it did not).
+   */
+  step(): boolean {
+    if (this.#noSpaceSinceMs !== undefined && !this.#retryDue()) return false
+    const wrote = this.#drain()
+    if (wrote === undefined) return false // The disk is full; retried later.
+    if (wrote) this.#store.views.headerF64[F64.walGroupCommits]! += 1
+    const now = this.#clock()
+    const mode = this.#options.fsync
+    if (this.#sequenceWritten > this.#sequenceSynced) {
+      if (mode === 'always' || (mode === 'everysec' && now - this.#lastSyncMs >= everySecondMs)) {
+        this.#sync()
+      }
+    }
+    if (mode !== 'always') this.#publish(this.#sequenceWritten)
+    if (this.#segmentSize >= this.#options.segmentSizeMax) this.#rotate()
+    this.#advanceSnapshot()
+    return wrote
+  }
+
+  /** How long the caller may sleep before step() has something due even without new records. */
+  idleTimeoutMs(): number {
+    if (this.#noSpaceSinceMs !== undefined) return this.#options.noSpaceRetryMs
+    if (this.#snapshot !== undefined) return 0
+    if (this.#options.fsync === 'everysec' && this.#sequenceWritten > this.#sequenceSynced) {
+      return Math.max(0, everySecondMs - (this.#clock() - this.#lastSyncMs))
+    }
+    return everySecondMs
+  }
+
+  /** Writes and syncs everything left, whatever the mode, and closes the segment. */
+  close(): void {
+    while (!this.#ring.isEmpty()) {
+      if (this.#drain() === undefined) break // Full disk: what did not fit stays unacknowledged.
+    }
+    if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
+    this.#publish(this.#sequenceSynced)
+    this.#snapshot?.abort()
+    this.#snapshot = undefined
+    if (this.#fd !== undefined) this.#storage.close(this.#fd)
+    this.#fd = undefined
+  }
+
+  /** Appends what the ring holds to the segment; undefined when the disk was full. */
+  #drain(): boolean | undefined {
+    let wrote = false
+    for (let readable = this.#ring.readable(); readable; readable = this.#ring.readable()) {
+      assert(this.#fd !== undefined, 'the writer is not open')
+      const bytes = this.#ring.bytes(readable.start, readable.end)
+      try {
+        this.#storage.append(this.#fd, bytes)
+      } catch (error) {
+        if (!isNoSpace(error)) this.#fail(error)
+        this.#enterReadOnly(error)
+        return undefined
+      }
+      this.#leaveReadOnly()
+      this.#segmentSize += bytes.byteLength
+      this.#logSizeSinceSnapshot += bytes.byteLength
+      this.#sequenceWritten = readable.sequenceLast
+      const f64 = this.#store.views.headerF64
+      f64[F64.walRecordsWritten]! += readable.recordCount
+      f64[F64.walBytesWritten]! += bytes.byteLength
+      // The bytes are in the file now; producers may reuse their ring space before the sync.
+      this.#ring.release(readable.end)
+      wrote = true
+    }
+    return wrote
+  }
+
+  #sync(): void {
+    assert(this.#fd !== undefined, 'the writer is not open')
+    try {
+      // The group commit: one fdatasync covers every record written since the last one.
+      this.#storage.fdatasync(this.#fd)
+    } catch (error) {
+      this.#fail(error)
+    }
+    this.#sequenceSynced = this.#sequenceWritten
+    this.#lastSyncMs = this.#clock()
+    this.#publish(this.#sequenceSynced)
+  }
+
+  #publish(sequence: number): void {
+    const words = this.#store.views.headerI64
+    if (Number(Atomics.load(words, I64.durableSequence)) >= sequence) return
+    // Handler threads wait on this word with Atomics.waitAsync (src/wal/durability.ts).
+    Atomics.store(words, I64.durableSequence, BigInt(sequence))
+    Atomics.notify(words, I64.durableSequence)
+  }
+
+  /** Fail-stop: marks the log failed, wakes every waiter so it answers 503, and throws. */
+  #fail(error: unknown): never {
+    const h = this.#store.views.headerI32
+    Atomics.store(h, I32.walState, walStateFailed)
+    Atomics.notify(this.#store.views.headerI64, I64.durableSequence)
+    throw error
+  }
+
+  #enterReadOnly(error: unknown): void {
+    // What part of the write reached the file is unknown: cut back to the last whole record, so
+    // the retry appends the same bytes at the same place and recovery never sees a partial one.
+    this.#storage.truncate(this.#segmentPath, this.#segmentSize)
+    if (this.#noSpaceSinceMs === undefined) {
+      this.#options.onEvent?.('the disk is full: writes are refused until space returns', {
+        error: String(error),
+        segment: this.#segmentPath,
+      })
+      Atomics.store(this.#store.views.headerI32, I32.walState, walStateReadOnly)
+    }
+    this.#noSpaceSinceMs = this.#clock()
+  }
+
+  #leaveReadOnly(): void {
+    if (this.#noSpaceSinceMs === undefined) return
+    this.#noSpaceSinceMs = undefined
+    Atomics.store(this.#store.views.headerI32, I32.walState, walStateOk)
+    this.#options.onEvent?.('the disk has space again: writes are accepted', {})
+  }
+
+  #retryDue(): boolean {
+    return this.#clock() - (this.#noSpaceSinceMs ?? 0) >= this.#options.noSpaceRetryMs
+  }
+
+  #startSegment(firstSequence: number): void {
+    const path = join(this.#options.dir, segmentName(firstSequence))
+    // A segment of that name can only be one recovery left with no records in it.
+    if (this.#storage.exists(path)) this.#storage.truncate(path, 0)
+    const fd = this.#storage.openAppend(path)
+    this.#storage.append(fd, encodeSegmentHeader(firstSequence))
+    // The header is durable, and then the file's name: until the directory is synced, a crash
+    // may forget the file, and with it records acknowledged from it.
+    this.#storage.fdatasync(fd)
+    this.#storage.syncDir(this.#options.dir)
+    this.#fd = fd
+    this.#segmentPath = path
+    this.#segmentSize = segmentHeaderSize
+  }
+
+  #rotate(): void {
+    if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
+    assert(this.#fd !== undefined, 'the writer is not open')
+    this.#storage.close(this.#fd)
+    this.#fd = undefined
+    this.#startSegment(this.#sequenceWritten + 1)
+    this.#options.onEvent?.('new segment', { segment: this.#segmentPath })
+  }
+
+  #advanceSnapshot(): void {
+    if (this.#snapshot === undefined) {
+      if (this.#logSizeSinceSnapshot >= this.#options.snapshotLogSizeMin) this.#beginSnapshot()
+      return
+    }
+    if (this.#snapshot.step(snapshotStepEntryCount)) return
+    const { sequence, entryCount, path } = this.#snapshot.finish()
+    this.#snapshot = undefined
+    this.#store.views.headerF64[F64.walSnapshots]! += 1
+    this.#compact(sequence)
+    this.#options.onEvent?.('snapshot written', { snapshot: path, sequence, entryCount })
+  }
+
+  /**
+   * Copies the store, consistent with the log: under the store lock, nothing can be appended,
+   * so the ring is drained to the end, and the copy holds exactly the mutations up to the last
+   * sequence written. The segment is then rotated, so every older segment holds only records
+   * the snapshot covers. The copy is serialized a step at a time while writes go on.
+   */
+  #beginSnapshot(): void {
+    const taken = this.#store.tryExclusively(() => {
+      while (!this.#ring.isEmpty()) {
+        if (this.#drain() === undefined) return undefined
+      }
+      return { copy: this.#store.copy(), sequence: this.#store.sequence }
+    })
+    // Another thread holds the lock, or the disk is full: try again on a later step.
+    if (taken?.value === undefined) return
+    const { copy, sequence } = taken.value
+    assert.equal(sequence, this.#sequenceWritten, 'the copy and the log disagree')
+    this.#rotate()
+    this.#logSizeSinceSnapshot = 0
+    this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)
+  }
+
+  /** Deletes what the snapshot at `sequence` makes redundant, once the snapshot is durable. */
+  #compact(sequence: number): void {
+    const dir = this.#options.dir
+    const files = classify(this.#storage.list(dir))
+    for (const segment of files.segments) {
+      if (segment.firstSequence <= sequence) this.#storage.unlink(join(dir, segment.name))
+    }
+    for (const snapshot of files.snapshots) {
+      if (snapshot.sequence < sequence) this.#storage.unlink(join(dir, snapshot.name))
+    }
+    // Not needed for safety (a crash before it only leaves files recovery skips), but it makes
+    // the reclaimed space certain before the next snapshot counts on it.
+    this.#storage.syncDir(dir)
+  }
+}
