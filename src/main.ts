@@ -52,7 +52,7 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
   const recovery = recover(
     realStorage,
     config.dataDir,
-    (record, sequenceAfter) => recovering.replay(record, sequenceAfter),
+    (record, snapshotSequence) => recovering.replay(record, snapshotSequence),
     (bytesRead) => {
       // Progress for big logs only: a line per recoveryProgressSize read.
       if (bytesRead >= progressLoggedSize + recoveryProgressSize) {

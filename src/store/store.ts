@@ -339,17 +339,18 @@ export class Store {
    * Applies one logged mutation during recovery, giving it exactly its logged sequence number.
    * Removals the current limits force while replaying (a smaller --max-memory than the log was
    * written with) take no sequence number and are not reported: they are not in the log.
-   * A snapshot's entries come in recency order, not version order: they pass the snapshot's
-   * sequence as `sequenceAfter`, which the store's sequence becomes.
+   * A snapshot's entries come in recency order, not version order: each passes the snapshot's
+   * sequence, which the store's sequence becomes; log records pass none and must ascend.
    */
-  replay(record: MutationRecord, sequenceAfter = record.sequence): void {
+  replay(record: MutationRecord, snapshotSequence?: number): void {
     this.#enter()
     this.#replaying = true
     try {
       const f64 = this.views.headerF64
+      const sequenceAfter = snapshotSequence ?? record.sequence
       assert(record.sequence <= sequenceAfter, 'a snapshot entry is newer than its snapshot')
       assert(sequenceAfter >= f64[F64.sequence]!, 'replayed records must ascend')
-      if (sequenceAfter === record.sequence) {
+      if (snapshotSequence === undefined) {
         assert(record.sequence > f64[F64.sequence]!, 'replayed log records must ascend')
       }
       f64[F64.sequence] = record.sequence - 1

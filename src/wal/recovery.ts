@@ -78,7 +78,7 @@ export class CorruptLogError extends Error {
 export function inspect(
   storage: Storage,
   dir: string,
-  apply: (record: MutationRecord, sequenceAfter: number) => void = () => {},
+  apply: (record: MutationRecord, snapshotSequence?: number) => void = () => {},
   onProgress: (bytesRead: number) => void = () => {},
 ): Inspection {
   const files = classify(storage.exists(dir) ? storage.list(dir) : [])
@@ -174,7 +174,7 @@ export function inspect(
           }
           return result
         }
-        apply(decoded.record, sequence)
+        apply(decoded.record)
         result.sequence = sequence
         result.recordCount++
       }
@@ -275,7 +275,7 @@ export interface RecoveryReport {
 export function recover(
   storage: Storage,
   dir: string,
-  apply: (record: MutationRecord, sequenceAfter: number) => void,
+  apply: (record: MutationRecord, snapshotSequence?: number) => void,
   onProgress?: (bytesRead: number) => void,
 ): RecoveryReport & { logSize: number } {
   const startedAt = performance.now()
