@@ -394,10 +394,13 @@ export class Store {
   /**
    * A private copy of the whole buffer, as a store no other thread knows: what a snapshot
    * serializes while writes go on. Only inside tryExclusively, so the copy is consistent.
+   * `target` is the buffer to copy into, as large as this one; the caller allocates it and
+   * touches its pages beforehand, so the lock is held for a memory copy and no page faults.
    */
-  copy(): Store {
+  copy(target = new SharedArrayBuffer(this.buffer.byteLength)): Store {
     assert(this.#inside, 'copy() needs the lock held')
-    const buffer = new SharedArrayBuffer(this.buffer.byteLength)
+    assert.equal(target.byteLength, this.buffer.byteLength, 'the copy target has the wrong size')
+    const buffer = target
     new Uint8Array(buffer).set(new Uint8Array(this.buffer))
     const copy = Store.attach(buffer, { clock: this.#clock })
     copy.views.headerI32[I32.lock] = 0 // Copied while held; nobody holds the copy's lock.

@@ -58,6 +58,8 @@ export const walStateFailed = 2
 const everySecondMs = 1000
 /** How much of a snapshot is written per step, between two drains of the ring. */
 const snapshotStepEntryCount = 4096
+/** How much of the snapshot's copy target is touched per step (about 1 ms of page faults). */
+const copyTargetSliceSize = 2 * 1024 * 1024
 
 export class WalWriter {
   readonly #store: Store
@@ -75,6 +77,8 @@ export class WalWriter {
   #logSizeSinceSnapshot: number
   #snapshot: SnapshotWriter | undefined
   #noSpaceSinceMs: number | undefined
+  /** The buffer the next snapshot copies the store into, while its pages are being touched. */
+  #copyTarget: { buffer: SharedArrayBuffer; touched: number } | undefined
 
   constructor(
     store: Store,
@@ -124,7 +128,7 @@ export class WalWriter {
   /** How long the caller may sleep before step() has something due even without new records. */
   idleTimeoutMs(): number {
     if (this.#noSpaceSinceMs !== undefined) return this.#options.noSpaceRetryMs
-    if (this.#snapshot !== undefined) return 0
+    if (this.#snapshot !== undefined || this.#copyTarget !== undefined) return 0
     if (this.#options.fsync === 'everysec' && this.#sequenceWritten > this.#sequenceSynced) {
       return Math.max(0, everySecondMs - (this.#clock() - this.#lastSyncMs))
     }
@@ -251,7 +255,8 @@ export class WalWriter {
 
   #advanceSnapshot(): void {
     if (this.#snapshot === undefined) {
-      if (this.#logSizeSinceSnapshot >= this.#options.snapshotLogSizeMin) this.#beginSnapshot()
+      if (this.#logSizeSinceSnapshot < this.#options.snapshotLogSizeMin) return
+      if (this.#prepareCopyTarget()) this.#beginSnapshot()
       return
     }
     if (this.#snapshot.step(snapshotStepEntryCount)) return
@@ -260,6 +265,24 @@ export class WalWriter {
     this.#store.views.headerF64[F64.walSnapshots]! += 1
     this.#compact(sequence)
     this.#options.onEvent?.('snapshot written', { snapshot: path, sequence, entryCount })
+  }
+
+  /**
+   * Allocates the buffer the snapshot copies the store into, and touches every page of it a
+   * slice per step, so that the copy under the lock runs at memory speed: measured here, copying
+   * a 336 MB store into fresh memory took 200 ms (page faults), into touched memory 30 ms.
+   * Returns whether the target is ready. The writer keeps draining between slices.
+   */
+  #prepareCopyTarget(): boolean {
+    const size = this.#store.buffer.byteLength
+    this.#copyTarget ??= { buffer: new SharedArrayBuffer(size), touched: 0 }
+    const target = this.#copyTarget
+    if (target.touched === size) return true
+    const end = Math.min(size, target.touched + copyTargetSliceSize)
+    // A fresh buffer's pages all map the kernel's zero page; writing makes each one real.
+    new Uint8Array(target.buffer, target.touched, end - target.touched).fill(0)
+    target.touched = end
+    return false
   }
 
   /**
@@ -273,12 +296,13 @@ export class WalWriter {
       while (!this.#ring.isEmpty()) {
         if (this.#drain() === undefined) return undefined
       }
-      return { copy: this.#store.copy(), sequence: this.#store.sequence }
+      return { copy: this.#store.copy(this.#copyTarget?.buffer), sequence: this.#store.sequence }
     })
     // Another thread holds the lock, or the disk is full: try again on a later step.
     if (taken?.value === undefined) return
     const { copy, sequence } = taken.value
     assert.equal(sequence, this.#sequenceWritten, 'the copy and the log disagree')
+    this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
     this.#rotate()
     this.#logSizeSinceSnapshot = 0
     this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)

@@ -31,6 +31,8 @@ const killDelayMaxMs = 700
 const requestTimeoutMs = 5_000
 const findingShownCountMax = 8
 const testTimeoutMs = 110_000
+const snapshotAfterSize = '48KiB'
+const segmentSize = '16KiB'
 
 const dataDir = mkdtempSync(join(tmpdir(), 'slabkv-crash-'))
 
@@ -44,7 +46,22 @@ afterAll(async () => {
 async function start(): Promise<{ server: RunningServer; startMs: number }> {
   const startedAt = performance.now()
   // startServer rejects with the server's stdout and stderr if it exits before 'listening'.
-  const server = await startServer(['--data-dir', dataDir])
+  // Small snapshot and segment thresholds, so kills also land during rotations and snapshots.
+  const server = await startServer([
+    '--data-dir',
+    dataDir,
+    '--fsync',
+    'always',
+    '--snapshot-after-size',
+    snapshotAfterSize,
+    '--segment-size',
+    segmentSize,
+    // A small store: each snapshot copies the whole buffer, which is sized by these limits.
+    '--max-entries',
+    '10000',
+    '--max-memory',
+    '4MiB',
+  ])
   return { server, startMs: performance.now() - startedAt }
 }
 
@@ -117,6 +134,7 @@ it(
     const history = new History()
     const findings: Finding[] = []
     const restartMs: number[] = []
+    let snapshotsLoaded = 0
     let inFlightAtKillCount = 0
     let { server } = await start()
 
@@ -142,6 +160,9 @@ it(
       const restart = await start()
       server = restart.server
       restartMs.push(restart.startMs)
+      if (typeof server.logs.find((line) => line.msg === 'recovered')?.snapshot === 'string') {
+        snapshotsLoaded++
+      }
       findings.push(...history.check(cycle, await readAll(server, history.keys())))
     }
     await server.stop('SIGTERM')
@@ -159,10 +180,13 @@ it(
           ` ${inFlightAtKillCount} with unknown outcome at a kill`,
         `lost: ${lost.length}, phantoms: ${phantoms.length}`,
         `restart (spawn → 'listening'): median ${medianMs.toFixed(0)} ms, max ${maxMs.toFixed(0)} ms`,
+        `restarts that loaded a snapshot: ${snapshotsLoaded}`,
       ].join('\n  '),
     )
     const shown = [...lost, ...phantoms].slice(0, findingShownCountMax).map(describeFinding)
     const message = `${lost.length} lost, ${phantoms.length} phantoms (seed ${seed}); first:\n  ${shown.join('\n  ')}\n`
+    // The thresholds above are small enough that snapshots are part of what the kills hit.
+    expect(snapshotsLoaded).toBeGreaterThan(0)
     expect(lost.length, message).toBe(0)
     expect(phantoms.length, message).toBe(0)
   },
