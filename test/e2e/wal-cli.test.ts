@@ -1,0 +1,218 @@
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { segmentName } from '../../src/wal/files.js'
+import { decodeRecord, segmentHeaderSize } from '../../src/wal/record.js'
+import { freePort, keyPath, killAll, runCli, startServer } from '../support/server.js'
+import { expectJson } from './http.js'
+
+// `slabkv wal check|repair DIR` and `slabkv serve --data-dir DIR` over damaged data directories,
+// all as an operator runs them: the compiled CLI in its own process. The directory is written by
+// a real server (PUTs over HTTP, then SIGTERM); each test damages a copy of it by hand: a torn
+// tail is the segment truncated inside its last record, corruption a bit flipped in a record
+// that valid records follow.
+
+const root = mkdtempSync(join(tmpdir(), 'slabkv-wal-cli-'))
+const pristine = join(root, 'pristine')
+const segment = segmentName(1)
+/** One PUT each, so entry i is record i + 1 (sequence i + 1). */
+const entries = Array.from({ length: 6 }, (_, i) => [`key-${i}`, `value ${i} `.repeat(i + 1)])
+/** Where each record of the segment starts; the last element is the segment's length. */
+let starts: number[]
+let copyCount = 0
+
+beforeAll(async () => {
+  const server = await startServer(['--data-dir', pristine])
+  for (const [key, value] of entries) {
+    const response = await fetch(`${server.url}/v1/kv/${keyPath(key!)}`, {
+      method: 'PUT',
+      body: value,
+    })
+    expect(response.ok, await response.text()).toBe(true)
+  }
+  expect(await server.stop('SIGTERM')).toBe(0)
+  expect(readdirSync(pristine)).toEqual([segment])
+  const bytes = readFileSync(join(pristine, segment))
+  starts = [segmentHeaderSize]
+  for (let at = segmentHeaderSize; at < bytes.length; ) {
+    const decoded = decodeRecord(bytes, at)
+    if (!decoded.ok) throw new Error(`the server's log does not decode at ${at}`)
+    at += decoded.size
+    starts.push(at)
+  }
+  expect(starts.length).toBe(entries.length + 1)
+})
+
+afterAll(async () => {
+  await killAll()
+  rmSync(root, { recursive: true, force: true })
+})
+
+/** A fresh copy of the server's data directory. */
+function copy(): string {
+  const dir = join(root, `copy-${++copyCount}`)
+  cpSync(pristine, dir, { recursive: true })
+  return dir
+}
+
+/** Cuts the last record short: what a crash in the middle of its write leaves. */
+function tearTail(dir: string, bytesKept = 5): { offset: number; cut: number } {
+  const offset = starts.at(-2)!
+  truncateSync(join(dir, segment), offset + bytesKept)
+  return { offset, cut: bytesKept }
+}
+
+/** Flips one bit inside record `index` (its value), which valid records follow. */
+function corrupt(dir: string, index: number): { offset: number; sequence: number } {
+  const path = join(dir, segment)
+  const bytes = readFileSync(path)
+  bytes[starts[index + 1]! - 6]! ^= 0x10
+  writeFileSync(path, bytes)
+  return { offset: starts[index]!, sequence: index + 1 }
+}
+
+/** Every file of a directory and its bytes, to prove a command changed nothing. */
+function contents(dir: string): Record<string, Buffer> {
+  const names = readdirSync(dir).sort()
+  return Object.fromEntries(names.map((name) => [name, readFileSync(join(dir, name))]))
+}
+
+async function walCli(action: 'check' | 'repair', dir: string) {
+  const result = await runCli(['wal', action, dir])
+  return { ...result, what: `slabkv wal ${action} exited ${result.code}:\n${result.stdout}` }
+}
+
+describe('slabkv wal check', () => {
+  it('exits 0 and says the state is clean on a directory a server stopped cleanly', async () => {
+    const dir = copy()
+    const before = contents(dir)
+    const { code, stdout, what } = await walCli('check', dir)
+    expect(code, what).toBe(0)
+    expect(stdout, what).toContain('state: clean')
+    expect(stdout, what).toContain(`last sequence: ${entries.length}`)
+    expect(contents(dir)).toEqual(before)
+  })
+
+  it('exits 1 on a torn tail, names where it starts, and changes nothing', async () => {
+    const dir = copy()
+    const { offset, cut } = tearTail(dir)
+    const before = contents(dir)
+    const { code, stdout, what } = await walCli('check', dir)
+    expect(code, what).toBe(1)
+    expect(stdout, what).toContain(
+      `state: torn tail in ${segment} at offset ${offset} (${cut} bytes)`,
+    )
+    expect(contents(dir)).toEqual(before)
+  })
+
+  it('exits 4 on corruption, names file, offset and sequence, and changes nothing', async () => {
+    const dir = copy()
+    const { offset, sequence } = corrupt(dir, 2)
+    const before = contents(dir)
+    const { code, stdout, what } = await walCli('check', dir)
+    expect(code, what).toBe(4)
+    expect(stdout, what).toContain(
+      `state: CORRUPT in ${segment} at offset ${offset} (sequence ${sequence})`,
+    )
+    expect(contents(dir)).toEqual(before)
+  })
+})
+
+describe('slabkv wal repair', () => {
+  it('cuts a corrupt log at the damage, keeps every cut byte, and leaves it clean', async () => {
+    const dir = copy()
+    const { offset } = corrupt(dir, 2)
+    const damaged = readFileSync(join(dir, segment))
+    const repaired = await walCli('repair', dir)
+    expect(repaired.code, repaired.what).toBe(0)
+    const broken = `${segment}.at-${offset}.broken`
+    expect(repaired.stdout, repaired.what).toContain(join(dir, broken))
+    expect(contents(dir)).toEqual({
+      [segment]: damaged.subarray(0, offset),
+      [broken]: damaged.subarray(offset),
+    })
+    const checked = await walCli('check', dir)
+    expect(checked.code, checked.what).toBe(0)
+    expect(checked.stdout, checked.what).toContain('state: clean')
+    expect(checked.stdout, checked.what).toContain('last sequence: 2')
+  })
+})
+
+describe('slabkv serve --data-dir over a damaged log', () => {
+  it('refuses to start on corruption with exit code 4, then serves what precedes it once repaired', async () => {
+    const dir = copy()
+    const { offset, sequence } = corrupt(dir, 3)
+    const before = contents(dir)
+    const port = await freePort()
+    const refused = await runCli([
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dir,
+    ])
+    const what = `slabkv serve exited ${refused.code}:\n${refused.stdout}\n${refused.stderr}`
+    expect(refused.code, what).toBe(4)
+    const error = refused.logs.find((line) => line.level === 'error')
+    expect(error, what).toMatchObject({ file: segment, offset, sequence })
+    expect(String(error?.error), what).toContain(
+      `${segment} at offset ${offset} (sequence ${sequence})`,
+    )
+    expect(contents(dir)).toEqual(before)
+
+    expect((await walCli('repair', dir)).code).toBe(0)
+    const server = await startServer(['--data-dir', dir])
+    try {
+      for (const [i, [key, value]] of entries.entries()) {
+        const response = await fetch(`${server.url}/v1/kv/${keyPath(key!)}`)
+        const body = await response.text()
+        expect(response.status, `GET ${key}: ${body}`).toBe(i < 3 ? 200 : 404)
+        if (i < 3) expect(body).toBe(value)
+      }
+    } finally {
+      expect(await server.stop('SIGTERM')).toBe(0)
+    }
+  })
+
+  it('starts over a torn tail, warns with the bytes cut, and reports them in /v1/stats', async () => {
+    const dir = copy()
+    const { offset, cut } = tearTail(dir, 9)
+    const server = await startServer(['--data-dir', dir])
+    try {
+      const warning = server.logs.find((line) => line.level === 'warn')
+      expect(warning, server.stdout()).toMatchObject({
+        bytes: cut,
+        keptIn: [`${segment}.at-${offset}.broken`],
+      })
+      expect(String(warning?.msg)).toMatch(/torn tail/)
+      const stats = await expectJson<{ wal: { recovery: Record<string, unknown> } }>(
+        await fetch(`${server.url}/v1/stats`),
+        200,
+      )
+      expect(stats.wal.recovery).toMatchObject({
+        tornBytesCut: cut,
+        recordsReplayed: entries.length - 1,
+      })
+      for (const [i, [key, value]] of entries.entries()) {
+        const response = await fetch(`${server.url}/v1/kv/${keyPath(key!)}`)
+        const body = await response.text()
+        expect(response.status, `GET ${key}: ${body}`).toBe(i < entries.length - 1 ? 200 : 404)
+        if (i < entries.length - 1) expect(body).toBe(value)
+      }
+    } finally {
+      expect(await server.stop('SIGTERM')).toBe(0)
+    }
+    expect(readFileSync(join(dir, `${segment}.at-${offset}.broken`)).length).toBe(cut)
+  })
+})
