@@ -123,7 +123,7 @@ export function inspect(
     })
     bytesRead += bytes.length
     result.logSize += bytes.length
-    const later = segments.slice(i + 1).map((s) => s.name)
+    const later = segments.slice(i + 1)
     const expected = () => result.sequence + 1
     const header = decodeSegmentHeader(bytes)
     if (!header.ok) {
@@ -194,13 +194,22 @@ function judge(
   offset: number,
   sequence: number,
   why: string,
-  later: string[],
+  later: { name: string; firstSequence: number }[],
 ): Damage {
+  // A later segment's records start at the sequence its name gives, however many records the
+  // rest of this file held: its search is bounded from there, not from the damage's sequence.
   const followed =
     hasValidRecord(bytes, offset + 1, sequence) ||
-    later.some((name) => hasValidRecord(storage.read(join(dir, name)), segmentHeaderSize, sequence))
+    later.some((segment) =>
+      hasValidRecord(
+        storage.read(join(dir, segment.name)),
+        segmentHeaderSize,
+        Math.max(sequence, segment.firstSequence),
+      ),
+    )
   if (followed) return { kind: 'corrupt', file, offset, sequence, why }
-  return { kind: 'torn', file, offset, size: bytes.length - offset, emptyAfter: later }
+  const emptyAfter = later.map((segment) => segment.name)
+  return { kind: 'torn', file, offset, size: bytes.length - offset, emptyAfter }
 }
 
 /**
@@ -233,13 +242,15 @@ export function cutLog(
 ): string[] {
   const kept: string[] = []
   const path = join(dir, file)
-  const bytes = storage.read(path)
-  const brokenName = `${file}.at-${offset}.broken`
-  const broken = storage.openAppend(join(dir, brokenName))
-  storage.append(broken, bytes.subarray(offset))
-  storage.fdatasync(broken)
-  storage.close(broken)
-  kept.push(brokenName)
+  const cut = storage.read(path).subarray(offset)
+  if (cut.length > 0) {
+    const brokenName = `${file}.at-${offset}.broken`
+    const broken = storage.openAppend(join(dir, brokenName))
+    storage.append(broken, cut)
+    storage.fdatasync(broken)
+    storage.close(broken)
+    kept.push(brokenName)
+  }
   if (offset === 0) {
     storage.unlink(path) // A segment with no valid header has nothing to keep.
   } else {

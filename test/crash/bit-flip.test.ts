@@ -68,15 +68,16 @@ beforeAll(() => {
   session.writer.close()
   plain = { files: disk.snapshotFiles(), applied: session.records }
 
-  // With the smallest snapshot threshold, the first step after the workload snapshots all of
-  // it and starts a new segment; the second finishes the snapshot and deletes the old segment.
+  // With the smallest snapshot threshold, the steps after the workload prepare the copy,
+  // snapshot all of it, start a new segment and delete the old one (bounded: a few steps).
   // Close then writes the records after it without starting another.
   const snapshotDisk = new SimulatedDisk()
   const writing = new LogSession(snapshotDisk, dir, undefined, { snapshotLogSizeMin: 1 })
   const noStep = () => {}
   writeWorkload(writing, noStep)
-  writing.writer.step()
-  writing.writer.step()
+  const hasSnapshot = () => snapshotDisk.list(dir).some((name) => name.endsWith('.snap'))
+  for (let step = 0; step < 100 && !hasSnapshot(); step++) writing.writer.step()
+  expect(hasSnapshot()).toBe(true)
   writeMore(writing, 'after', noStep)
   writing.writer.close()
   const entryCount = modelAfter(session.records).size
