@@ -1,0 +1,122 @@
+import type { StoreLimits } from '../../src/store/layout.js'
+import { Store } from '../../src/store/store.js'
+import { classify } from '../../src/wal/files.js'
+import { recover } from '../../src/wal/recovery.js'
+import { WalRing } from '../../src/wal/ring.js'
+import type { Storage } from '../../src/wal/storage.js'
+import { WalWriter, type WalWriterOptions } from '../../src/wal/writer.js'
+import { SimulatedDisk } from './simulated-disk.js'
+
+// A whole write path in one thread, for driving the WAL writer a step at a time: a store whose
+// mutations go through the ring, the writer on a simulated disk, a clock the test moves, and a
+// count of every storage call.
+
+export const walDir = '/data'
+
+export const walLimits: StoreLimits = {
+  entryCountMax: 64,
+  memorySizeMax: 64 * 1024,
+  keySizeMax: 32,
+  valueSizeMax: 512,
+  headroomPerMille: 0,
+  walRingSize: 64 * 1024,
+}
+
+export type Calls = Record<keyof Storage, number>
+
+/** A storage that delegates to `disk` and counts each call by operation. */
+export function countingStorage(disk: SimulatedDisk): { storage: Storage; calls: Calls } {
+  const operations: (keyof Storage)[] = [
+    'mkdirp',
+    'list',
+    'exists',
+    'size',
+    'read',
+    'openAppend',
+    'append',
+    'fdatasync',
+    'close',
+    'truncate',
+    'rename',
+    'unlink',
+    'syncDir',
+  ]
+  const calls = Object.fromEntries(operations.map((op) => [op, 0])) as Calls
+  const storage = Object.fromEntries(
+    operations.map((op) => [
+      op,
+      (...args: unknown[]) => {
+        calls[op]++
+        return (disk[op] as (...a: unknown[]) => unknown).apply(disk, args)
+      },
+    ]),
+  ) as unknown as Storage
+  return { storage, calls }
+}
+
+export interface Wal {
+  /** Writes go here: its onMutation appends to the ring. */
+  store: Store
+  writer: WalWriter
+  disk: SimulatedDisk
+  storage: Storage
+  calls: Calls
+  clock: { now: number }
+  /** The live stats the writer publishes. */
+  durable(): number
+  walState(): number
+}
+
+export function openWal(options: Partial<Omit<WalWriterOptions, 'clock'>> = {}): Wal {
+  const clock = { now: 1_750_000_000_000 }
+  const now = () => clock.now
+  // The writer's own handle, without onMutation: in the server it is another thread's.
+  const base = Store.create({ limits: walLimits, clock: now, hashSeed: 1 })
+  const ring = new WalRing(base.views)
+  const store = Store.attach(base.buffer, { clock: now, onMutation: (r) => ring.append(r) })
+  const disk = new SimulatedDisk()
+  disk.mkdirp(walDir)
+  const { storage, calls } = countingStorage(disk)
+  const writer = new WalWriter(base, ring, {
+    storage,
+    dir: walDir,
+    fsync: 'always',
+    segmentSizeMax: 1024 * 1024,
+    snapshotLogSizeMin: 1024 * 1024,
+    noSpaceRetryMs: 1000,
+    clock: now,
+    ...options,
+  })
+  writer.open()
+  return {
+    store,
+    writer,
+    disk,
+    storage,
+    calls,
+    clock,
+    durable: () => store.stats().durableSequence,
+    walState: () => store.stats().walState,
+  }
+}
+
+/** A fresh store holding what recovery makes of `storage`'s data directory. */
+export function recoverStore(storage: Storage, now = () => 1_750_000_000_000) {
+  const store = Store.create({ limits: walLimits, clock: now, hashSeed: 2 })
+  const report = recover(storage, walDir, (record, after) => store.replay(record, after))
+  return { store, report }
+}
+
+/** Every entry, least recently used first, with everything a log must keep of it. */
+export function contents(store: Store): string[] {
+  const rows: string[] = []
+  store.walkOldestFirst(undefined, Number.POSITIVE_INFINITY, (key, value, entry) => {
+    const bytes = Buffer.from(value).toString('hex')
+    rows.push(`${key} ${bytes} v${entry.version} t${entry.contentType} x${entry.expiresAt}`)
+  })
+  return rows
+}
+
+export function dataFiles(disk: SimulatedDisk) {
+  return classify(disk.list(walDir))
+}

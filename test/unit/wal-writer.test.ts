@@ -1,0 +1,235 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { StorageFailedError } from '../../src/durability.js'
+import { F64 } from '../../src/store/layout.js'
+import type { Store } from '../../src/store/store.js'
+import { logDurability } from '../../src/wal/durability.js'
+import { checkRecord, segmentHeaderSize } from '../../src/wal/record.js'
+import { readSnapshot } from '../../src/wal/snapshot.js'
+import { walStateFailed, walStateOk, walStateReadOnly } from '../../src/wal/writer.js'
+import { prng, testSeed } from '../support/seed.js'
+import {
+  contents,
+  dataFiles,
+  openWal,
+  recoverStore,
+  type Wal,
+  walDir,
+} from '../support/wal-harness.js'
+
+// The WAL writer driven a step at a time in one thread, on a simulated disk: what each --fsync
+// mode acknowledges and when, group commit, segments and snapshots, and the two storage errors
+// (a full disk is survived read-only; a failed sync is fail-stop).
+
+const seed = testSeed('wal writer')
+const text = (value: string) => new TextEncoder().encode(value)
+
+/** Random sets (some with a TTL), deletes, and sometimes reads, over more keys than fit. */
+function churn(wal: Wal, random: () => number, count: number, reads = false): void {
+  for (let i = 0; i < count; i++) {
+    const key = `key-${Math.floor(random() * 100)}`
+    const roll = random()
+    if (roll < 0.15) wal.store.delete(key)
+    else if (reads && roll < 0.3) wal.store.get(key)
+    else {
+      const value = Uint8Array.from({ length: Math.floor(random() * 300) }, () => random() * 256)
+      const ttlMs = random() < 0.3 ? 3_600_000 + Math.floor(random() * 1000) : undefined
+      wal.store.set(key, value, { contentType: Math.floor(random() * 20), ttlMs })
+    }
+  }
+}
+
+function expectRecovers(wal: Wal, storage = wal.storage): Store {
+  const { store } = recoverStore(storage)
+  expect(contents(store)).toEqual(contents(wal.store))
+  expect(store.sequence).toBe(wal.store.sequence)
+  return store
+}
+
+describe('WAL writer, --fsync always', () => {
+  it('publishes a write as durable only after the fdatasync covering it, which a crash keeps', () => {
+    const wal = openWal()
+    const random = prng(seed)
+    for (let round = 0; round < 20; round++) {
+      churn(wal, random, 30)
+      const last = wal.store.sequence
+      expect(wal.durable()).toBeLessThan(last)
+      const syncs = wal.calls.fdatasync
+      expect(wal.writer.step()).toBe(true)
+      expect(wal.calls.fdatasync).toBe(syncs + 1)
+      expect(wal.durable()).toBe(last)
+      expectRecovers(wal, wal.disk.crash(prng(seed + round)))
+    }
+  })
+
+  it('covers a hundred writes with one write and one fdatasync (group commit)', () => {
+    const wal = openWal()
+    for (let i = 0; i < 100; i++) wal.store.set(`key-${i % 50}`, text(`value ${i}`))
+    const f64 = wal.store.views.headerF64
+    const before = { ...wal.calls, commits: f64[F64.walGroupCommits]! }
+    const records = f64[F64.walRecordsWritten]!
+    expect(wal.writer.step()).toBe(true)
+    expect(wal.calls.append - before.append).toBe(1)
+    expect(wal.calls.fdatasync - before.fdatasync).toBe(1)
+    expect(wal.store.stats().walGroupCommits).toBe(before.commits + 1)
+    expect(f64[F64.walRecordsWritten]! - records).toBe(wal.store.sequence)
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expect(wal.writer.step()).toBe(false) // Nothing new: no write, no sync.
+    expect(wal.calls.fdatasync - before.fdatasync).toBe(1)
+  })
+})
+
+describe('WAL writer, --fsync no and everysec', () => {
+  it('with no, publishes after the write and never syncs', () => {
+    const wal = openWal({ fsync: 'no' })
+    const syncs = wal.calls.fdatasync
+    for (let round = 0; round < 5; round++) {
+      churn(wal, prng(seed + round), 20)
+      wal.writer.step()
+      expect(wal.durable()).toBe(wal.store.sequence)
+      wal.clock.now += 5000
+    }
+    expect(wal.calls.fdatasync).toBe(syncs)
+  })
+
+  it('with everysec, publishes after the write and syncs once a second has passed', () => {
+    const wal = openWal({ fsync: 'everysec' })
+    wal.store.set('a', text('1'))
+    wal.writer.step() // The first write after start finds no sync yet: it syncs.
+    const syncs = wal.calls.fdatasync
+    for (const [advanceMs, synced] of [
+      [300, false],
+      [600, false],
+      [99, false],
+      [1, true],
+      [999, false],
+      [1, true],
+    ] as const) {
+      wal.clock.now += advanceMs
+      wal.store.set('a', text(String(wal.clock.now)))
+      wal.writer.step()
+      expect(wal.durable(), `at +${advanceMs} ms`).toBe(wal.store.sequence)
+      expect(wal.calls.fdatasync - syncs, `at +${advanceMs} ms`).toBe(synced ? 1 : 0)
+      if (synced) expect(wal.writer.idleTimeoutMs()).toBe(1000)
+      if (synced) wal.calls.fdatasync = syncs
+    }
+    // A sync is due even with nothing new to write, once the second passes.
+    wal.store.set('a', text('last'))
+    wal.writer.step()
+    expect(wal.writer.idleTimeoutMs()).toBe(1000)
+    wal.clock.now += 1000
+    expect(wal.writer.step()).toBe(false)
+    expect(wal.calls.fdatasync).toBe(syncs + 1)
+  })
+})
+
+describe('WAL writer segments and snapshots', () => {
+  it('starts a new segment once one reaches segmentSizeMax, each continuing the last', () => {
+    const wal = openWal({ segmentSizeMax: 4096 })
+    const random = prng(seed)
+    for (let round = 0; round < 40; round++) {
+      churn(wal, random, 10)
+      wal.writer.step()
+    }
+    const { segments } = dataFiles(wal.disk)
+    expect(segments.length).toBeGreaterThan(3)
+    for (const [i, segment] of segments.entries()) {
+      const size = wal.disk.size(join(walDir, segment.name))
+      if (i < segments.length - 1) expect(size).toBeGreaterThanOrEqual(4096)
+      if (i > 0) expect(segment.firstSequence).toBeGreaterThan(segments[i - 1]!.firstSequence)
+    }
+    const { report } = recoverStore(wal.storage)
+    expect(report.segmentCount).toBe(segments.length)
+    expectRecovers(wal)
+  })
+
+  it('writes a snapshot past snapshotLogSizeMin holding every entry in LRU order, and deletes the log it covers', () => {
+    const wal = openWal({ snapshotLogSizeMin: 16 * 1024, segmentSizeMax: 8 * 1024 })
+    const random = prng(seed)
+    // Reads before the copy is taken change the recency order the snapshot records.
+    while (!wal.disk.exists(join(walDir, 'snap.tmp'))) {
+      churn(wal, random, 20, true)
+      wal.writer.step()
+    }
+    expect(dataFiles(wal.disk).snapshots).toEqual([])
+    // The copy was taken in that step; with nothing written since, the next step completes it.
+    wal.writer.step()
+    const { snapshots, segments } = dataFiles(wal.disk)
+    expect(snapshots).toEqual([expect.objectContaining({ sequence: wal.store.sequence })])
+    expect(wal.store.stats().walSnapshots).toBe(1)
+    expect(wal.disk.exists(join(walDir, 'snap.tmp'))).toBe(false)
+    expect(segments.map((segment) => segment.firstSequence)).toEqual([wal.store.sequence + 1])
+    const entries: string[] = []
+    const read = readSnapshot(wal.disk.read(join(walDir, snapshots[0]!.name)), (record) => {
+      const bytes = Buffer.from(record.value!).toString('hex')
+      const { key, sequence, contentType, expiresAt } = record
+      entries.push(`${key} ${bytes} v${sequence} t${contentType} x${expiresAt}`)
+    })
+    expect(read).toMatchObject({ ok: true, entryCount: wal.store.stats().entryCount })
+    expect(entries).toEqual(contents(wal.store))
+    expect(entries.some((row) => !row.endsWith(' x0'))).toBe(true)
+  })
+})
+
+describe('WAL writer storage errors', () => {
+  it('turns read-only on a full disk, keeps no partial record, and writes the same records once space returns', () => {
+    const wal = openWal({ noSpaceRetryMs: 500 })
+    wal.store.set('before', text('the disk fills'))
+    wal.writer.step()
+    const durable = wal.durable()
+    const [segment] = dataFiles(wal.disk).segments
+    const path = join(walDir, segment!.name)
+    const size = wal.disk.size(path)
+    wal.disk.capacityBytes = wal.disk.usedBytes + 40
+    for (let i = 0; i < 5; i++) wal.store.set(`key-${i}`, new Uint8Array(30).fill(i))
+
+    expect(wal.writer.step()).toBe(false)
+    expect(wal.walState()).toBe(walStateReadOnly)
+    expect(wal.durable()).toBe(durable)
+    expect(wal.disk.size(path)).toBe(size)
+    let at = segmentHeaderSize
+    const bytes = wal.disk.read(path)
+    while (at < bytes.length) at += checkRecord(bytes, at) || Number.NaN
+    expect(at).toBe(bytes.length)
+
+    wal.disk.capacityBytes = Number.POSITIVE_INFINITY
+    wal.clock.now += 499
+    expect(wal.writer.step()).toBe(false) // Not retried before noSpaceRetryMs.
+    expect(wal.walState()).toBe(walStateReadOnly)
+    wal.clock.now += 1
+    expect(wal.writer.step()).toBe(true)
+    expect(wal.walState()).toBe(walStateOk)
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expectRecovers(wal, wal.disk.crash(prng(seed)))
+  })
+
+  it('fails stop on a failed fdatasync: the step throws and every waiter gets StorageFailedError', async () => {
+    const wal = openWal()
+    const durability = logDurability(wal.store.views)
+    wal.store.set('a', text('1'))
+    const sequence = wal.store.sequence
+    const pending = durability.waitFor(sequence)
+    expect(pending).toBeInstanceOf(Promise)
+    wal.disk.failNextFdatasync()
+    expect(() => wal.writer.step()).toThrow(/EIO/)
+    expect(wal.walState()).toBe(walStateFailed)
+    expect(wal.durable()).toBeLessThan(sequence)
+    await expect(pending).rejects.toBeInstanceOf(StorageFailedError)
+    expect(durability.refusal()).toBe('storage_failed')
+    await expect(durability.waitFor(sequence)).rejects.toBeInstanceOf(StorageFailedError)
+  })
+
+  it('writes and syncs what is left on close, whatever the mode', () => {
+    for (const fsync of ['always', 'everysec', 'no'] as const) {
+      const wal = openWal({ fsync })
+      wal.store.set('a', text('1'))
+      wal.writer.step()
+      churn(wal, prng(seed), 40)
+      const syncs = wal.calls.fdatasync
+      wal.writer.close()
+      expect(wal.calls.fdatasync, fsync).toBe(syncs + 1)
+      expect(wal.durable(), fsync).toBe(wal.store.sequence)
+      expectRecovers(wal, wal.disk.crash(prng(seed)))
+    }
+  })
+})
