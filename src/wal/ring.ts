@@ -60,7 +60,7 @@ export class WalRing {
     assert(size <= this.#recordSizeMax, 'a record is larger than the limits allow')
     let head = h[I32.walRingHead]!
     const skip = head + size > this.#size ? this.#size - head : 0
-    while (this.#free(head) < skip + size) this.#waitForSpace()
+    while (this.#free(head) < skip + size) this.#waitForSpace(head, skip + size)
     if (skip > 0) {
       if (skip >= 4) this.#view.setUint32(head, wrapMarker, true)
       head = 0
@@ -86,10 +86,14 @@ export class WalRing {
     return (tail - head - 1 + this.#size) % this.#size
   }
 
-  #waitForSpace(): void {
+  #waitForSpace(head: number, needed: number): void {
     const h = this.#header
     const wake = Atomics.load(h, I32.walSpaceWake)
     Atomics.store(h, I32.walSpaceWaiting, 1)
+    // Look again after announcing the wait: a release between the caller's look and the store
+    // above saw no waiter and notified nobody. Either the writer sees the flag, or this load
+    // sees its new tail (both are sequentially consistent): the handshake waitForRecords uses.
+    if (this.#free(head) >= needed) return
     // Blocks this thread, holding the store lock: back-pressure from the disk. The timeout only
     // bounds the damage of a wake-up lost to a bug; the writer notifies after each release.
     Atomics.wait(h, I32.walSpaceWake, wake, spaceWaitMs)

@@ -77,6 +77,8 @@ export class WalWriter {
   #logSizeSinceSnapshot: number
   #snapshot: SnapshotWriter | undefined
   #noSpaceSinceMs: number | undefined
+  /** After a full disk abandoned a snapshot, the next is not begun before this. */
+  #snapshotNotBeforeMs = 0
   /** The buffer the next snapshot copies the store into, while its pages are being touched. */
   #copyTarget: { buffer: SharedArrayBuffer; touched: number } | undefined
 
@@ -108,6 +110,16 @@ export class WalWriter {
    * snapshot along. Returns whether it wrote anything (the caller sleeps when it did not).
    */
   step(): boolean {
+    try {
+      return this.#step()
+    } catch (error) {
+      // Whatever ends the writer (a failed sync, a file it cannot create, a broken invariant)
+      // ends acknowledgements: pending writes must hear 503, not wait for a dead thread.
+      this.#fail(error)
+    }
+  }
+
+  #step(): boolean {
     if (this.#noSpaceSinceMs !== undefined && !this.#retryDue()) return false
     const wrote = this.#drain()
     if (wrote === undefined) return false // The disk is full; retried later.
@@ -256,11 +268,19 @@ export class WalWriter {
   #advanceSnapshot(): void {
     if (this.#snapshot === undefined) {
       if (this.#logSizeSinceSnapshot < this.#options.snapshotLogSizeMin) return
+      if (this.#clock() < this.#snapshotNotBeforeMs) return
       if (this.#prepareCopyTarget()) this.#beginSnapshot()
       return
     }
-    if (this.#snapshot.step(snapshotStepEntryCount)) return
-    const { sequence, entryCount, path } = this.#snapshot.finish()
+    let written: ReturnType<SnapshotWriter['finish']>
+    try {
+      if (this.#snapshot.step(snapshotStepEntryCount)) return
+      written = this.#snapshot.finish()
+    } catch (error) {
+      this.#abandonSnapshot(error)
+      return
+    }
+    const { sequence, entryCount, path } = written
     this.#snapshot = undefined
     this.#store.views.headerF64[F64.walSnapshots]! += 1
     this.#compact(sequence)
@@ -305,7 +325,30 @@ export class WalWriter {
     this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
     this.#rotate()
     this.#logSizeSinceSnapshot = 0
-    this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)
+    try {
+      this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)
+    } catch (error) {
+      this.#abandonSnapshot(error)
+    }
+  }
+
+  /**
+   * A full disk abandons a snapshot rather than the log: a snapshot only saves replay time, and
+   * removing its temporary file frees the space it took. It is begun again after the retry
+   * interval. Any other error propagates (fail-stop; recovery decides on the next start).
+   */
+  #abandonSnapshot(error: unknown): void {
+    if (!isNoSpace(error)) throw error
+    this.#snapshot?.abort()
+    this.#snapshot = undefined
+    this.#logSizeSinceSnapshot = Math.max(
+      this.#logSizeSinceSnapshot,
+      this.#options.snapshotLogSizeMin,
+    )
+    this.#snapshotNotBeforeMs = this.#clock() + this.#options.noSpaceRetryMs
+    this.#options.onEvent?.('the disk is full: the snapshot is abandoned, and retried later', {
+      error: String(error),
+    })
   }
 
   /** Deletes what the snapshot at `sequence` makes redundant, once the snapshot is durable. */

@@ -1,0 +1,96 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { walStateOk } from '../../src/wal/writer.js'
+import { prng, testSeed } from '../support/seed.js'
+import {
+  contents,
+  dataFiles,
+  openWal,
+  recoverStore,
+  type Wal,
+  walDir,
+} from '../support/wal-harness.js'
+
+// Recovery from a snapshot the WAL writer wrote, and a snapshot meeting a full disk. Both
+// failed once: Store.replay refused a snapshot's newest entry, and ENOSPC while a snapshot was
+// written escaped step() and would have ended the writer thread.
+
+const seed = testSeed('wal snapshot recovery')
+const text = (value: string) => new TextEncoder().encode(value)
+
+/** Steps the writer until `done` (a snapshot takes a few steps: it prepares its copy first). */
+function stepUntil(wal: Wal, done: () => boolean): void {
+  for (let step = 0; step < 100 && !done(); step++) wal.writer.step()
+  expect(done()).toBe(true)
+}
+
+const snapshotBegun = (wal: Wal) => () => wal.disk.exists(join(walDir, 'snap.tmp'))
+const snapshotWritten = (wal: Wal) => () => dataFiles(wal.disk).snapshots.length === 1
+
+function churn(wal: Wal, random: () => number, count: number, reads: boolean): void {
+  for (let i = 0; i < count; i++) {
+    const key = `key-${Math.floor(random() * 100)}`
+    const roll = random()
+    if (roll < 0.15) wal.store.delete(key)
+    else if (reads && roll < 0.3) wal.store.get(key)
+    else {
+      const value = Uint8Array.from({ length: Math.floor(random() * 300) }, () => random() * 256)
+      const ttlMs = random() < 0.3 ? 3_600_000 + Math.floor(random() * 1000) : undefined
+      wal.store.set(key, value, { contentType: Math.floor(random() * 20), ttlMs })
+    }
+  }
+}
+
+describe('WAL recovery from a snapshot', () => {
+  it('recovers a snapshot whose newest entry is the last write before it', () => {
+    const wal = openWal({ snapshotLogSizeMin: 1 })
+    wal.store.set('a', text('1'))
+    wal.store.set('b', text('2')) // Version 2, the snapshot's sequence.
+    stepUntil(wal, snapshotWritten(wal))
+    expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
+  })
+
+  it('recovers the same entries in the same LRU order from a snapshot and the log after it', () => {
+    const wal = openWal({ snapshotLogSizeMin: 16 * 1024, segmentSizeMax: 8 * 1024 })
+    const random = prng(seed)
+    // Reads are not logged: only those before the snapshot's copy survive in the order.
+    while (!wal.disk.exists(join(walDir, 'snap.tmp'))) {
+      churn(wal, random, 20, true)
+      wal.writer.step()
+    }
+    for (let round = 0; round < 10; round++) {
+      churn(wal, random, 20, false)
+      wal.writer.step()
+    }
+    const [snapshot] = dataFiles(wal.disk).snapshots
+    expect(snapshot).toBeDefined()
+    const { store, report } = recoverStore(wal.storage)
+    expect(report.snapshot).toBe(snapshot!.name)
+    expect(report.recordsReplayed).toBe(wal.store.sequence - snapshot!.sequence)
+    expect(contents(store)).toEqual(contents(wal.store))
+    expect(store.sequence).toBe(wal.store.sequence)
+    const crashed = recoverStore(wal.disk.crash(prng(seed))).store
+    expect(contents(crashed)).toEqual(contents(wal.store))
+  })
+})
+
+describe('WAL snapshot on a full disk', () => {
+  it('abandons a snapshot the disk has no room for, keeps logging, and snapshots once space returns', () => {
+    const wal = openWal({ snapshotLogSizeMin: 2000, noSpaceRetryMs: 500 })
+    for (let i = 0; i < 40; i++) wal.store.set(`key-${i}`, new Uint8Array(100).fill(i))
+    stepUntil(wal, snapshotBegun(wal))
+    wal.disk.capacityBytes = wal.disk.usedBytes + 500
+    expect(() => wal.writer.step()).not.toThrow()
+    expect(wal.disk.exists(join(walDir, 'snap.tmp'))).toBe(false)
+    expect(dataFiles(wal.disk).snapshots).toEqual([])
+    wal.store.set('after', text('still logged'))
+    wal.writer.step()
+    expect(wal.walState()).toBe(walStateOk)
+    expect(wal.durable()).toBe(wal.store.sequence)
+
+    wal.disk.capacityBytes = Number.POSITIVE_INFINITY
+    wal.clock.now += 500
+    stepUntil(wal, snapshotWritten(wal))
+    expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
+  })
+})
