@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     // Runs only the scenarios whose name starts with this.
     scenario: { type: 'string' },
+    // slabkv's --fsync mode: always (the default) acknowledges after fdatasync.
+    fsync: { type: 'string', default: 'always' },
     'dry-run': { type: 'boolean', default: false },
   },
 })
@@ -67,7 +69,9 @@ const batchSetCount = 10
 /** Distinct request bodies per batch scenario, drawn at random per request. */
 const batchBodyCount = 1024
 const mixSetPerMille = 100
-const serverArgs = ['--max-entries', '100000', '--max-memory', '64MiB']
+const fsyncMode = args.fsync
+assert(['always', 'everysec', 'no'].includes(fsyncMode), '--fsync must be always, everysec or no')
+const serverArgs = ['--max-entries', '100000', '--max-memory', '64MiB', '--fsync', fsyncMode]
 const seed = 0x5eed
 
 /** mulberry32: a seeded generator, so every measurement replays the same requests. */
