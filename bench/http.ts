@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
 import { root, runContext, writeResults } from './report.js'
+import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
 // The HTTP benchmark: the real `slabkv serve` as a child process, beside a reference server
 // (bench/peers/hono-map.ts: Hono, @hono/node-server and a plain Map, nothing else), both run by
@@ -289,123 +288,6 @@ const scenarios: Scenario[] = [
 ]
 const getHitName = scenarios[0]!.name
 
-// ---- Server processes, each stopped by its PID with SIGTERM at the end or on any failure.
-
-interface Server {
-  name: string
-  pid: number
-  url: string
-  /** The server's "listening" log line: slabkv's says which mode and how many threads. */
-  listening: Record<string, unknown>
-  child: ChildProcess
-  stop(): Promise<void>
-}
-
-const started = new Set<Server>()
-const listeningTimeoutMs = 15_000
-const stopTimeoutMs = 15_000
-
-/** A port that was free a moment ago. Threaded slabkv needs a real one: every thread binds it. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      )
-    })
-  })
-}
-
-/** This process's environment without SLABKV_* variables, which would change the config. */
-function serverEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('SLABKV_')),
-  )
-}
-
-function startServer(name: string, argv: string[], cwd: string): Promise<Server> {
-  const child = spawn(process.execPath, argv, {
-    cwd,
-    env: serverEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  assert(child.pid !== undefined, `${name} did not start`)
-  const pid = child.pid
-  let stdout = ''
-  let stderr = ''
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const server: Server = {
-    name,
-    pid,
-    url: '',
-    listening: {},
-    child,
-    async stop() {
-      started.delete(server)
-      if (child.exitCode !== null || child.signalCode !== null) return
-      process.kill(pid, 'SIGTERM')
-      const timer = setTimeout(() => process.kill(pid, 'SIGKILL'), stopTimeoutMs)
-      await exited
-      clearTimeout(timer)
-    },
-  }
-  started.add(server)
-  let listened = false
-  return new Promise((resolve, reject) => {
-    const fail = (why: string) => {
-      void server.stop()
-      reject(new Error(`${name} ${why}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr}`))
-    }
-    const timer = setTimeout(() => fail('did not log "listening" in time'), listeningTimeoutMs)
-    child.once('exit', (code, signal) => {
-      if (!listened) fail(`exited with ${code ?? signal} before listening`)
-      else if (started.has(server)) process.stderr.write(`${name} exited (${code ?? signal})\n`)
-    })
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk
-    })
-    // Read every line, always: a server blocked on a full pipe would look slow.
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk
-      for (let end = stdout.indexOf('\n'); end >= 0; end = stdout.indexOf('\n')) {
-        const line = stdout.slice(0, end)
-        stdout = stdout.slice(end + 1)
-        let parsed: Record<string, unknown> | undefined
-        try {
-          parsed = JSON.parse(line) as Record<string, unknown>
-        } catch {}
-        if (parsed?.msg === 'listening' && !listened) {
-          listened = true
-          clearTimeout(timer)
-          server.url = String(parsed.url)
-          server.listening = parsed
-          resolve(server)
-        }
-      }
-    })
-  })
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.allSettled([...started].map((server) => server.stop()))
-}
-
-process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
-process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)))
-// The last resort if this process exits with servers still running: no waiting possible here.
-process.once('exit', () => {
-  for (const server of started) {
-    try {
-      process.kill(server.pid, 'SIGKILL')
-    } catch {} // Already gone.
-  }
-})
-
 async function preload(server: Server): Promise<void> {
   const chunkSize = 1000 // slabkv's default --max-batch-ops.
   for (let first = 0; first < keyCount; first += chunkSize) {
@@ -418,17 +300,6 @@ async function preload(server: Server): Promise<void> {
       body: JSON.stringify({ ops }),
     })
     await expectStatus(response, 200, `${server.name} preload`)
-  }
-}
-
-/** utime + stime of a process, in seconds; undefined off Linux. USER_HZ is 100 on Linux. */
-function processCpuS(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
   }
 }
 
