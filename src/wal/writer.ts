@@ -132,6 +132,7 @@ export class WalWriter {
       }
     }
     if (mode !== 'always') this.#publish(this.#sequenceWritten)
+    // Also the retry of a rotation a full disk refused (step() returns early until it is due).
     if (this.#segmentSize >= this.#options.segmentSizeMax) this.#rotate()
     this.#advanceSnapshot()
     return wrote
@@ -246,23 +247,43 @@ export class WalWriter {
     // A segment of that name can only be one recovery left with no records in it.
     if (this.#storage.exists(path)) this.#storage.truncate(path, 0)
     const fd = this.#storage.openAppend(path)
-    this.#storage.append(fd, encodeSegmentHeader(firstSequence))
-    // The header is durable, and then the file's name: until the directory is synced, a crash
-    // may forget the file, and with it records acknowledged from it.
-    this.#storage.fdatasync(fd)
-    this.#storage.syncDir(this.#options.dir)
+    try {
+      this.#storage.append(fd, encodeSegmentHeader(firstSequence))
+      // The header is durable, and then the file's name: until the directory is synced, a
+      // crash may forget the file, and with it records acknowledged from it.
+      this.#storage.fdatasync(fd)
+      this.#storage.syncDir(this.#options.dir)
+    } catch (error) {
+      // No record is in it yet: remove it, so a retry (or recovery) never meets a half header.
+      this.#storage.close(fd)
+      this.#storage.unlink(path)
+      throw error
+    }
     this.#fd = fd
     this.#segmentPath = path
     this.#segmentSize = segmentHeaderSize
   }
 
-  #rotate(): void {
+  /**
+   * Starts the next segment, then closes the current one. On a full disk the current segment
+   * stays open (it may grow past segmentSizeMax), the log turns read-only, and the rotation is
+   * tried again after the retry interval. Returns whether it rotated.
+   */
+  #rotate(): boolean {
     if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
-    assert(this.#fd !== undefined, 'the writer is not open')
-    this.#storage.close(this.#fd)
-    this.#fd = undefined
-    this.#startSegment(this.#sequenceWritten + 1)
+    const previous = this.#fd
+    assert(previous !== undefined, 'the writer is not open')
+    try {
+      this.#startSegment(this.#sequenceWritten + 1)
+    } catch (error) {
+      if (!isNoSpace(error)) throw error
+      this.#enterReadOnly(error)
+      return false
+    }
+    this.#storage.close(previous)
+    this.#leaveReadOnly()
     this.#options.onEvent?.('new segment', { segment: this.#segmentPath })
+    return true
   }
 
   #advanceSnapshot(): void {
@@ -323,7 +344,8 @@ export class WalWriter {
     const { copy, sequence } = taken.value
     assert.equal(sequence, this.#sequenceWritten, 'the copy and the log disagree')
     this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
-    this.#rotate()
+    // Without a new segment, the old ones could not be deleted: retry the whole snapshot later.
+    if (!this.#rotate()) return
     this.#logSizeSinceSnapshot = 0
     try {
       this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)

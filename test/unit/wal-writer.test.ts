@@ -203,6 +203,28 @@ describe('WAL writer storage errors', () => {
     expectRecovers(wal, wal.disk.crash(prng(seed)))
   })
 
+  it('keeps the old segment when a full disk refuses the next one, and rotates once space returns', () => {
+    const wal = openWal({ noSpaceRetryMs: 500, segmentSizeMax: 200 })
+    for (let i = 0; i < 4; i++) wal.store.set(`key-${i}`, new Uint8Array(40).fill(i))
+    // The records fit, the new segment's 20-byte header does not.
+    const recordSize = 17 + 2 + 'key-0'.length + 1 + 8 + 40 // Framing, key, type, expiry, value.
+    wal.disk.capacityBytes = wal.disk.usedBytes + 4 * recordSize + 10
+    expect(wal.writer.step()).toBe(true)
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expect(wal.walState()).toBe(walStateReadOnly)
+    expect(dataFiles(wal.disk).segments).toHaveLength(1)
+
+    wal.disk.capacityBytes = Number.POSITIVE_INFINITY
+    wal.clock.now += 500
+    wal.writer.step()
+    expect(wal.walState()).toBe(walStateOk)
+    expect(dataFiles(wal.disk).segments).toHaveLength(2)
+    wal.store.set('after', text('in the new segment'))
+    wal.writer.step()
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expectRecovers(wal, wal.disk.crash(prng(seed)))
+  })
+
   it('fails stop on a failed fdatasync: the step throws and every waiter gets StorageFailedError', async () => {
     const wal = openWal()
     const durability = logDurability(wal.store.views)
