@@ -295,12 +295,21 @@ describe.skipIf(skipReason !== undefined)(
       expect(moved.length / keyCount).toBeLessThanOrEqual(0.35)
       expect(moved.length / keyCount).toBeGreaterThanOrEqual(0.1)
 
-      // The moved keys miss on the new node until copied: docs/scale-out.md's rebalancing,
-      // copy through nginx and delete from the old node.
+      // The moved keys miss on the new node until copied: docs/scale-out.md's rebalancing.
+      // Copy each through nginx with its content type, create-only so that a newer value
+      // written meanwhile would win, then delete it from the old node.
       await inParallel(moved, async (key) => {
         const old = owners.get(key) as Node
-        const value = await (await fetch(`${old.server.url}${kvPath(key)}`)).text()
-        const put = await through(kvPath(key), { method: 'PUT', body: value })
+        const got = await fetch(`${old.server.url}${kvPath(key)}`)
+        expect(got.status).toBe(200)
+        const put = await through(kvPath(key), {
+          method: 'PUT',
+          headers: {
+            'Content-Type': got.headers.get('content-type') ?? 'application/octet-stream',
+            'If-None-Match': '*',
+          },
+          body: await got.arrayBuffer(),
+        })
         expect(put.status).toBe(201)
         expect(answeredBy(put)).toBe(fourth)
         await put.arrayBuffer()
