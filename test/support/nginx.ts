@@ -122,7 +122,7 @@ export interface RunningNginx {
   stop: () => Promise<void>
 }
 
-const running = new Map<ChildProcess, { exited: Promise<void>; log: () => string }>()
+const running = new Map<ChildProcess, { exited: Promise<void>; log: () => string; dir: string }>()
 
 /**
  * Stops the master by its pid with `signal` (SIGQUIT: graceful, the workers finish their
@@ -210,7 +210,7 @@ async function startOnce(options: RenderOptions): Promise<RunningNginx> {
     stderr += chunk
   })
   const log = () => stderr
-  running.set(child, { exited, log })
+  running.set(child, { exited, log, dir })
   void exited.then(() => running.delete(child))
 
   const stop = async () => {
@@ -280,9 +280,15 @@ export async function startNginx(options: Omit<RenderOptions, 'listenPort'>) {
   }
 }
 
-/** Stops (SIGTERM, then SIGKILL) every nginx this module started that is still running. */
+/**
+ * Stops (SIGTERM, then SIGKILL) every nginx this module started that is still running, and
+ * removes its directory.
+ */
 export async function killAllNginx(): Promise<void> {
   await Promise.all(
-    [...running].map(([child, { exited, log }]) => terminate(child, exited, 'SIGTERM', log)),
+    [...running].map(async ([child, { exited, log, dir }]) => {
+      await terminate(child, exited, 'SIGTERM', log)
+      rmSync(dir, { recursive: true, force: true })
+    }),
   )
 }
