@@ -25,6 +25,8 @@ export const storeLimitsDefault: StoreLimits = {
 export interface ServerConfig {
   host: string
   port: number
+  /** This node's name in GET /v1/cluster; resolveConfig fills in hostname:port when unset. */
+  nodeId: string
   threadCount: number
   token: string | undefined
   dataDir: string
@@ -81,6 +83,17 @@ export const optionSpecs: OptionSpec[] = [
     description: 'Port to bind; 0 picks a free one (single-thread mode only).',
     apply: (c, v) => {
       c.port = v as number
+    },
+  },
+  {
+    // After 'port': the default name is built from it.
+    flag: 'node-id',
+    kind: 'string',
+    default: '',
+    description:
+      "This node's name in GET /v1/cluster, so an operator running several nodes can tell them apart; empty: <hostname>:<port>.",
+    apply: (c, v) => {
+      c.nodeId = v === '' ? `${os.hostname()}:${c.port}` : (v as string)
     },
   },
   {
@@ -308,6 +321,7 @@ export function resolveConfig(
   const config: ServerConfig = {
     host: '',
     port: 0,
+    nodeId: '',
     threadCount: 1,
     token: undefined,
     dataDir: '',

@@ -13,6 +13,7 @@ import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
 import { registerBatchRoute } from './routes/batch.js'
+import { registerClusterRoute } from './routes/cluster.js'
 import { registerKvRoutes } from './routes/kv.js'
 import { registerListRoute } from './routes/list.js'
 import { registerOpsRoutes } from './routes/ops.js'
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps): App {
   registerListRoute(app, deps)
   registerBatchRoute(app, deps)
   registerOpsRoutes(app, deps)
+  registerClusterRoute(app, deps)
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
