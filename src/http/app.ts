@@ -18,6 +18,7 @@ import { registerKvRoutes } from './routes/kv.js'
 import { registerListRoute } from './routes/list.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerSeedRoutes } from './routes/seed.js'
+import { registerUi } from './ui.js'
 import { seedValidationError, validationHook } from './validation.js'
 
 // createApp(deps) → the Hono app. It opens no socket and knows nothing of threads: the caller
@@ -120,6 +121,7 @@ export function createApp(deps: AppDeps): App {
   registerBatchRoute(app, deps)
   registerOpsRoutes(app, deps)
   registerClusterRoute(app, deps)
+  registerUi(app)
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
 import { problem } from '../errors.js'
+import { isUiPath } from './ui.js'
 
 // Bearer-token authentication for every route but the probes and the UI's static files. Both
 // sides are hashed to 32 bytes before timingSafeEqual, so the comparison takes the same time
@@ -12,7 +13,7 @@ export function bearerAuth(token: string): MiddlewareHandler {
   const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest()
   const expected = digest(token)
   return async (c, next) => {
-    if (openPaths.has(c.req.path) || isStaticUiPath(c.req.path)) return next()
+    if (openPaths.has(c.req.path) || isUiPath(c.req.path)) return next()
     const header = c.req.header('authorization') ?? ''
     // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
     const bearer = header.slice(0, 7).toLowerCase() === 'bearer '
@@ -24,9 +25,4 @@ export function bearerAuth(token: string): MiddlewareHandler {
       'WWW-Authenticate': 'Bearer realm="slabkv"',
     })
   }
-}
-
-/** The UI's static files must load without a token: the page is what asks for it. */
-function isStaticUiPath(path: string): boolean {
-  return path === '/' || path === '/index.html' || path === '/app.js' || path === '/style.css'
 }

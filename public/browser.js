@@ -1,0 +1,125 @@
+import { requestJson } from './api.js'
+import { breakable, byId, clearResult, element, showResult } from './dom.js'
+import { describeError, formatBytes, formatCount, formatDuration } from './format.js'
+
+// Browsing keys: GET /v1/kv?prefix=&cursor=&limit=. The listing is a scan over the store's
+// slots, not a sorted range (README, "Listing"): each answer carries an opaque cursor for the
+// next and null after the last, and may hold fewer keys than asked for, even none, long before
+// the end (a rare prefix in a store sized for a million entries). So one page on screen is as
+// many answers as it takes to fill it or reach the end, and the way back is the list of
+// cursors each page on screen started from.
+
+/** A page on screen stops asking after this many answers, full or not, to bound its cost. */
+const requestsPerPageMax = 32
+
+/**
+ * One key as the listing describes it.
+ * @typedef {{ key: string, size: number, contentType: string, version: number, ttl: number | null }} ListedKey
+ */
+
+/**
+ * @param {{ onOpen: (key: string) => void }} options onOpen: a key was chosen in the table
+ */
+export function createBrowser({ onOpen }) {
+  const form = byId('browse-form', HTMLFormElement)
+  const prefixInput = byId('browse-prefix', HTMLInputElement)
+  const limitSelect = byId('browse-limit', HTMLSelectElement)
+  const rows = byId('browse-rows', HTMLTableSectionElement)
+  const result = byId('browse-result', HTMLElement)
+  const pageLabel = byId('browse-page', HTMLElement)
+  const firstButton = byId('browse-first', HTMLButtonElement)
+  const previousButton = byId('browse-previous', HTMLButtonElement)
+  const nextButton = byId('browse-next', HTMLButtonElement)
+  const refreshButton = byId('browse-refresh', HTMLButtonElement)
+
+  let prefix = ''
+  let limit = limitSelect.value
+  /** The cursor each page seen so far started from; '' for the first page. */
+  let pageCursors = ['']
+  let pageIndex = 0
+  /** @type {string | null} */
+  let nextCursor = null
+  // Answers can arrive out of order (a slow page, then a quick new search); only the answer to
+  // the latest request is shown.
+  let latestRequest = 0
+  let loaded = false
+
+  const load = async (/** @type {number} */ index) => {
+    const requestNumber = ++latestRequest
+    const pageSize = Number(limit)
+    /** @type {ListedKey[]} */
+    const items = []
+    /** @type {string | null} */
+    let cursor = pageCursors[index] ?? ''
+    try {
+      for (let requests = 0; requests < requestsPerPageMax && items.length < pageSize; requests++) {
+        const query = new URLSearchParams({ prefix, limit: String(pageSize - items.length) })
+        if (cursor !== '') query.set('cursor', cursor)
+        const answer = await requestJson(`/v1/kv?${query}`)
+        if (requestNumber !== latestRequest) return
+        items.push(.../** @type {ListedKey[]} */ (answer.items))
+        cursor = answer.cursor
+        if (cursor === null) break
+      }
+    } catch (error) {
+      if (requestNumber !== latestRequest) return
+      showResult(result, 'error', [`Could not list keys: ${describeError(error)}`])
+      return
+    }
+    pageIndex = index
+    nextCursor = cursor
+    if (nextCursor !== null) pageCursors[index + 1] = nextCursor
+    render(items)
+    loaded = true
+  }
+
+  const render = (/** @type {ListedKey[]} */ items) => {
+    rows.replaceChildren(...items.map(rowOf))
+    const end = nextCursor === null
+    pageLabel.textContent =
+      `Page ${pageIndex + 1}: ${formatCount(items.length)} key${items.length === 1 ? '' : 's'}` +
+      (end ? ', the last page' : '')
+    firstButton.disabled = pageIndex === 0
+    previousButton.disabled = pageIndex === 0
+    nextButton.disabled = end
+    const prefixText = prefix === '' ? '' : ` starting with “${prefix}”`
+    if (items.length > 0) clearResult(result)
+    else if (end && pageIndex === 0) showResult(result, 'info', [`No keys${prefixText}.`])
+    else if (end) showResult(result, 'info', [`No more keys${prefixText}.`])
+    else showResult(result, 'info', ['No keys found yet; the next page looks further.'])
+  }
+
+  const rowOf = (/** @type {ListedKey} */ item) => {
+    const open = element('button', { type: 'button', className: 'link key' }, breakable(item.key))
+    open.addEventListener('click', () => onOpen(item.key))
+    return element('tr', {}, [
+      element('th', { scope: 'row' }, [open]),
+      element('td', { className: 'num', textContent: formatBytes(item.size) }),
+      element('td', { className: 'col-type', textContent: item.contentType }),
+      element('td', {
+        className: 'num',
+        textContent: item.ttl === null ? '—' : formatDuration(item.ttl),
+      }),
+      element('td', { className: 'num', textContent: String(item.version) }),
+    ])
+  }
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault()
+    prefix = prefixInput.value
+    limit = limitSelect.value
+    pageCursors = ['']
+    void load(0)
+  })
+  firstButton.addEventListener('click', () => void load(0))
+  previousButton.addEventListener('click', () => void load(Math.max(0, pageIndex - 1)))
+  nextButton.addEventListener('click', () => void load(pageIndex + 1))
+  refreshButton.addEventListener('click', () => void load(pageIndex))
+
+  return {
+    /** Shows the current page again, with what changed since. */
+    refresh: () => load(pageIndex),
+    /** Loads the first page the first time the view opens. */
+    loadOnce: () => (loaded ? Promise.resolve() : load(0)),
+  }
+}

@@ -1,0 +1,284 @@
+import { requestJson } from './api.js'
+import { byId, element } from './dom.js'
+import {
+  describeError,
+  formatBytes,
+  formatCount,
+  formatDecimal,
+  formatDuration,
+  formatPercent,
+} from './format.js'
+import { createSparkline, drawSparkline } from './sparkline.js'
+
+// The live dashboard: GET /v1/stats every second, kept for the last five minutes, shown as one
+// card per metric with its number and a sparkline. Rates (operations, evictions and expirations
+// per second, the hit ratio and the group-commit size of the last interval) are computed here
+// from the differences between two samples of the server's counters, which all handler threads
+// share: so they are exact whichever thread answers, and cover exactly the interval charted.
+
+const pollIntervalMs = 1000
+const windowMs = 5 * 60 * 1000
+/** A longer interval between samples (a hidden tab, a server away) shows as a gap in the rates. */
+const intervalMaxMs = 5 * pollIntervalMs
+
+/**
+ * The fields of GET /v1/stats the dashboard reads (src/http/routes/ops.ts).
+ * @typedef {object} Stats
+ * @property {number} entries
+ * @property {number} entriesMax
+ * @property {number} bytes
+ * @property {number} bytesMax
+ * @property {number} hits
+ * @property {number} misses
+ * @property {number} hitRatio
+ * @property {number} sets
+ * @property {number} deletes
+ * @property {number} evictions
+ * @property {number} expirations
+ * @property {number} opsPerSecond
+ * @property {number} uptimeSeconds
+ * @property {number} threads
+ * @property {string} mode
+ * @property {number} sequence
+ * @property {{ fsync: string | null, state: string, durableLag: number, groupCommits: number,
+ *   recordsWritten: number, recordsPerGroupCommit: number }} wal
+ */
+
+/**
+ * What happened between the previous sample and this one, per second where it is a rate.
+ * Null when it cannot be known: the first sample, a restart (counters went back), no reads
+ * (hit ratio) or no group commit (group-commit size) in the interval.
+ * @typedef {object} Interval
+ * @property {number | null} opsPerSecond
+ * @property {number | null} hitRatio
+ * @property {number | null} evictionsPerSecond
+ * @property {number | null} expirationsPerSecond
+ * @property {number | null} recordsPerCommit
+ */
+
+/** @typedef {{ timeMs: number, stats: Stats, interval: Interval }} Sample */
+
+/**
+ * One card: what it charts, its headline and the line under it.
+ * @typedef {object} Metric
+ * @property {string} name the card's data-metric, which tests select by
+ * @property {string} title
+ * @property {(sample: Sample) => number | null} chart the value charted
+ * @property {(sample: Sample) => string} headline
+ * @property {(sample: Sample) => string} detail
+ * @property {(peak: number) => string} peak how the highest charted value reads
+ * @property {number} scaleMin the chart's vertical scale never shrinks below this
+ * @property {(stats: Stats) => number} [meter] a 0..1 gauge under the headline
+ */
+
+const perSecond = (/** @type {number | null} */ rate) =>
+  rate === null ? '—' : `${formatCount(Math.round(rate))}/s`
+
+/** @type {Metric[]} */
+const metrics = [
+  {
+    name: 'entries',
+    title: 'Entries',
+    chart: ({ stats }) => stats.entries,
+    headline: ({ stats }) => formatCount(stats.entries),
+    detail: ({ stats }) => `of ${formatCount(stats.entriesMax)} at most`,
+    peak: formatCount,
+    scaleMin: 1,
+  },
+  {
+    name: 'memory',
+    title: 'Memory used',
+    chart: ({ stats }) => stats.bytes,
+    headline: ({ stats }) => formatBytes(stats.bytes),
+    detail: ({ stats }) =>
+      `of ${formatBytes(stats.bytesMax)} (${formatPercent(stats.bytes / stats.bytesMax)})`,
+    peak: formatBytes,
+    scaleMin: 1024,
+    meter: (stats) => stats.bytes / stats.bytesMax,
+  },
+  {
+    name: 'hit-ratio',
+    title: 'Hit ratio',
+    chart: ({ interval }) => interval.hitRatio,
+    headline: ({ interval }) =>
+      interval.hitRatio === null ? 'no reads' : formatPercent(interval.hitRatio),
+    detail: ({ stats }) =>
+      `all time ${formatPercent(stats.hitRatio)}: ${formatCount(stats.hits)} hits, ` +
+      `${formatCount(stats.misses)} misses`,
+    peak: formatPercent,
+    scaleMin: 1,
+  },
+  {
+    name: 'ops',
+    title: 'Operations',
+    chart: ({ interval }) => interval.opsPerSecond,
+    headline: ({ interval, stats }) => perSecond(interval.opsPerSecond ?? stats.opsPerSecond),
+    detail: ({ stats }) =>
+      `${formatCount(stats.hits + stats.misses)} gets, ${formatCount(stats.sets)} sets, ` +
+      `${formatCount(stats.deletes)} deletes`,
+    peak: (peak) => perSecond(peak),
+    scaleMin: 1,
+  },
+  {
+    name: 'evictions',
+    title: 'Evictions',
+    chart: ({ interval }) => interval.evictionsPerSecond,
+    headline: ({ stats }) => formatCount(stats.evictions),
+    detail: ({ interval }) => `${perSecond(interval.evictionsPerSecond)} now, to make room`,
+    peak: (peak) => perSecond(peak),
+    scaleMin: 1,
+  },
+  {
+    name: 'expirations',
+    title: 'Expirations',
+    chart: ({ interval }) => interval.expirationsPerSecond,
+    headline: ({ stats }) => formatCount(stats.expirations),
+    detail: ({ interval }) => `${perSecond(interval.expirationsPerSecond)} now, past their TTL`,
+    peak: (peak) => perSecond(peak),
+    scaleMin: 1,
+  },
+  {
+    name: 'durable-lag',
+    title: 'WAL durable lag',
+    chart: ({ stats }) => stats.wal.durableLag,
+    headline: ({ stats }) => `${formatCount(stats.wal.durableLag)} records`,
+    detail: ({ stats }) =>
+      `not yet synced · fsync ${stats.wal.fsync ?? 'off'} · ${stats.wal.state}`,
+    peak: formatCount,
+    scaleMin: 1,
+  },
+  {
+    name: 'group-commit',
+    title: 'Group commit',
+    chart: ({ interval }) => interval.recordsPerCommit,
+    headline: ({ interval }) =>
+      interval.recordsPerCommit === null
+        ? 'idle'
+        : `${formatDecimal(interval.recordsPerCommit)} records`,
+    detail: ({ stats }) =>
+      `per fdatasync · ${formatDecimal(stats.wal.recordsPerGroupCommit)} on average over ` +
+      `${formatCount(stats.wal.groupCommits)} commits`,
+    peak: formatDecimal,
+    scaleMin: 1,
+  },
+]
+
+/**
+ * @param {Sample | undefined} previous
+ * @param {Stats} stats
+ * @param {number} timeMs
+ * @returns {Interval}
+ */
+function intervalBetween(previous, stats, timeMs) {
+  const unknown = {
+    opsPerSecond: null,
+    hitRatio: null,
+    evictionsPerSecond: null,
+    expirationsPerSecond: null,
+    recordsPerCommit: null,
+  }
+  if (previous === undefined) return unknown
+  const before = previous.stats
+  // A restarted server counts from zero again: its first interval is unknown, not negative.
+  if (stats.uptimeSeconds < before.uptimeSeconds) return unknown
+  const seconds = (timeMs - previous.timeMs) / 1000
+  if (seconds <= 0 || seconds * 1000 > intervalMaxMs) return unknown
+  const hits = stats.hits - before.hits
+  const reads = hits + stats.misses - before.misses
+  const operations = reads + stats.sets - before.sets + stats.deletes - before.deletes
+  const commits = stats.wal.groupCommits - before.wal.groupCommits
+  const records = stats.wal.recordsWritten - before.wal.recordsWritten
+  return {
+    opsPerSecond: operations / seconds,
+    hitRatio: reads > 0 ? hits / reads : null,
+    evictionsPerSecond: (stats.evictions - before.evictions) / seconds,
+    expirationsPerSecond: (stats.expirations - before.expirations) / seconds,
+    recordsPerCommit: commits > 0 ? records / commits : null,
+  }
+}
+
+/** @typedef {{ card: HTMLElement, headline: HTMLElement, detail: HTMLElement, chart: SVGSVGElement, caption: HTMLElement, meter: HTMLMeterElement | undefined }} Card */
+
+/** @param {Metric} metric @returns {Card} */
+function createCard(metric) {
+  const headline = element('p', { className: 'metric-value', textContent: '—' })
+  const detail = element('p', { className: 'metric-detail' })
+  const chart = createSparkline()
+  const caption = element('p', { className: 'metric-caption' })
+  const meter =
+    metric.meter === undefined ? undefined : element('meter', { min: 0, max: 1, value: 0 })
+  const titleId = `metric-${metric.name}-title`
+  const card = element('section', { className: 'metric' }, [
+    element('h3', { id: titleId, textContent: metric.title }),
+    headline,
+    ...(meter === undefined ? [] : [meter]),
+    detail,
+    chart,
+    caption,
+  ])
+  card.dataset.metric = metric.name
+  card.setAttribute('aria-labelledby', titleId)
+  meter?.setAttribute('aria-labelledby', titleId)
+  return { card, headline, detail, chart, caption, meter }
+}
+
+/**
+ * Starts sampling. `onPoll` hears of every poll's outcome (the header shows the connection).
+ * @param {{ onPoll: (error: unknown | undefined) => void }} options
+ */
+export function startDashboard({ onPoll }) {
+  const grid = byId('metrics', HTMLElement)
+  const facts = byId('server-facts', HTMLElement)
+  const cards = metrics.map((metric) => ({ metric, ...createCard(metric) }))
+  grid.replaceChildren(...cards.map(({ card }) => card))
+  /** @type {Sample[]} */
+  let samples = []
+
+  const render = (/** @type {Sample} */ latest) => {
+    const { stats } = latest
+    facts.textContent =
+      `${stats.mode}, ${stats.threads} thread${stats.threads === 1 ? '' : 's'} · ` +
+      `up ${formatDuration(stats.uptimeSeconds)} · sequence ${formatCount(stats.sequence)} · ` +
+      `updated ${new Date(latest.timeMs).toLocaleTimeString('en-GB')}`
+    // The time axis spans the last five minutes once there are that many; until then, the
+    // time since the first sample, so that a fresh page charts what it has across the width.
+    const startMs = Math.max(latest.timeMs - windowMs, samples[0]?.timeMs ?? latest.timeMs)
+    const span = formatDuration(Math.max(pollIntervalMs, latest.timeMs - startMs) / 1000)
+    for (const { metric, headline, detail, chart, caption, meter, card } of cards) {
+      headline.textContent = metric.headline(latest)
+      detail.textContent = metric.detail(latest)
+      if (meter !== undefined && metric.meter !== undefined) meter.value = metric.meter(stats)
+      const points = samples.map((sample) => ({
+        timeMs: sample.timeMs,
+        value: metric.chart(sample),
+      }))
+      const peak = drawSparkline(chart, points, {
+        startMs,
+        endMs: latest.timeMs,
+        scaleMin: metric.scaleMin,
+        label: `${metric.title}: ${headline.textContent}, over the last ${span}`,
+      })
+      caption.textContent = `last ${span}, peak ${metric.peak(peak)}`
+      card.dataset.state = metric.name === 'durable-lag' && stats.wal.state !== 'ok' ? 'warn' : ''
+    }
+  }
+
+  const poll = async () => {
+    // A hidden tab polls nothing (the rates show a gap for the time away).
+    if (!document.hidden) {
+      try {
+        const stats = /** @type {Stats} */ (await requestJson('/v1/stats'))
+        const timeMs = Date.now()
+        const sample = { timeMs, stats, interval: intervalBetween(samples.at(-1), stats, timeMs) }
+        samples = [...samples.filter((old) => old.timeMs >= timeMs - windowMs), sample]
+        render(sample)
+        onPoll(undefined)
+      } catch (error) {
+        onPoll(error)
+        facts.textContent = `Stats unavailable: ${describeError(error)}`
+      }
+    }
+    setTimeout(poll, pollIntervalMs)
+  }
+  void poll()
+}

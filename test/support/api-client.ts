@@ -1,0 +1,71 @@
+import { expect } from 'vitest'
+import { keyPath, type RunningServer, sleep } from './server.js'
+
+// The test process as another client of a running server: it changes keys behind the UI's
+// back, checks what the UI wrote, and makes the traffic the dashboard should show.
+
+/** Fetches a path of the server, with its bearer token when one is given. */
+export function api(
+  server: RunningServer,
+  path: string,
+  init: RequestInit = {},
+  token?: string,
+): Promise<Response> {
+  const headers = new Headers(init.headers)
+  if (token !== undefined) headers.set('authorization', `Bearer ${token}`)
+  return fetch(`${server.url}${path}`, { ...init, headers })
+}
+
+/** The path of one key's native route. */
+export function kvPath(key: string): string {
+  return `/v1/kv/${keyPath(key)}`
+}
+
+export interface KeyToSet {
+  key: string
+  value: string
+  contentType?: string
+  ttl?: number
+}
+
+/** Sets many keys in one atomic request (README, "Batch"). */
+export async function setKeys(server: RunningServer, keys: KeyToSet[]): Promise<void> {
+  const response = await api(server, '/v1/batch', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ops: keys.map((entry) => ({ op: 'set', ...entry })) }),
+  })
+  expect(response.status).toBe(200)
+}
+
+let trafficRound = 0
+
+/**
+ * Keeps the server busy for `durationMs`: rounds of a batch of new keys (some with a one-second
+ * TTL, so expirations follow), concurrent single writes (so group commits hold several
+ * records), and reads that hit and miss. The batch size follows a wave, so charts show a shape.
+ */
+export async function trafficFor(server: RunningServer, durationMs: number): Promise<void> {
+  const endMs = Date.now() + durationMs
+  while (Date.now() < endMs) {
+    const round = trafficRound++
+    const size = 20 + Math.round(20 * Math.sin(round / 4) ** 2)
+    const keys = Array.from({ length: size }, (_, i) => ({
+      key: `load/${round}/${i}`,
+      value: 'x'.repeat(100 + ((round * 37 + i * 11) % 400)),
+      ...(i % 5 === 0 ? { ttl: 1 } : {}),
+    }))
+    await setKeys(server, keys)
+    // Reads of the keys just written hit (three in four); the others miss.
+    const answers = await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) =>
+        api(server, kvPath(`load/single/${i}`), { method: 'PUT', body: `round ${round}` }),
+      ),
+      ...Array.from({ length: 8 }, (_, i) =>
+        api(server, kvPath(i % 4 === 0 ? `load/missing/${i}` : `load/${round}/${i}`)),
+      ),
+    ])
+    await Promise.all(answers.map((answer) => answer.arrayBuffer()))
+    await sleep(60)
+  }
+}
