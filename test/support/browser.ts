@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { expect } from 'vitest'
@@ -16,7 +18,15 @@ export const browserMissing: string | undefined = existsSync(chromiumPath)
   ? undefined
   : `${chromiumPath} is missing (npm test installs Debian's chromium with apt when it runs as root)`
 
-export const screenshotDir = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url))
+/**
+ * Where the screenshots go: docs/screenshots/, which the README shows, when UPDATE_SCREENSHOTS=1;
+ * otherwise a temporary directory, so an ordinary test run still takes them (and fails if a view
+ * cannot be drawn) without rewriting the committed images with every run's new numbers.
+ */
+export const screenshotDir =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url))
+    : `${mkdtempSync(join(tmpdir(), 'slabkv-screenshots-'))}/`
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
@@ -97,7 +107,7 @@ export async function openWatchedPage(
   return { page, context, problems, requestedUrls, close: () => context.close() }
 }
 
-/** Writes a screenshot of the page's viewport to docs/screenshots/<name>.png. */
+/** Writes a screenshot of the page's viewport to screenshotDir/<name>.png. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(screenshotDir, { recursive: true })
   await page.screenshot({ path: `${screenshotDir}${name}.png`, animations: 'disabled' })
