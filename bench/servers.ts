@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 
 // The server processes a benchmark starts: each is stopped by its PID with SIGTERM at the end,
 // on any failure, or on SIGINT/SIGTERM of the benchmark itself (importing this module installs
@@ -44,8 +44,23 @@ function serverEnv(): NodeJS.ProcessEnv {
   )
 }
 
-export function startServer(name: string, argv: string[], cwd: string): Promise<Server> {
-  const child = spawn(process.execPath, argv, {
+export interface StartOptions {
+  /** The program to run; the node binary running the benchmark when absent. */
+  command?: string
+  /**
+   * For servers that log no JSON "listening" line (Redis, webdis): ready once this port on
+   * 127.0.0.1 accepts a connection, and reached at http://127.0.0.1:<port>.
+   */
+  readyPort?: number
+}
+
+export function startServer(
+  name: string,
+  argv: string[],
+  cwd: string,
+  options: StartOptions = {},
+): Promise<Server> {
+  const child = spawn(options.command ?? process.execPath, argv, {
     cwd,
     env: serverEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,6 +100,23 @@ export function startServer(name: string, argv: string[], cwd: string): Promise<
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk
     })
+    const { readyPort } = options
+    if (readyPort !== undefined) {
+      const probe = () => {
+        if (listened || !started.has(server)) return
+        const socket = connect(readyPort, '127.0.0.1')
+        socket.once('connect', () => {
+          socket.destroy()
+          listened = true
+          clearTimeout(timer)
+          server.url = `http://127.0.0.1:${readyPort}`
+          server.listening = { port: readyPort }
+          resolve(server)
+        })
+        socket.once('error', () => setTimeout(probe, 50))
+      }
+      probe()
+    }
     // Read every line, always: a server blocked on a full pipe would look slow.
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk

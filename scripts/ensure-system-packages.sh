@@ -3,14 +3,18 @@
 #   chromium  the browser the UI tests run (playwright-core, executablePath /usr/bin/chromium)
 #   nginx     the load balancer of the several-nodes test
 #   wrk       the HTTP load generator of the benchmarks
-# npm test runs this first. It never fails the run: when a package cannot be installed (no root,
-# no apt, no network), it says so, and the tests that need the package skip and say why.
+#   redis-server, webdis  Redis 7 and its HTTP front end: peers in the peers benchmark
+# npm test and npm run bench:peers run this first. It never fails the run: when a package cannot
+# be installed (no root, no apt, no network), it says so, and the tests that need the package skip
+# and say why (the peers benchmark stops and names the missing program).
 set -uo pipefail
 
 want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx)
 command -v wrk >/dev/null 2>&1 || want+=(wrk)
+command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
+command -v webdis >/dev/null 2>&1 || want+=(webdis)
 [ ${#want[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

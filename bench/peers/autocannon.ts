@@ -1,0 +1,110 @@
+import { createRequire } from 'node:module'
+import type { Dialect } from './dialects.js'
+import { key, keyCount, valueSize } from './scenarios.js'
+import type { Measurement } from './wrk.js'
+
+// autocannon, the Node-native load generator, in this process: GET hit only, the same requests
+// as wrk's GET hit (a random preloaded key per request, from a seeded generator: the same
+// sequence for every system) and the same check of every answer (status 200, 100 bytes starting
+// "value:"). Its CPU is this process's during the run (process.cpuUsage), which does nothing
+// else meanwhile. Latencies come from every response's time, to 0.01 ms (autocannon's own
+// histogram reports whole milliseconds).
+
+// autocannon ships no types; these are the parts of its programmatic API used here (v9 README).
+// setupRequest gets a fresh copy of the template for every request; onResponse sees every body.
+interface Request {
+  method: string
+  path?: string
+  setupRequest(request: Request): Request
+  onResponse(status: number, body: string): void
+}
+interface Result {
+  requests: { total: number }
+  errors: number
+  timeouts: number
+}
+interface Instance extends PromiseLike<Result> {
+  on(
+    event: 'response',
+    listener: (client: unknown, status: number, size: number, ms: number) => void,
+  ): void
+}
+type Autocannon = (options: {
+  url: string
+  connections: number
+  pipelining: number
+  duration: number
+  requests: Request[]
+}) => Instance
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
+
+/** mulberry32: a seeded generator, so every measurement replays the same requests. */
+function createRandom(state: number): () => number {
+  return () => {
+    state = (state + 0x6d2b79f5) | 0
+    let t = Math.imul(state ^ (state >>> 15), 1 | state)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+export async function runAutocannon(
+  url: string,
+  dialect: Dialect,
+  connectionCount: number,
+  seconds: number,
+): Promise<Omit<Measurement, 'serverCpuS'>> {
+  const paths = Array.from({ length: keyCount }, (_, n) => dialect.getPath(key(n)))
+  const random = createRandom(0x5eed)
+  let badCount = 0
+  let badSample = ''
+  let latencies = new Float64Array(1 << 18)
+  let latencyCount = 0
+  const instance = autocannon({
+    url,
+    connections: connectionCount,
+    pipelining: 1,
+    duration: seconds,
+    requests: [
+      {
+        method: 'GET',
+        setupRequest(request) {
+          request.path = paths[Math.floor(random() * keyCount)]!
+          return request
+        },
+        onResponse(status, body) {
+          if (status === 200 && body.length === valueSize && body.startsWith('value:')) return
+          if (badCount++ === 0) badSample = `${status} ${body.slice(0, 160)}`
+        },
+      },
+    ],
+  })
+  instance.on('response', (_client, _status, _size, ms) => {
+    if (latencyCount === latencies.length) {
+      const grown = new Float64Array(latencies.length * 2)
+      grown.set(latencies)
+      latencies = grown
+    }
+    latencies[latencyCount++] = ms
+  })
+  const cpuStart = process.cpuUsage()
+  const wallStart = process.hrtime.bigint()
+  const result = await instance
+  const durationS = Number(process.hrtime.bigint() - wallStart) / 1e9
+  const cpu = process.cpuUsage(cpuStart)
+  const sorted = latencies.subarray(0, latencyCount).sort()
+  const percentile = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN
+  return {
+    generator: 'autocannon',
+    requests: result.requests.total,
+    durationS,
+    requestsPerSecond: (result.requests.total - badCount) / durationS,
+    latencyP50Ms: percentile(50),
+    latencyP99Ms: percentile(99),
+    badCount,
+    badSample,
+    socketErrorCount: result.errors,
+    generatorCpuS: (cpu.user + cpu.system) / 1e6,
+  }
+}
