@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { type Slot, slotNone } from '../store/layout.js'
 import type { Store } from '../store/store.js'
-import type { MutationRecord } from '../store/types.js'
+import type { Entry, MutationRecord } from '../store/types.js'
 import { snapshotName, snapshotTempName } from './files.js'
 import {
   checkRecord,
@@ -27,6 +27,9 @@ import type { FileDescriptor, Storage } from './storage.js'
 // Durability order: snap.tmp → fdatasync → rename to snap-<sequence>.snap → fsync(dir). Only
 // then may the segments it covers go: before the rename is durable, a crash could leave neither.
 
+/** Entries visited per call into the copy; the byte budget decides when a step ends. */
+const entriesPerWalk = 64
+
 export class SnapshotWriter {
   readonly #storage: Storage
   readonly #dir: string
@@ -35,6 +38,7 @@ export class SnapshotWriter {
   readonly #fd: FileDescriptor
   #cursor: Slot | undefined
   #entryCount = 0
+  #size = 0
 
   constructor(storage: Storage, dir: string, copy: Store, sequence: number) {
     this.#storage = storage
@@ -45,37 +49,49 @@ export class SnapshotWriter {
     if (storage.exists(path)) storage.unlink(path) // Left by a crash mid-snapshot.
     this.#fd = storage.openAppend(path)
     storage.append(this.#fd, encodeSegmentHeader(sequence, snapshotMagic))
+    this.#size = segmentHeaderSize
   }
 
-  /** Writes up to `countMax` more entries; returns whether any remain. */
-  step(countMax: number): boolean {
+  /**
+   * Writes about `sizeBudget` more bytes of entries (at least one entry); returns whether any
+   * remain. Bounded in bytes, not entries, so a step with large values stays as short as one
+   * with small ones: the writer drains the ring between steps.
+   */
+  step(sizeBudget: number): boolean {
     if (this.#cursor === slotNone) return false
     const records: MutationRecord[] = []
     let size = 0
-    this.#cursor = this.#copy.walkOldestFirst(this.#cursor, countMax, (key, value, entry) => {
+    const visit = (key: string, value: Uint8Array, entry: Omit<Entry, 'value'>) => {
       const record: MutationRecord = {
         op: 'set',
         sequence: entry.version,
         key,
-        value: value.slice(), // The view is valid during the visit only.
+        // A view into the copy, which nothing changes: no need to copy the bytes again.
+        value,
         contentType: entry.contentType,
         expiresAt: entry.expiresAt,
       }
       records.push(record)
       size += encodedSize(record)
-    })
+    }
+    while (this.#cursor !== slotNone && size < sizeBudget) {
+      this.#cursor = this.#copy.walkOldestFirst(this.#cursor, entriesPerWalk, visit)
+    }
     const bytes = new Uint8Array(size)
     let at = 0
     for (const record of records) at += encodeRecord(record, bytes, at)
     this.#storage.append(this.#fd, bytes)
+    this.#size += bytes.byteLength
     this.#entryCount += records.length
     return this.#cursor !== slotNone
   }
 
   /** Makes the snapshot durable under its final name. */
-  finish(): { sequence: number; entryCount: number; path: string } {
+  finish(): { sequence: number; entryCount: number; path: string; size: number } {
     assert(this.#cursor === slotNone, 'the snapshot is not complete')
-    this.#storage.append(this.#fd, encodeSnapshotFooter(this.#entryCount))
+    const footer = encodeSnapshotFooter(this.#entryCount)
+    this.#storage.append(this.#fd, footer)
+    this.#size += footer.byteLength
     // The data first: a renamed file whose data is not durable could be a torn snapshot.
     this.#storage.fdatasync(this.#fd)
     this.#storage.close(this.#fd)
@@ -83,7 +99,7 @@ export class SnapshotWriter {
     this.#storage.rename(join(this.#dir, snapshotTempName), path)
     // The rename is durable only once the directory is; the caller deletes segments after this.
     this.#storage.syncDir(this.#dir)
-    return { sequence: this.sequence, entryCount: this.#entryCount, path }
+    return { sequence: this.sequence, entryCount: this.#entryCount, path, size: this.#size }
   }
 
   /** Gives up (a full disk, or shutdown): the temporary file goes, nothing else changed. */

@@ -57,7 +57,8 @@ export const walStateFailed = 2
 /** everysec syncs at least this often. */
 const everySecondMs = 1000
 /** How much of a snapshot is written per step, between two drains of the ring. */
-const snapshotStepEntryCount = 4096
+/** Bytes of snapshot written per step, between two drains of the ring. */
+const snapshotStepSize = 1024 * 1024
 /** How much of the snapshot's copy target is touched per step (about 1 ms of page faults). */
 const copyTargetSliceSize = 2 * 1024 * 1024
 
@@ -77,6 +78,8 @@ export class WalWriter {
   #logSizeSinceSnapshot: number
   #snapshot: SnapshotWriter | undefined
   #noSpaceSinceMs: number | undefined
+  /** Bytes of the newest snapshot: the live state's size on disk, as of that snapshot. */
+  #lastSnapshotSize: number
   /** After a full disk abandoned a snapshot, the next is not begun before this. */
   #snapshotNotBeforeMs = 0
   /** The buffer the next snapshot copies the store into, while its pages are being touched. */
@@ -97,6 +100,9 @@ export class WalWriter {
     this.#sequenceWritten = store.sequence
     this.#sequenceSynced = store.sequence
     this.#logSizeSinceSnapshot = logSizeSinceSnapshot
+    const newest = classify(this.#storage.list(options.dir)).snapshots.at(-1)
+    this.#lastSnapshotSize =
+      newest === undefined ? 0 : this.#storage.size(join(options.dir, newest.name))
     this.#publish(store.sequence)
   }
 
@@ -288,24 +294,35 @@ export class WalWriter {
 
   #advanceSnapshot(): void {
     if (this.#snapshot === undefined) {
-      if (this.#logSizeSinceSnapshot < this.#options.snapshotLogSizeMin) return
+      if (this.#logSizeSinceSnapshot < this.#snapshotThreshold()) return
       if (this.#clock() < this.#snapshotNotBeforeMs) return
       if (this.#prepareCopyTarget()) this.#beginSnapshot()
       return
     }
     let written: ReturnType<SnapshotWriter['finish']>
     try {
-      if (this.#snapshot.step(snapshotStepEntryCount)) return
+      if (this.#snapshot.step(snapshotStepSize)) return
       written = this.#snapshot.finish()
     } catch (error) {
       this.#abandonSnapshot(error)
       return
     }
-    const { sequence, entryCount, path } = written
+    const { sequence, entryCount, path, size } = written
     this.#snapshot = undefined
+    this.#lastSnapshotSize = size
     this.#store.views.headerF64[F64.walSnapshots]! += 1
     this.#compact(sequence)
     this.#options.onEvent?.('snapshot written', { snapshot: path, sequence, entryCount })
+  }
+
+  /**
+   * A snapshot is due once the log since the last one is at least --snapshot-after-size and at
+   * least as large as that snapshot (as Redis rewrites its AOF once it has doubled): a snapshot
+   * then never costs more bytes than the log it replaces, so writing them adds at most one byte
+   * per byte logged, however large the live state is next to the write rate.
+   */
+  #snapshotThreshold(): number {
+    return Math.max(this.#options.snapshotLogSizeMin, this.#lastSnapshotSize)
   }
 
   /**
@@ -363,10 +380,7 @@ export class WalWriter {
     if (!isNoSpace(error)) throw error
     this.#snapshot?.abort()
     this.#snapshot = undefined
-    this.#logSizeSinceSnapshot = Math.max(
-      this.#logSizeSinceSnapshot,
-      this.#options.snapshotLogSizeMin,
-    )
+    this.#logSizeSinceSnapshot = Math.max(this.#logSizeSinceSnapshot, this.#snapshotThreshold())
     this.#snapshotNotBeforeMs = this.#clock() + this.#options.noSpaceRetryMs
     this.#options.onEvent?.('the disk is full: the snapshot is abandoned, and retried later', {
       error: String(error),
