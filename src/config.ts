@@ -211,7 +211,8 @@ export const optionSpecs: OptionSpec[] = [
     kind: 'size',
     default: '1MiB',
     min: 0,
-    max: GiB,
+    // The WAL ring holds two of the largest records and its offsets are i32 words.
+    max: 512 * MiB,
     description: 'Largest value, in bytes.',
     apply: (c, v) => {
       c.limits.valueSizeMax = v as number

@@ -85,7 +85,10 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
   }
   // Expired entries nobody touches are reclaimed here, a bounded number at a time, so one
   // sweep never holds the lock for long.
-  const sweepTimer = setInterval(() => store.sweep(1000), config.sweepIntervalMs)
+  // Not while the log cannot take writes: the expiries would only queue up in the ring.
+  const sweepTimer = setInterval(() => {
+    if (durability.refusal() === undefined) store.sweep(1000)
+  }, config.sweepIntervalMs)
   sweepTimer.unref()
 
   let running: { url: string; stop(): Promise<void> }
@@ -222,7 +225,7 @@ async function startWalWriter(
 const recoveryProgressSize = 64 * 1024 * 1024
 
 /** How long a failed log waits before the process exits, so pending writes get their 503. */
-const failStopGraceMs = 200
+const failStopGraceMs = 500
 
 async function serveOnMainThread(
   config: ServerConfig,

@@ -50,7 +50,7 @@ const header = store.views.headerI32
 // An exception here (a failed sync, a broken invariant) ends the thread with an 'error' event;
 // the main thread exits the process and recovery takes over on the next start.
 while (Atomics.load(header, I32.walStop) === 0) {
-  if (!writer.step()) ring.waitForRecords(writer.idleTimeoutMs())
+  if (!writer.step()) ring.waitForRecords(writer.idleTimeoutMs(), writer.readOnly)
 }
 writer.close()
 post({ type: 'stopped' })

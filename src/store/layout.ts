@@ -95,6 +95,8 @@ export const F64 = {
   walRecordsWritten: 15,
   walBytesWritten: 16,
   walSnapshots: 17,
+  /** The sequence of the latest delete, eviction or clear: what a read that finds nothing waits for. */
+  removalSequence: 18,
 } as const
 const headerF64Count = 24
 

@@ -336,6 +336,16 @@ export class Store {
   }
 
   /**
+   * The sequence number of the latest delete, eviction or clear, read like `sequence`. A read
+   * that found nothing waits for this one to be durable: one of them may be why. Expiries are
+   * left out: the set that an expiry ends already carries its expiry time, so the absence
+   * survives a crash whether or not the expiry was logged.
+   */
+  get removalSequence(): number {
+    return this.views.headerF64[F64.removalSequence]!
+  }
+
+  /**
    * Applies one logged mutation during recovery, giving it exactly its logged sequence number.
    * Removals the current limits force while replaying (a smaller --max-memory than the log was
    * written with) take no sequence number and are not reported: they are not in the log.
@@ -724,6 +734,7 @@ export class Store {
   #emit(op: Exclude<MutationOp, 'set'>, key: string): number {
     if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
+    if (op !== 'expire') this.views.headerF64[F64.removalSequence] = sequence
     this.#onMutation?.({ op, sequence, key })
     return sequence
   }

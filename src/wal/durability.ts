@@ -6,7 +6,8 @@ import { walStateFailed, walStateReadOnly } from './writer.js'
 // WAL writer publishes in the shared buffer. One Atomics.waitAsync per thread watches the word,
 // however many requests wait, and settles every waiter the new value covers.
 
-const recheckMs = 1000
+/** Below main.ts's fail-stop grace, so a waiter whose wake-up raced a failure still hears 503. */
+const recheckMs = 100
 
 interface Waiter {
   sequence: number
@@ -24,14 +25,12 @@ export function logDurability(views: Views): Durability {
 
   const settle = () => {
     const sequence = durable()
-    if (failed()) {
-      for (const waiter of waiters) waiter.reject(new StorageFailedError())
-      waiters = []
-      return
-    }
+    const isFailed = failed()
     const pending: Waiter[] = []
     for (const waiter of waiters) {
+      // A write the log made durable before it failed is acknowledged all the same.
       if (waiter.sequence <= sequence) waiter.resolve()
+      else if (isFailed) waiter.reject(new StorageFailedError())
       else pending.push(waiter)
     }
     waiters = pending

@@ -245,10 +245,16 @@ export function cutLog(
   const cut = storage.read(path).subarray(offset)
   if (cut.length > 0) {
     const brokenName = `${file}.at-${offset}.broken`
-    const broken = storage.openAppend(join(dir, brokenName))
+    const brokenPath = join(dir, brokenName)
+    // Left by a cut a crash interrupted: the same bytes, written again from the start.
+    if (storage.exists(brokenPath)) storage.truncate(brokenPath, 0)
+    const broken = storage.openAppend(brokenPath)
     storage.append(broken, cut)
     storage.fdatasync(broken)
     storage.close(broken)
+    // The copy's name must be durable before the original bytes go: repair may cut
+    // acknowledged records, and a crash must not lose them from both places.
+    storage.syncDir(dir)
     kept.push(brokenName)
   }
   if (offset === 0) {
@@ -296,6 +302,19 @@ export function recover(
   if (damage?.kind === 'corrupt') throw new CorruptLogError(damage)
   const brokenFiles =
     damage === undefined ? [] : cutLog(storage, dir, damage.file, damage.offset, damage.emptyAfter)
+  // What was replayed may have been only in the page cache: written by a process that died
+  // before its fdatasync (or ran with --fsync no). The writer publishes everything recovered as
+  // durable, so it must be durable first, or a power loss after the restart could drop records
+  // that later acknowledged writes depend on (PostgreSQL syncs its data directory the same way
+  // at crash recovery).
+  for (const segment of inspection.segments) {
+    const path = join(dir, segment.file)
+    if (!storage.exists(path)) continue // A segment cut away whole above.
+    const fd = storage.openAppend(path)
+    storage.fdatasync(fd)
+    storage.close(fd)
+  }
+  storage.syncDir(dir)
   return {
     snapshot: inspection.snapshot?.file ?? null,
     snapshotEntryCount: inspection.snapshot?.entryCount ?? 0,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { StorageFailedError } from '../durability.js'
 import { I32, type Views, walRecordSizeMax } from '../store/layout.js'
 import type { MutationRecord } from '../store/types.js'
 import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
@@ -22,6 +23,10 @@ import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
 // A full ring makes the producer wait for the writer (back-pressure), while still holding the
 // store lock: every other writer then waits on the lock. Nothing is ever dropped. The writer
 // never takes the store lock while it drains, so it cannot deadlock with a waiting producer.
+
+/** src/wal/writer.ts's states, repeated here so the ring does not depend on the writer. */
+const walStateOk = 0
+const walStateFailed = 2
 
 /** A length word no record has: the rest of the ring up to its end is unused. */
 const wrapMarker = 0xffffffff
@@ -60,7 +65,17 @@ export class WalRing {
     assert(size <= this.#recordSizeMax, 'a record is larger than the limits allow')
     let head = h[I32.walRingHead]!
     const skip = head + size > this.#size ? this.#size - head : 0
-    while (this.#free(head) < skip + size) this.#waitForSpace(head, skip + size)
+    while (this.#free(head) < skip + size) {
+      const state = Atomics.load(h, I32.walState)
+      // A failed log never drains again: waiting would hold the store lock forever, and with
+      // it the whole process, which must exit. The mutation is not acknowledged.
+      if (state === walStateFailed) throw new StorageFailedError()
+      // While the disk is full, the ring drains only once space returns. An expiry need not
+      // wait for it: the set it ends carries its expiry time, so replay hides the entry anyway,
+      // and sweeps or reads of expired keys must not freeze the server behind a full ring.
+      if (state !== walStateOk && record.op === 'expire') return
+      this.#waitForSpace(head, skip + size)
+    }
     if (skip > 0) {
       if (skip >= 4) this.#view.setUint32(head, wrapMarker, true)
       head = 0
@@ -150,12 +165,19 @@ export class WalRing {
    * Writer side: sleeps until a producer appends, or `timeoutMs` passes. Announces the sleep
    * first and re-checks the ring after, the other half of the handshake in append().
    */
-  waitForRecords(timeoutMs: number): void {
+  waitForRecords(timeoutMs: number, evenIfPending = false): void {
     const h = this.#header
     const wake = Atomics.load(h, I32.walWriterWake)
     Atomics.store(h, I32.walWriterSleeping, 1)
-    if (this.isEmpty()) Atomics.wait(h, I32.walWriterWake, wake, timeoutMs)
+    // evenIfPending: the writer cannot write what waits (the disk is full) until a retry.
+    if (evenIfPending || this.isEmpty()) Atomics.wait(h, I32.walWriterWake, wake, timeoutMs)
     Atomics.store(h, I32.walWriterSleeping, 0)
+  }
+
+  /** Wakes producers waiting for space, e.g. so they see that the log failed. */
+  wakeProducers(): void {
+    Atomics.add(this.#header, I32.walSpaceWake, 1)
+    Atomics.notify(this.#header, I32.walSpaceWake)
   }
 
   /** Wakes the writer from waitForRecords, e.g. to stop. */

@@ -72,6 +72,7 @@ export class WalWriter {
   #segmentPath = ''
   /** Bytes of the current segment known to be whole records (where a failed write is cut). */
   #segmentSize = 0
+  #segmentFirstSequence = 0
   #sequenceWritten: number
   #sequenceSynced: number
   #lastSyncMs = 0
@@ -147,7 +148,12 @@ export class WalWriter {
   /** How long the caller may sleep before step() has something due even without new records. */
   idleTimeoutMs(): number {
     if (this.#noSpaceSinceMs !== undefined) return this.#options.noSpaceRetryMs
-    if (this.#snapshot !== undefined || this.#copyTarget !== undefined) return 0
+    if (this.#snapshot !== undefined) return 0
+    if (this.#copyTarget !== undefined) {
+      // Touching pages is work to do now; a target that is ready waits for the store lock,
+      // which a producer waiting for ring space may hold: try again soon, without spinning.
+      return this.#copyTarget.touched < this.#copyTarget.buffer.byteLength ? 0 : 1
+    }
     if (this.#options.fsync === 'everysec' && this.#sequenceWritten > this.#sequenceSynced) {
       return Math.max(0, everySecondMs - (this.#clock() - this.#lastSyncMs))
     }
@@ -220,7 +226,13 @@ export class WalWriter {
     const h = this.#store.views.headerI32
     Atomics.store(h, I32.walState, walStateFailed)
     Atomics.notify(this.#store.views.headerI64, I64.durableSequence)
+    this.#ring.wakeProducers() // One waiting for ring space would otherwise wait forever.
     throw error
+  }
+
+  /** True while the disk is full: what the ring holds waits for the next retry. */
+  get readOnly(): boolean {
+    return this.#noSpaceSinceMs !== undefined
   }
 
   #enterReadOnly(error: unknown): void {
@@ -268,6 +280,7 @@ export class WalWriter {
     this.#fd = fd
     this.#segmentPath = path
     this.#segmentSize = segmentHeaderSize
+    this.#segmentFirstSequence = firstSequence
   }
 
   /**
@@ -276,6 +289,9 @@ export class WalWriter {
    * tried again after the retry interval. Returns whether it rotated.
    */
   #rotate(): boolean {
+    // Nothing to rotate away from: the open segment already starts where the next would (a
+    // snapshot right after a restart, before any record).
+    if (this.#segmentFirstSequence === this.#sequenceWritten + 1) return true
     if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
     const previous = this.#fd
     assert(previous !== undefined, 'the writer is not open')

@@ -171,6 +171,45 @@ describe('HTTP waits for durability', () => {
     expect(get !== 'pending' && (await get.text())).toBe('here')
   })
 
+  it('answers a miss only once the latest removal is durable, not every later write', async () => {
+    const { durability, publish, asked } = manualDurability()
+    const { store, request } = makeApp(durability)
+    publish(store.sequence)
+    store.delete('present')
+    const removal = store.sequence
+    store.set('pending', new TextEncoder().encode('a write the disk has not taken yet'))
+    const miss = request('/v1/kv/present')
+    expect(await within(miss)).toBe('pending')
+    expect(asked.at(-1)).toBe(removal)
+    publish(removal)
+    expect((await miss).status).toBe(404)
+    // A miss that no removal explains answers while the later write is still pending.
+    const never = await within(request('/v1/kv/never-written'))
+    expect(never !== 'pending' && never.status).toBe(404)
+  })
+
+  it('answers a failed condition only once the state it reveals is durable', async () => {
+    const { durability, publish } = manualDurability()
+    const { store, request } = makeApp(durability)
+    publish(store.sequence)
+    store.set('lock', new TextEncoder().encode('held by a write not yet durable'))
+    const create = request('/v1/kv/lock', {
+      method: 'PUT',
+      body: 'mine',
+      headers: { 'if-none-match': '*' },
+    })
+    expect(await within(create)).toBe('pending')
+    store.delete('present')
+    const deleteAgain = request('/v1/kv/present', { method: 'DELETE' })
+    const seedDelete = request('/delete/present', { method: 'DELETE' })
+    expect(await within(deleteAgain)).toBe('pending')
+    expect(await within(seedDelete)).toBe('pending')
+    publish(store.sequence)
+    expect((await create).status).toBe(412)
+    expect((await deleteAgain).status).toBe(404)
+    expect((await seedDelete).status).toBe(404)
+  })
+
   it('answers a miss only once everything up to the store sequence is durable', async () => {
     const { durability, publish, asked } = manualDurability()
     const { store, request } = makeApp(durability)

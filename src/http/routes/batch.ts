@@ -118,6 +118,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       return { results, sequenceMax }
     })
     if ('failedIndex' in outcome) {
+      // The failed condition reveals state, which may be a write not yet durable.
+      await durability.waitFor(store.sequence)
       return problemResponse(
         c,
         'precondition_failed',
@@ -127,9 +129,15 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
         },
       ) as never
     }
-    // Everything the batch wrote, and everything its reads saw (found or not), is covered by
-    // the store's sequence as the batch left it.
-    await durability.waitFor(Math.max(outcome.sequenceMax, store.sequence))
+    // Everything the batch wrote, every version its reads returned, and the latest removal
+    // (which may be why a read found nothing) must be durable before anyone sees them.
+    let sequence = Math.max(outcome.sequenceMax, store.removalSequence)
+    for (const result of outcome.results) {
+      if ('version' in result && result.version !== undefined && result.version > sequence) {
+        sequence = result.version
+      }
+    }
+    await durability.waitFor(sequence)
     const results = outcome.results.map((result) => {
       if (!('value' in result)) return result
       const { mediaType, body } = decodeMediaType(result.contentType, result.value)

@@ -185,7 +185,11 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
         return settle(tx.set(key, value, options))
       })
     }
-    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if (typeof outcome === 'string') {
+      // A failed condition reveals state, which may be a write not yet durable.
+      if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)
+      return problemResponse(c, outcome) as never
+    }
     await durability.waitFor(outcome.version)
     return c.json({ version: outcome.version }, outcome.created ? 201 : 200, {
       ETag: etagOf(outcome.version),
@@ -204,7 +208,9 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.sequence, () => problemResponse(c, 'not_found')) as never
+      return whenDurable(durability, store.removalSequence, () =>
+        problemResponse(c, 'not_found'),
+      ) as never
     }
     return whenDurable(durability, entry.version, () => {
       const ifNoneMatch = c.req.header('if-none-match')
@@ -238,7 +244,11 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
       const result = tx.delete(key)
       return result.ok ? result.sequence : codeOfStoreError(result.code)
     })
-    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if (typeof outcome === 'string') {
+      // Absent, or at another version: state that may come from a write not yet durable.
+      await durability.waitFor(store.sequence)
+      return problemResponse(c, outcome) as never
+    }
     await durability.waitFor(outcome)
     return c.body(null, 204) as never
   })

@@ -88,8 +88,10 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
         items.push({ key: item.key, size, contentType, version: item.version, ttl })
       }
     }
-    // The page shows versions; none may be shown before it is durable.
-    await durability.waitFor(store.sequence)
+    // No version may be shown before it is durable, nor an absence a removal caused.
+    await durability.waitFor(
+      items.reduce((max, item) => Math.max(max, item.version), store.removalSequence),
+    )
     return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200)
   })
 }

@@ -120,7 +120,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const entry = store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.sequence, () => c.json(notFound, 404)) as never
+      return whenDurable(durability, store.removalSequence, () => c.json(notFound, 404)) as never
     }
     return whenDurable(durability, entry.version, () => {
       const { body } = decodeMediaType(entry.contentType, entry.value)
@@ -133,7 +133,10 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     const key = pathKey(c, '/delete/')
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const result = store.delete(key)
-    if (!result.ok) return c.json(notFound, 404)
+    if (!result.ok) {
+      await durability.waitFor(store.sequence) // The absence may be a delete not yet durable.
+      return c.json(notFound, 404)
+    }
     await durability.waitFor(result.sequence)
     return c.json({ status: 'deleted' as const }, 200)
   })
