@@ -5,7 +5,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
-import { root, runContext, writeResults } from './report.js'
+import { renderTable, root, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
 // The HTTP benchmark: the real `slabkv serve` as a child process, beside a reference server
@@ -426,17 +426,6 @@ function summarize(system: string, scenario: Scenario, runs: Run[]): SystemResul
 
 const grouped = (n: number) => Math.round(n).toLocaleString('en-US')
 const round3 = (n: number) => Math.round(n * 1000) / 1000
-
-function renderTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  const pad = (cell: string, column: number) =>
-    column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
-  const line = (row: string[]) => `| ${row.map(pad).join(' | ')} |`
-  const rule = widths.map((width, column) =>
-    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
-  )
-  return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
-}
 
 // A figure measured on uncommitted server code says so.
 const context = runContext(import.meta.url, ['src', 'workers'])

@@ -84,3 +84,18 @@ export function writeResults(
       `${markdown}\n`,
   )
 }
+
+/**
+ * A Markdown table laid out as Biome formats one (columns padded; the first left-aligned, the
+ * others right-aligned, as figures are), so appending it keeps RESULTS.md lint-clean.
+ */
+export function renderTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
+  const pad = (cell: string, column: number) =>
+    column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
+  const line = (row: string[]) => `| ${row.map(pad).join(' | ')} |`
+  const rule = widths.map((width, column) =>
+    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
+  )
+  return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
+}

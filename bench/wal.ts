@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { runContext, writeResults } from './report.js'
+import { renderTable, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
 // npm run bench:wal — what durability costs: slabkv in each --fsync mode, side by side in one
@@ -173,7 +173,16 @@ try {
     }
   }
 
-  const rows: string[] = []
+  const rows: string[][] = [
+    [
+      'scenario, slabkv',
+      'req/s',
+      'ratio to --fsync no',
+      'p50 / p99 ms',
+      'server CPU µs/req',
+      'records per group commit',
+    ],
+  ]
   const json: Record<string, unknown>[] = []
   for (const scenario of scenarios) {
     const baseline = median(
@@ -196,18 +205,17 @@ try {
         runs: measured,
       }
       json.push(row)
-      rows.push(
-        `| ${row.scenario} | ${row.system} | ${row.requestsPerSecond.toLocaleString('en-US')} | ` +
-          `${row.ratioToFsyncNo.toFixed(2)}× | ${row.latencyP50Ms.toFixed(2)} / ${row.latencyP99Ms.toFixed(2)} | ` +
-          `${row.serverCpuPerRequestUs ?? '-'} | ${row.recordsPerGroupCommit?.toFixed(1) ?? '-'} |`,
-      )
+      rows.push([
+        `${row.scenario}, ${row.system}`,
+        row.requestsPerSecond.toLocaleString('en-US'),
+        `${row.ratioToFsyncNo.toFixed(2)}×`,
+        `${row.latencyP50Ms.toFixed(2)} / ${row.latencyP99Ms.toFixed(2)}`,
+        String(row.serverCpuPerRequestUs ?? '-'),
+        row.recordsPerGroupCommit?.toFixed(1) ?? '-',
+      ])
     }
   }
-  const table = [
-    '| scenario | slabkv | req/s | ratio to --fsync no | p50 / p99 ms | server CPU µs/req | records per group commit |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows,
-  ].join('\n')
+  const table = renderTable(rows)
   const note =
     `Medians of ${runCount} interleaved runs of ${durationS} s after ${warmupS} s of warm-up per system ` +
     `and scenario; \`wrk -t1 -c${connectionCount} --latency\`, a random key of ${keyCount.toLocaleString('en-US')} per request, ` +

@@ -1,3 +1,4 @@
+import { renderTable } from '../report.js'
 import type { Scenario } from './scenarios.js'
 import type { Family } from './systems.js'
 import type { Measurement } from './wrk.js'
@@ -147,17 +148,6 @@ export function rateLabel(summary: Summary): string {
 
 /** Text safe inside a Markdown table row or list item: one line, no pipes, bounded. */
 const cell = (text: string) => text.replaceAll(/\s+/g, ' ').replaceAll('|', '\\|').slice(0, 200)
-
-function renderTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  const pad = (cell: string, column: number) =>
-    column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
-  const line = (row: string[]) => `| ${row.map(pad).join(' | ')} |`
-  const rule = widths.map((width, column) =>
-    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
-  )
-  return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
-}
 
 /** One table per scenario: every system, its figures, and its ratio to each peer. */
 export function markdownTables(summaries: Summary[], peers: SystemRef[]): string {
