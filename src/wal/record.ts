@@ -76,13 +76,21 @@ export function encodedSize(record: MutationRecord): number {
 }
 
 /**
- * Writes the record at `offset` and returns its size. Then decodes what it wrote and compares:
- * a record that would not read back as itself must never reach the disk.
+ * Writes the record at `offset` and returns its size. Then, with `verify` (the default), decodes
+ * what it wrote and compares: a record that would not read back as itself must never reach the
+ * disk. The WAL ring passes false: it encodes under the store lock, where a full decode would
+ * double the time every writer waits, and the WAL writer checks each record's frame and
+ * checksum right before it writes it (ring.ts), off the lock.
  */
-export function encodeRecord(record: MutationRecord, target: Uint8Array, offset: number): number {
-  const key = encoder.encode(record.key)
-  assert(key.length <= 0xffff, 'a logged key is at most 65,535 bytes')
-  const size = recordOverheadSize + payloadSize(record, key.length)
+export function encodeRecord(
+  record: MutationRecord,
+  target: Uint8Array,
+  offset: number,
+  verify = true,
+): number {
+  const keySize = Buffer.byteLength(record.key, 'utf8')
+  assert(keySize <= 0xffff, 'a logged key is at most 65,535 bytes')
+  const size = recordOverheadSize + payloadSize(record, keySize)
   assert(offset + size <= target.length, 'the record does not fit the buffer')
   const view = new DataView(target.buffer, target.byteOffset + offset, size)
   view.setUint32(0, size - lengthFieldSize - 4, true)
@@ -91,9 +99,11 @@ export function encodeRecord(record: MutationRecord, target: Uint8Array, offset:
   view.setUint8(12, typeOf[record.op])
   let at = 13
   if (record.op !== 'clear') {
-    view.setUint16(at, key.length, true)
-    target.set(key, offset + at + 2)
-    at += 2 + key.length
+    view.setUint16(at, keySize, true)
+    // Straight into the target: no intermediate array for the key.
+    const written = encoder.encodeInto(record.key, target.subarray(offset + at + 2)).written
+    assert.equal(written, keySize, 'the key encodes to another size than measured')
+    at += 2 + keySize
   }
   if (record.op === 'set') {
     view.setUint8(at, record.contentType ?? 0)
@@ -103,6 +113,7 @@ export function encodeRecord(record: MutationRecord, target: Uint8Array, offset:
     at += record.value?.byteLength ?? 0
   }
   view.setUint32(at, crc32(target.subarray(offset, offset + at)), true)
+  if (!verify) return size
 
   const check = decodeRecord(target, offset)
   assert(check.ok && check.size === size, 'an encoded record does not decode')

@@ -80,7 +80,8 @@ export class WalRing {
       if (skip >= 4) this.#view.setUint32(head, wrapMarker, true)
       head = 0
     }
-    encodeRecord(record, this.#bytes, head)
+    // Verified by the writer before it writes (readable() checks every frame), off the lock.
+    encodeRecord(record, this.#bytes, head, false)
     head += size
     if (head === this.#size) head = 0
     // The store makes the record bytes visible to the writer before the new head: Atomics
