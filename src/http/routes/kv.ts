@@ -138,7 +138,10 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     },
   })
   const valueSizeMax = config.limits.valueSizeMax
-  app.openapi(putRoute, async (c) => {
+  // Like GET below, documented from its declaration but served by a plain Hono route: the
+  // handler checks the key, query and headers itself, so zod would only parse them twice.
+  app.openAPIRegistry.registerPath(putRoute)
+  app.put('/v1/kv/:key', async (c) => {
     const key = pathKey(c, keyPathPrefix)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const keyError = store.checkKey(key)
