@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
+import { autocannon, type AutocannonRequest as Request } from './autocannon.js'
+import { createRandom, median } from './measure.js'
 import { renderTable, root, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
@@ -73,16 +74,6 @@ assert(['always', 'everysec', 'no'].includes(fsyncMode), '--fsync must be always
 const serverArgs = ['--max-entries', '100000', '--max-memory', '64MiB', '--fsync', fsyncMode]
 const seed = 0x5eed
 
-/** mulberry32: a seeded generator, so every measurement replays the same requests. */
-function createRandom(state: number): () => number {
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
 const digits = (n: number) => String(n).padStart(12, '0')
 /** 16-byte keys, as in the store bench. /set writes its own keys so /v1/kv values stay bytes. */
 const kvKeys = Array.from({ length: keyCount }, (_, n) => `key:${digits(n)}`)
@@ -114,39 +105,6 @@ function batchBodies(random: () => number): Buffer[] {
   })
 }
 const batchPool = batchBodies(createRandom(seed ^ 0xba7c4))
-
-// autocannon ships no types; these are the parts of its programmatic API used here (v9 README).
-// setupRequest gets a fresh copy of the template for every request (lib/httpRequestBuilder.js),
-// so it may change that copy in place, which spares the load generator an allocation.
-interface Request {
-  method?: string
-  path?: string
-  headers?: Record<string, string>
-  body?: Buffer
-  setupRequest?: (request: Request) => Request
-}
-interface Result {
-  requests: { average: number; total: number }
-  latency: { p50: number; p99: number }
-  errors: number
-  timeouts: number
-  mismatches: number
-  statusCodeStats: Record<string, { count: number }>
-}
-interface Instance extends PromiseLike<Result> {
-  on(
-    event: 'response',
-    listener: (client: unknown, status: number, size: number, ms: number) => void,
-  ): void
-}
-type Autocannon = (options: {
-  url: string
-  connections: number
-  pipelining: number
-  duration: number
-  requests: Request[]
-}) => Instance
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 interface Scenario {
   name: string
@@ -383,12 +341,6 @@ async function load(server: Server, scenario: Scenario, seconds: number): Promis
       serverCpuS === undefined ? null : Math.round((serverCpuS / result.requests.total) * 1e6),
     statusCounts,
   }
-}
-
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
 interface SystemResult {

@@ -4,7 +4,8 @@ import { LRUCache } from 'lru-cache'
 import { storeLimitsDefault } from '../src/config.js'
 import type { StoreLimits } from '../src/store/layout.js'
 import { Store } from '../src/store/store.js'
-import { runContext, writeResults } from './report.js'
+import { createRandom, median } from './measure.js'
+import { renderTable, runContext, writeResults } from './report.js'
 
 // The in-process store benchmark: the number that moves when src/store changes. One thread, no
 // HTTP, no log: our Store against lru-cache, side by side in the same process, on the same keys
@@ -63,15 +64,6 @@ const limits: StoreLimits = {
 const lruCacheOptions = { max: entryCount }
 const seed = 0x5eed
 
-/** mulberry32: a seeded generator, so every run of the bench replays the same workload. */
-function createRandom(state: number): () => number {
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 const random = createRandom(seed)
 
 /** 'key:' and 12 digits. Built from char codes so V8 makes a flat string, as a decoded key is. */
@@ -359,12 +351,6 @@ const scenarios: Scenario[] = [
   },
 ]
 
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
-}
-
 interface ScenarioResult {
   scenario: string
   opCountPerRun: number
@@ -478,8 +464,8 @@ function measureMemory(): MemoryResult {
 
 const grouped = (n: number) => Math.round(n).toLocaleString('en-US')
 
-function renderTable(results: ScenarioResult[]): string {
-  const rows = [
+function resultTable(results: ScenarioResult[]): string {
+  return renderTable([
     ['scenario', 'slabkv ops/s', 'lru-cache ops/s', 'ratio', 'ratio of a run, min–max'],
     ...results.map((r) => [
       r.scenario,
@@ -488,17 +474,7 @@ function renderTable(results: ScenarioResult[]): string {
       `${r.ratio.toFixed(2)}×`,
       `${r.ratioRunRange[0].toFixed(2)}–${r.ratioRunRange[1].toFixed(2)}`,
     ]),
-  ]
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  // The scenario column is left-aligned and the figures right-aligned, in the console as in
-  // Markdown; the rule row is padded the way Biome formats a Markdown table.
-  const pad = (cell: string, column: number) =>
-    column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
-  const line = (row: string[]) => `| ${row.map(pad).join(' | ')} |`
-  const rule = widths.map((width, column) =>
-    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
-  )
-  return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
+  ])
 }
 
 function renderMemory(memory: MemoryResult): string {
@@ -530,7 +506,7 @@ for (const keyMode of ['reused', 'fresh'] as const) {
 }
 const durationS = Math.round(Number(process.hrtime.bigint() - benchStart) / 1e8) / 10
 
-const table = renderTable(results)
+const table = resultTable(results)
 const note =
   `Figures are medians of ${runCount} runs per system, the systems interleaved; ` +
   `${grouped(opCount)} ops per run (delete: ${deleteRoundCount} × ${grouped(entryCount)}). ` +

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { median } from './measure.js'
 import { renderTable, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
@@ -132,11 +133,6 @@ async function preload(server: Server): Promise<void> {
     })
     assert.equal(response.status, 200, `${server.name}: preload answered ${response.status}`)
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
 }
 
 const servers: Server[] = []

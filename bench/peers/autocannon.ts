@@ -1,4 +1,5 @@
-import { createRequire } from 'node:module'
+import { autocannon } from '../autocannon.js'
+import { createRandom } from '../measure.js'
 import type { Dialect } from './dialects.js'
 import { key, keyCount, valueSize } from './scenarios.js'
 import type { Measurement } from './wrk.js'
@@ -9,44 +10,6 @@ import type { Measurement } from './wrk.js'
 // "value:"). Its CPU is this process's during the run (process.cpuUsage), which does nothing
 // else meanwhile. Latencies come from every response's time, to 0.01 ms (autocannon's own
 // histogram reports whole milliseconds).
-
-// autocannon ships no types; these are the parts of its programmatic API used here (v9 README).
-// setupRequest gets a fresh copy of the template for every request; onResponse sees every body.
-interface Request {
-  method: string
-  path?: string
-  setupRequest(request: Request): Request
-  onResponse(status: number, body: string): void
-}
-interface Result {
-  requests: { total: number }
-  errors: number
-  timeouts: number
-}
-interface Instance extends PromiseLike<Result> {
-  on(
-    event: 'response',
-    listener: (client: unknown, status: number, size: number, ms: number) => void,
-  ): void
-}
-type Autocannon = (options: {
-  url: string
-  connections: number
-  pipelining: number
-  duration: number
-  requests: Request[]
-}) => Instance
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
-
-/** mulberry32: a seeded generator, so every measurement replays the same requests. */
-function createRandom(state: number): () => number {
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 export async function runAutocannon(
   url: string,

@@ -1,3 +1,4 @@
+import { median } from '../measure.js'
 import { renderTable } from '../report.js'
 import type { Scenario } from './scenarios.js'
 import type { Family } from './systems.js'
@@ -44,13 +45,6 @@ export interface Summary {
   /** Share of one core used by the system, and by the load generator, in percent. */
   serverCpuPercent: number | null
   generatorCpuPercent: number
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  if (sorted.length === 0) return Number.NaN
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
 function failureOf(runs: Run[]): string | null {
