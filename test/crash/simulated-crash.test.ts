@@ -8,6 +8,7 @@ import type { Storage } from '../../src/wal/storage.js'
 import { WalWriter } from '../../src/wal/writer.js'
 import { prng, testSeed } from '../support/seed.js'
 import { SimulatedCrash, SimulatedDisk } from '../support/simulated-disk.js'
+import { delegatingStorage } from '../support/wal-harness.js'
 
 // Crash the write-ahead log at every storage operation of a workload, on a disk that loses, tears
 // and reorders whatever was not synced (test/support/simulated-disk.ts), and check what recovery
@@ -208,28 +209,9 @@ function enumerateCrashes(seed: number, wrap: (disk: SimulatedDisk) => Storage =
   return { full, operationCount, failures, repairs }
 }
 
-const storageMethods = [
-  'mkdirp',
-  'list',
-  'exists',
-  'size',
-  'read',
-  'openAppend',
-  'append',
-  'fdatasync',
-  'close',
-  'truncate',
-  'rename',
-  'unlink',
-  'syncDir',
-] as const satisfies readonly (keyof Storage)[]
-
-/** The disk's own operations, bound to it, with some replaced. */
+/** The disk's own operations, with some replaced. */
 function withOverrides(disk: SimulatedDisk, overrides: Partial<Storage>): Storage {
-  const storage = Object.fromEntries(
-    storageMethods.map((name) => [name, (disk[name] as (...a: unknown[]) => unknown).bind(disk)]),
-  ) as unknown as Storage
-  return Object.assign(storage, overrides)
+  return Object.assign(delegatingStorage(disk), overrides)
 }
 
 /** fdatasync does nothing: the writer acknowledges records that are not durable. */

@@ -24,33 +24,48 @@ export const walLimits: StoreLimits = {
 
 export type Calls = Record<keyof Storage, number>
 
-/** A storage that delegates to `disk` and counts each call by operation. */
-export function countingStorage(disk: SimulatedDisk): { storage: Storage; calls: Calls } {
-  const operations: (keyof Storage)[] = [
-    'mkdirp',
-    'list',
-    'exists',
-    'size',
-    'read',
-    'openAppend',
-    'append',
-    'fdatasync',
-    'close',
-    'truncate',
-    'rename',
-    'unlink',
-    'syncDir',
-  ]
-  const calls = Object.fromEntries(operations.map((op) => [op, 0])) as Calls
-  const storage = Object.fromEntries(
-    operations.map((op) => [
+/** Every operation of the Storage interface, so wrappers can delegate each of them. */
+export const storageOperations = [
+  'mkdirp',
+  'list',
+  'exists',
+  'size',
+  'read',
+  'openAppend',
+  'append',
+  'fdatasync',
+  'close',
+  'truncate',
+  'rename',
+  'unlink',
+  'syncDir',
+] as const satisfies readonly (keyof Storage)[]
+
+/** `disk`'s own operations, each passed through `wrap` (which sees the operation's name). */
+export function delegatingStorage(
+  disk: SimulatedDisk,
+  wrap: (
+    op: keyof Storage,
+    call: (...args: unknown[]) => unknown,
+  ) => (...args: unknown[]) => unknown = (_op, call) => call,
+): Storage {
+  return Object.fromEntries(
+    storageOperations.map((op) => [
       op,
-      (...args: unknown[]) => {
-        calls[op]++
-        return (disk[op] as (...a: unknown[]) => unknown).apply(disk, args)
-      },
+      wrap(op, (...args: unknown[]) =>
+        (disk[op] as (...a: unknown[]) => unknown).apply(disk, args),
+      ),
     ]),
   ) as unknown as Storage
+}
+
+/** A storage that delegates to `disk` and counts each call by operation. */
+export function countingStorage(disk: SimulatedDisk): { storage: Storage; calls: Calls } {
+  const calls = Object.fromEntries(storageOperations.map((op) => [op, 0])) as Calls
+  const storage = delegatingStorage(disk, (op, call) => (...args) => {
+    calls[op]++
+    return call(...args)
+  })
   return { storage, calls }
 }
 

@@ -2,9 +2,7 @@ import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { resolveConfig } from '../../src/config.js'
-import { createApp } from '../../src/http/app.js'
-import { createLog } from '../../src/log.js'
-import { Store } from '../../src/store/store.js'
+import { inProcessApp } from '../support/app.js'
 
 // GET /v1/cluster (README "Native routes", docs/scale-out.md): who this node is and how it is
 // configured, so an operator can tell several nodes behind a balancer apart. In process,
@@ -19,30 +17,11 @@ const packageVersion = (
 const startedAtMs = Date.parse('2026-11-25T12:00:00.000Z')
 
 function makeApp(flags: Record<string, string>) {
-  const resolved = resolveConfig(flags, {})
-  if (!resolved.ok) throw new Error(resolved.message)
-  const limits = {
-    entryCountMax: 64,
-    memorySizeMax: 64 * 1024,
-    keySizeMax: 64,
-    valueSizeMax: 1024,
-    headroomPerMille: 0,
-  }
-  const store = Store.create({ limits, hashSeed: 1 })
-  const config = { ...resolved.config, limits: store.layout.limits }
-  return createApp({
-    store,
-    config,
-    durability: { waitFor: () => undefined, refusal: () => undefined },
-    runtime: {
-      mode: 'handler-threads',
-      threadCount: 3,
-      startedAtMs,
-      ready: true,
-      fsync: config.fsync,
-    },
-    log: createLog(() => {}),
+  const { app } = inProcessApp({
+    flags,
+    runtime: { mode: 'handler-threads', threadCount: 3, startedAtMs },
   })
+  return app
 }
 
 async function cluster(flags: Record<string, string>, headers: Record<string, string> = {}) {

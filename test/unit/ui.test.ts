@@ -3,10 +3,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
-import { createApp } from '../../src/http/app.js'
-import { createLog } from '../../src/log.js'
-import { Store } from '../../src/store/store.js'
+import { inProcessApp } from '../support/app.js'
 
 // Serving the web UI (src/http/ui.ts): the files of public/ with their content types, under the
 // Content-Security-Policy, open without a token, and nothing else of the file system, however
@@ -21,23 +18,7 @@ const expectedPolicy =
   "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 function makeApp(token?: string) {
-  const resolved = resolveConfig({}, {})
-  if (!resolved.ok) throw new Error(resolved.message)
-  const limits = {
-    entryCountMax: 64,
-    memorySizeMax: 64 * 1024,
-    keySizeMax: 64,
-    valueSizeMax: 1024,
-    headroomPerMille: 0,
-  }
-  const store = Store.create({ limits, hashSeed: 1 })
-  return createApp({
-    store,
-    config: { ...resolved.config, limits: store.layout.limits, token },
-    durability: { waitFor: () => undefined, refusal: () => undefined },
-    runtime: { mode: 'main-thread', threadCount: 1, startedAtMs: Date.now(), ready: true },
-    log: createLog(() => {}),
-  })
+  return inProcessApp({ flags: token === undefined ? {} : { token } }).app
 }
 
 const app = makeApp()

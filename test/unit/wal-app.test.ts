@@ -1,33 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
 import { type Durability, StorageFailedError } from '../../src/durability.js'
-import { createApp } from '../../src/http/app.js'
-import { createLog } from '../../src/log.js'
-import { Store } from '../../src/store/store.js'
+import { inProcessApp } from '../support/app.js'
 
 // How the HTTP layer honours the log: refusals before anything changes (507 on a full disk,
 // 503 once the log failed), a failed sync answered 503, and no response (read or write) before
 // the sequence number it depends on is durable. The durability is a fake the test controls.
 
 function makeApp(durability: Durability) {
-  const resolved = resolveConfig({}, {})
-  if (!resolved.ok) throw new Error(resolved.message)
-  const limits = {
-    entryCountMax: 64,
-    memorySizeMax: 64 * 1024,
-    keySizeMax: 64,
-    valueSizeMax: 1024,
-    headroomPerMille: 0,
-  }
-  const store = Store.create({ limits, hashSeed: 1 })
+  const { app, store } = inProcessApp({ durability })
   store.set('present', new TextEncoder().encode('here'))
-  const app = createApp({
-    store,
-    config: { ...resolved.config, limits: store.layout.limits },
-    durability,
-    runtime: { mode: 'main-thread', threadCount: 1, startedAtMs: Date.now(), ready: true },
-    log: createLog(() => {}),
-  })
   const request = (path: string, init: RequestInit = {}) => Promise.resolve(app.request(path, init))
   const json = (path: string, method: string, body: unknown) =>
     request(path, {
