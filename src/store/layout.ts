@@ -67,6 +67,13 @@ export const I32 = {
 } as const
 const headerI32Count = 32
 
+/** The values of I32.walState: what the log can do now (src/wal/writer.ts sets it). */
+export const walStateOk = 0
+/** The disk is full: writes are refused until the writer's retry fits. */
+export const walStateReadOnly = 1
+/** A sync failed: nothing more becomes durable, and the process exits. */
+export const walStateFailed = 2
+
 /** Indices into the header's BigInt64Array. */
 export const I64 = {
   /** Every record up to this sequence number may be acknowledged (src/wal/writer.ts says when). */

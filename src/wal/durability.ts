@@ -1,6 +1,5 @@
 import { type Durability, StorageFailedError } from '../durability.js'
-import { I32, I64, type Views } from '../store/layout.js'
-import { walStateFailed, walStateReadOnly } from './writer.js'
+import { I32, I64, type Views, walStateFailed, walStateReadOnly } from '../store/layout.js'
 
 // The handler threads' side of group commit: each write awaits the durable sequence number the
 // WAL writer publishes in the shared buffer. One Atomics.waitAsync per thread watches the word,

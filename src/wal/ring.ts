@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { StorageFailedError } from '../durability.js'
-import { I32, type Views, walRecordSizeMax } from '../store/layout.js'
+import { I32, type Views, walRecordSizeMax, walStateFailed, walStateOk } from '../store/layout.js'
 import type { MutationRecord } from '../store/types.js'
 import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
 
@@ -23,10 +23,6 @@ import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
 // A full ring makes the producer wait for the writer (back-pressure), while still holding the
 // store lock: every other writer then waits on the lock. Nothing is ever dropped. The writer
 // never takes the store lock while it drains, so it cannot deadlock with a waiting producer.
-
-/** src/wal/writer.ts's states, repeated here so the ring does not depend on the writer. */
-const walStateOk = 0
-const walStateFailed = 2
 
 /** A length word no record has: the rest of the ring up to its end is unused. */
 const wrapMarker = 0xffffffff

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { F64, I32, I64 } from '../store/layout.js'
+import { F64, I32, I64, walStateFailed, walStateOk, walStateReadOnly } from '../store/layout.js'
 import type { Store } from '../store/store.js'
 import { classify, segmentName } from './files.js'
 import { encodeSegmentHeader, segmentHeaderSize } from './record.js'
@@ -49,10 +49,6 @@ export interface WalWriterOptions {
   /** Things an operator wants in the log: segments, snapshots, the disk filling up. */
   onEvent?: (message: string, fields: Record<string, unknown>) => void
 }
-
-export const walStateOk = 0
-export const walStateReadOnly = 1
-export const walStateFailed = 2
 
 /** everysec syncs at least this often. */
 const everySecondMs = 1000

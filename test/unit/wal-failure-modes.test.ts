@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { StorageFailedError } from '../../src/durability.js'
-import { I32, walRingSizeMin } from '../../src/store/layout.js'
+import { I32, walRingSizeMin, walStateFailed, walStateReadOnly } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import { WalRing } from '../../src/wal/ring.js'
-import { walStateFailed, walStateReadOnly } from '../../src/wal/writer.js'
 import { prng, testSeed } from '../support/seed.js'
 import { contents, openWal, recoverStore } from '../support/wal-harness.js'
 

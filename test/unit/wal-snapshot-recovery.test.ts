@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { walStateOk } from '../../src/wal/writer.js'
+import { walStateOk } from '../../src/store/layout.js'
 import { prng, testSeed } from '../support/seed.js'
 import {
   contents,

@@ -1,10 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
 import type { StoreStats } from '../../store/types.js'
 import type { App, AppDeps } from '../app.js'
 
 // Operating the server: JSON stats, Prometheus metrics, and the liveness and readiness probes.
 
-const walStateNames = ['ok', 'read-only (disk full)', 'failed']
+const walStateNames: Record<number, string> = {
+  [walStateOk]: 'ok',
+  [walStateReadOnly]: 'read-only (disk full)',
+  [walStateFailed]: 'failed',
+}
 
 const statsRoute = createRoute({
   method: 'get',
