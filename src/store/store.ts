@@ -40,6 +40,7 @@ import type {
   StoreResult,
   StoreStats,
 } from './types.js'
+import { copyValue } from './value-copy.js'
 
 // get/set/delete = hash index + LRU list + expiry heap + arena, under one Atomics lock. This is
 // the only module that composes the structures, and the only place that evicts.
@@ -113,6 +114,8 @@ export class Store {
   readonly #probeBytes: Uint8Array
   readonly #probeSizeOut: KeySizeOut = { size: 0 }
   readonly #matches: (slot: Slot) => boolean
+  /** Where the arena starts in the buffer, for copying values out without a view per read. */
+  readonly #arenaByteOffset: number
 
   static create(options: CreateStoreOptions = {}): Store {
     const limits = { ...storeLimitsDefault, ...options.limits }
@@ -141,6 +144,7 @@ export class Store {
     this.#seed = v.headerI32[I32.hashSeed]!
     this.#limits = v.layout.limits
     this.#probeBytes = new Uint8Array(this.#limits.keySizeMax)
+    this.#arenaByteOffset = v.arena.byteOffset
     const arena = v.arena
     const keySizes = v.keySizes
     const loc = v.loc
@@ -464,10 +468,12 @@ export class Store {
   }
 
   #enter(): void {
-    assert(
-      !this.#inside,
-      'the store lock is not reentrant: use the transaction inside atomically()',
-    )
+    // Not assert(): on the path of every operation, its call measurably cost a get.
+    if (this.#inside) {
+      throw new assert.AssertionError({
+        message: 'the store lock is not reentrant: use the transaction inside atomically()',
+      })
+    }
     this.#lock.lock()
     this.#inside = true
     this.#now = Number.NaN
@@ -517,12 +523,7 @@ export class Store {
     }
     const valueOffset = this.#arena.keyOffset(slot) + v.keySizes[slot]!
     const valueSize = v.valueSizes[slot]!
-    // The value is copied out because the arena may move or reuse these bytes as soon as the
-    // lock is released. Measured here: Buffer.allocUnsafe, which draws small buffers from Node's
-    // pool, plus set() from a fresh view costs a quarter of slice(), which gives every value
-    // over 64 bytes its own off-heap allocation (and subarray() looks up a species constructor).
-    const value = Buffer.allocUnsafe(valueSize)
-    value.set(new Uint8Array(v.buffer, v.arena.byteOffset + valueOffset, valueSize))
+    const value = copyValue(v.buffer, this.#arenaByteOffset + valueOffset, valueSize)
     return {
       value,
       contentType: v.contentTypes[slot]!,
