@@ -4,8 +4,9 @@
 // Small values are carved out of a thread-private chunk, the way Node's Buffer.allocUnsafe uses
 // its pool, but as plain Uint8Arrays: measured here (100-byte values, one thread), constructing a
 // Buffer (a Uint8Array subclass) cost more than the memcpy, and a chunk 8 times larger than
-// Node's pool pays for one ArrayBuffer allocation per ~600 values instead of per ~80. The get
-// benchmark moved from 0.73× to 0.83× lru-cache (median of interleaved runs, fresh keys).
+// Node's pool pays for one ArrayBuffer allocation per ~600 values instead of per ~80. In
+// `npm run bench:store` (fresh keys, 100,000 entries) get went from 0.73–0.74× lru-cache to
+// 0.76–0.88× across invocations on this shared machine.
 //
 // The price is the pool's: a value kept alive keeps its whole chunk alive. A server holds a value
 // until its response is written, so a chunk lives about as long as the requests it served.
