@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prng, testSeed } from '../support/seed.js'
 import {
@@ -43,6 +44,25 @@ function put(
   const headers: Record<string, string> = { ...options.headers }
   if (options.contentType !== undefined) headers['content-type'] = options.contentType
   return fetch(kvUrl(base, key, options.query), { method: 'PUT', headers, body })
+}
+
+/** PUTs a chunked body (no Content-Length): `count` pieces made by `piece`, `gapMs` apart. */
+function putChunked(
+  base: string,
+  key: string,
+  count: number,
+  piece: (n: number) => Uint8Array,
+  gapMs: number,
+): Promise<Response> {
+  let pulls = 0
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (pulls === count) return controller.close()
+      controller.enqueue(piece(pulls++))
+      await sleep(gapMs)
+    },
+  })
+  return fetch(kvUrl(base, key), { method: 'PUT', body, duplex: 'half' } as RequestInit)
 }
 
 function get(key: string, headers: Record<string, string> = {}, base = server.url) {
@@ -317,6 +337,75 @@ describe('PUT, GET, HEAD and DELETE /v1/kv/{key}', () => {
   })
 })
 
+describe('PUT bodies as they arrive', () => {
+  // Small bodies arrive in one chunk and are stored as that chunk (src/http/body.ts); these are
+  // the other shapes a body takes on the wire.
+
+  /** Writes a raw request in pieces, pausing between them; resolves with the response's text. */
+  /** With complete = false the client leaves after the pieces instead of awaiting the answer. */
+  function rawRequest(head: string, pieces: Uint8Array[], complete = true): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(server.port, '127.0.0.1')
+      let answer = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => {
+        answer += chunk
+      })
+      socket.on('error', reject)
+      socket.on('close', () => resolve(answer))
+      socket.once('connect', async () => {
+        socket.write(head)
+        for (const piece of pieces) {
+          await sleep(2)
+          socket.write(piece)
+        }
+        // A complete request ends when the server closes (Connection: close) after its answer.
+        if (!complete) socket.destroy()
+      })
+    })
+  }
+
+  it('stores a Content-Length body written in many pieces byte for byte', async () => {
+    const seed = testSeed('put-pieces')
+    const random = prng(seed)
+    const value = Uint8Array.from({ length: 300_000 }, () => Math.floor(random() * 256))
+    const pieces = Array.from({ length: 30 }, (_, n) =>
+      value.subarray(n * 10_000, (n + 1) * 10_000),
+    )
+    const key = uniqueKey('pieces')
+    const head =
+      `PUT /v1/kv/${keyPath(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      `Content-Length: ${value.byteLength}\r\nConnection: close\r\n\r\n`
+    const answer = await rawRequest(head, pieces)
+    expect(answer, `seed ${seed}`).toMatch(/^HTTP\/1\.1 201 /)
+    expect((await read(key))?.bytes).toEqual(value)
+  })
+
+  it('stores a chunked body under the limit byte for byte', async () => {
+    const key = uniqueKey('chunked')
+    const response = await putChunked(
+      server.url,
+      key,
+      20,
+      (n) => new Uint8Array(1000).fill(n + 1),
+      1,
+    )
+    expect(response.status, await response.text()).toBe(201)
+    const expected = Uint8Array.from({ length: 20_000 }, (_, i) => Math.floor(i / 1000) + 1)
+    expect((await read(key))?.bytes).toEqual(expected)
+  })
+
+  it('stores nothing when the client leaves before the body is complete, and keeps serving', async () => {
+    const key = uniqueKey('partial')
+    const head = `PUT /v1/kv/${keyPath(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n`
+    await rawRequest(head, [new Uint8Array(10).fill(0x70)], false)
+    await sleep(50)
+    expect(await read(key)).toBeNull()
+    await putOk(key, 'whole')
+    expect(await readText(key)).toBe('whole')
+  })
+})
+
 describe('limits on /v1/kv', () => {
   let limited: RunningServer
 
@@ -400,23 +489,8 @@ describe('limits on /v1/kv', () => {
 
   it('refuses a chunked body over --max-body-size with 413', async () => {
     const key = 'chunked-limit'
-    let pulls = 0
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        pulls++
-        if (pulls > 64) {
-          controller.close()
-          return
-        }
-        controller.enqueue(new Uint8Array(100).fill(0x63))
-        await sleep(5)
-      },
-    })
-    const response = await fetch(kvUrl(limited.url, key), {
-      method: 'PUT',
-      body,
-      duplex: 'half',
-    } as RequestInit)
+    const piece = () => new Uint8Array(100).fill(0x63)
+    const response = await putChunked(limited.url, key, 64, piece, 5)
     expect(response.status).toBe(413)
     await response.body?.cancel()
     expect(await read(key, limited.url)).toBeNull()

@@ -3,6 +3,7 @@ import type { Context } from 'hono'
 import { codeOfStoreError, type ErrorCode } from '../../errors.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse, whenDurable } from '../app.js'
+import { readBody } from '../body.js'
 import { decodeMediaType, encodeMediaType } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 
@@ -152,7 +153,7 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     if (mediaType === undefined) {
       return problemResponse(c, 'invalid_request', 'Content-Type is longer than 255 bytes') as never
     }
-    const body = new Uint8Array(await c.req.arrayBuffer())
+    const body = await readBody(c)
     // The limit is on the body; an uncommon media type stored inline does not count against it.
     if (body.byteLength > valueSizeMax) return problemResponse(c, 'value_too_large') as never
     const value = mediaType.prefix.length === 0 ? body : concat(mediaType.prefix, body)
