@@ -158,6 +158,32 @@ export class Arena {
     b[offset + 3] = value >> 24
   }
 
+  /**
+   * The byte ranges [start, end) the log occupies, live and dead records and padding alike, in
+   * log order; everything else in the arena is free space no entry points into.
+   */
+  logRanges(): Array<[start: number, end: number]> {
+    const used = this.used
+    const head = this.head
+    const tail = this.tail
+    if (used === 0) return []
+    if (used === this.#size) return [[0, this.#size]]
+    const ranges: Array<[number, number]> =
+      tail < head
+        ? [[tail, head]]
+        : [
+            [tail, this.#size],
+            [0, head],
+          ]
+    // The pair of the accounting in allocate() and #cleanTail(): the log is exactly `used` bytes.
+    assert.equal(
+      ranges.reduce((sum, [start, end]) => sum + end - start, 0),
+      used,
+      'the arena log and its byte count disagree',
+    )
+    return ranges
+  }
+
   get size(): number {
     return this.#size
   }

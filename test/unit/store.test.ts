@@ -3,6 +3,7 @@ import type { StoreLimits } from '../../src/store/layout.js'
 import { type CreateStoreOptions, Store } from '../../src/store/store.js'
 import type { MutationRecord } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
+import { prng, testSeed } from '../support/seed.js'
 
 const text = (value: string) => new TextEncoder().encode(value)
 const read = (value: Uint8Array | undefined) =>
@@ -322,5 +323,32 @@ describe('store', () => {
     })
     const overhead = (store.layout.byteLength - store.layout.walRingSize - 11_600_000) / 100_000
     expect(overhead).toBeLessThanOrEqual(64)
+  })
+})
+
+describe('copy', () => {
+  it('holds every entry exactly, whatever the target held where the copy does not write', () => {
+    const seed = testSeed('store-copy')
+    const random = prng(seed)
+    const { store } = makeStore({ entryCountMax: 64, memorySizeMax: 4000, valueSizeMax: 400 })
+    let copies = 0
+    // Enough writes of mixed sizes for the arena's log to wrap and be cleaned several times.
+    for (let step = 1; step <= 600; step++) {
+      const key = `k${Math.floor(random() * 80)}`
+      if (random() < 0.2) store.delete(key)
+      else store.set(key, new Uint8Array(1 + Math.floor(random() * 120)).fill(step & 255))
+      if (step % 25 !== 0) continue
+      const target = new SharedArrayBuffer(store.buffer.byteLength)
+      new Uint8Array(target).fill(0xaa)
+      const copy = store.tryExclusively(() => store.copy(target))?.value
+      expect(copy, `seed ${seed}`).toBeDefined()
+      expect(verifyStore(copy!.buffer), `seed ${seed}, step ${step}`).toEqual([])
+      const keys = store.scan('', 0, 1000).items.map((item) => item.key)
+      expect(copy!.scan('', 0, 1000).items.map((item) => item.key)).toEqual(keys)
+      for (const key of keys)
+        expect(copy!.peek(key), `seed ${seed}, ${key}`).toEqual(store.peek(key))
+      copies++
+    }
+    expect(copies).toBe(24)
   })
 })
