@@ -30,6 +30,15 @@ import type { FileDescriptor, Storage } from './storage.js'
 /** Entries visited per call into the copy; the byte budget decides when a step ends. */
 const entriesPerWalk = 64
 
+/**
+ * Bytes written to the snapshot between fdatasyncs. Syncing only at the end left the whole
+ * file's dirty pages (hundreds of MB) to one fdatasync on the WAL writer thread, which group
+ * commits wait behind: measured here, PUT p99 rose from 32 to 107 ms with 16 KiB values. Syncing
+ * as it goes spreads the write-back over the steps, as Redis's rdb-save-incremental-fsync does
+ * (every 4 MB).
+ */
+export const snapshotSyncSize = 4 * 1024 * 1024
+
 export class SnapshotWriter {
   readonly #storage: Storage
   readonly #dir: string
@@ -39,6 +48,7 @@ export class SnapshotWriter {
   #cursor: Slot | undefined
   #entryCount = 0
   #size = 0
+  #unsyncedSize = 0
 
   constructor(storage: Storage, dir: string, copy: Store, sequence: number) {
     this.#storage = storage
@@ -83,6 +93,11 @@ export class SnapshotWriter {
     this.#storage.append(this.#fd, bytes)
     this.#size += bytes.byteLength
     this.#entryCount += records.length
+    this.#unsyncedSize += bytes.byteLength
+    if (this.#unsyncedSize >= snapshotSyncSize) {
+      this.#storage.fdatasync(this.#fd)
+      this.#unsyncedSize = 0
+    }
     return this.#cursor !== slotNone
   }
 
