@@ -35,6 +35,8 @@ const keyCount = 10_000
 const valueSize = Number(args['value-size'])
 assert(Number.isSafeInteger(valueSize) && valueSize >= 1, '--value-size must be a positive integer')
 const modes = ['always', 'everysec', 'no'] as const
+/** Room for every key with half as much again to spare, so GETs hit and PUTs never evict. */
+const memoryMiB = Math.max(64, Math.ceil((keyCount * (valueSize + 64) * 1.5) / 2 ** 20))
 
 const wrkCheck = spawnSync('wrk', ['--version'], { encoding: 'utf8' })
 if (wrkCheck.error !== undefined) {
@@ -123,8 +125,10 @@ async function measure(server: Server, script: string, seconds: number): Promise
 /** Writes every key once, through batches, so every GET hits. */
 async function preload(server: Server): Promise<void> {
   const value = 'v'.repeat(valueSize)
-  for (let first = 0; first < keyCount; first += 1000) {
-    const ops = Array.from({ length: 1000 }, (_, i) => ({
+  // Batches of at most 1 MiB of values, well under the default request body limit.
+  const batchSize = Math.max(1, Math.min(1000, Math.floor(2 ** 20 / valueSize)))
+  for (let first = 0; first < keyCount; first += batchSize) {
+    const ops = Array.from({ length: Math.min(batchSize, keyCount - first) }, (_, i) => ({
       op: 'set',
       key: `key${first + i}`,
       value,
@@ -147,7 +151,7 @@ try {
     mkdirSync(dir)
     const port = await freePort()
     const argv = [cliPath, 'serve', '--host', '127.0.0.1', '--port', String(port), '--threads', '1']
-    argv.push('--fsync', mode, '--max-entries', '100000', '--max-memory', '64MiB')
+    argv.push('--fsync', mode, '--max-entries', '100000', '--max-memory', `${memoryMiB}MiB`)
     argv.push('--data-dir', join(dir, 'data'))
     servers.push(await startServer(`--fsync ${mode}`, argv, dir))
   }
