@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { root } from './report.js'
+import { renderTable, root } from './report.js'
 
 // Where a server's CPU time goes, from the .cpuprofile files `node --cpu-prof` writes (one per
 // thread: the main thread and each worker). Self time only: the time a function was on top of
@@ -128,23 +128,29 @@ export function summarizeProfiles(paths: string[], top = 20, window?: Window): s
   const { functions, places, waits } = selfTimes(paths, window)
   const busyMs = functions.reduce((sum, entry) => sum + entry.selfMs, 0)
   const waited = waits.map((w) => `${w.what} ${w.ms.toFixed(0)} ms`).join(', ')
-  const row = (entry: SelfTime, withPlace: boolean) =>
-    `| ${entry.percent.toFixed(1)}% | ${entry.selfMs.toFixed(0)} | ${withPlace ? `${entry.place} | ` : ''}\`${entry.name.replaceAll('|', '\\|')}\` |`
+  const cells = (entry: SelfTime, withPlace: boolean) => [
+    `${entry.percent.toFixed(1)}%`,
+    entry.selfMs.toFixed(0),
+    ...(withPlace ? [entry.place] : []),
+    `\`${entry.name.replaceAll('|', '\\|')}\``,
+  ]
   return [
     `Busy ${busyMs.toFixed(0)} ms in ${paths.length} thread${paths.length === 1 ? '' : 's'}` +
       `${waited === '' ? '' : `; left out as waiting: ${waited}`}.`,
     '',
     `Top ${top} functions by self time (share of busy time):`,
     '',
-    '| self | ms | place | function |',
-    '| ---: | ---: | --- | --- |',
-    ...functions.slice(0, top).map((entry) => row(entry, true)),
+    renderTable(
+      [['self', 'ms', 'place', 'function'], ...functions.slice(0, top).map((e) => cells(e, true))],
+      ['right', 'right', 'left', 'left'],
+    ),
     '',
     'Self time by place:',
     '',
-    '| self | ms | place |',
-    '| ---: | ---: | --- |',
-    ...places.map((entry) => row(entry, false)),
+    renderTable(
+      [['self', 'ms', 'place'], ...places.map((e) => cells(e, false))],
+      ['right', 'right', 'left'],
+    ),
   ].join('\n')
 }
 

@@ -86,16 +86,19 @@ export function writeResults(
 }
 
 /**
- * A Markdown table laid out as Biome formats one (columns padded; the first left-aligned, the
- * others right-aligned, as figures are), so appending it keeps RESULTS.md lint-clean.
+ * A Markdown table laid out as Biome formats one (columns padded to their widest cell), so
+ * appending it keeps RESULTS.md lint-clean. By default the first column is left-aligned and the
+ * others right-aligned, as figures are; `align` says otherwise, one entry per column.
  */
-export function renderTable(rows: string[][]): string {
+export function renderTable(rows: string[][], align?: Array<'left' | 'right'>): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
+  const isLeft = (column: number) =>
+    (align?.[column] ?? (column === 0 ? 'left' : 'right')) === 'left'
   const pad = (cell: string, column: number) =>
-    column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
+    isLeft(column) ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
   const line = (row: string[]) => `| ${row.map(pad).join(' | ')} |`
   const rule = widths.map((width, column) =>
-    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
+    isLeft(column) ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
   )
   return [line(rows[0]!), line(rule), ...rows.slice(1).map(line)].join('\n')
 }

@@ -9,6 +9,7 @@ import { dialects } from '../../bench/peers/dialects.js'
 import { keyCount, scenarios, valueText } from '../../bench/peers/scenarios.js'
 import { evaluate, type Run, type SystemRef, summarize } from '../../bench/peers/summary.js'
 import { runWrk, writeScript } from '../../bench/peers/wrk.js'
+import { renderTable } from '../../bench/report.js'
 
 // The peers benchmark's own logic: what counts as a figure, the targets, where a profile says
 // the time goes, and a canary proving wrk's answer checks can fail.
@@ -138,5 +139,25 @@ describe.skipIf(!hasWrk)("wrk's answer checks", () => {
       result.requests - result.badCount,
     )
     expect(result.generatorCpuS).toBeGreaterThan(0)
+  })
+})
+
+describe('renderTable', () => {
+  it('pads every column as Biome formats Markdown, aligned as asked', () => {
+    const rows = [
+      ['self', 'place', 'n'],
+      ['12.5%', 'a', '7'],
+      ['1.0%', 'node internals', '1234'],
+    ]
+    expect(renderTable(rows, ['right', 'left', 'right'])).toBe(
+      [
+        '|  self | place          |    n |',
+        '| ----: | -------------- | ---: |',
+        '| 12.5% | a              |    7 |',
+        '|  1.0% | node internals | 1234 |',
+      ].join('\n'),
+    )
+    // Without `align`: the first column left, the others right.
+    expect(renderTable(rows).split('\n')[1]).toBe('| ----- | -------------: | ---: |')
   })
 })
