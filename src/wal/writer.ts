@@ -125,6 +125,8 @@ export class WalWriter {
   }
 
   #step(): boolean {
+    // First, before a full disk returns early: these deletions free the space it waits for.
+    this.#deleteObsolete()
     if (this.#noSpaceSinceMs !== undefined && !this.#retryDue()) return false
     const wrote = this.#drain()
     if (wrote === undefined) return false // The disk is full; retried later.
@@ -140,7 +142,6 @@ export class WalWriter {
     // Also the retry of a rotation a full disk refused (step() returns early until it is due).
     if (this.#segmentSize >= this.#options.segmentSizeMax) this.#rotate()
     this.#advanceSnapshot()
-    this.#deleteObsolete()
     return wrote
   }
 
@@ -425,11 +426,14 @@ export class WalWriter {
   }
 
   #deleteObsolete(): void {
-    const path = this.#obsolete.shift()
-    if (path === undefined) return
-    this.#storage.unlink(path)
-    // Not needed for safety (a crash before it only leaves files recovery skips), but it makes
-    // the reclaimed space certain before the next snapshot counts on it.
-    if (this.#obsolete.length === 0) this.#storage.syncDir(this.#options.dir)
+    // One file per step; all of them while the disk is full, when writes wait for the space.
+    do {
+      const path = this.#obsolete.shift()
+      if (path === undefined) return
+      this.#storage.unlink(path)
+      // Not needed for safety (a crash before it only leaves files recovery skips), but it
+      // makes the reclaimed space certain before the next snapshot counts on it.
+      if (this.#obsolete.length === 0) this.#storage.syncDir(this.#options.dir)
+    } while (this.#noSpaceSinceMs !== undefined)
   }
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { walStateOk } from '../../src/store/layout.js'
+import { walStateOk, walStateReadOnly } from '../../src/store/layout.js'
 import { prng, testSeed } from '../support/seed.js'
 import {
   contents,
@@ -92,6 +92,32 @@ describe('WAL snapshot on a full disk', () => {
     wal.disk.capacityBytes = Number.POSITIVE_INFINITY
     wal.clock.now += 500
     stepUntil(wal, snapshotWritten(wal))
+    expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
+  })
+
+  it('deletes what a snapshot covers at once when the disk fills before their turn, and writes resume', () => {
+    const wal = openWal({ snapshotLogSizeMin: 4000, segmentSizeMax: 1000, noSpaceRetryMs: 500 })
+    for (let i = 0; wal.store.stats().walSnapshots === 0; i++) {
+      wal.store.set(`key-${i % 30}`, new Uint8Array(100).fill(i))
+      wal.writer.step()
+    }
+    const snapshot = dataFiles(wal.disk).snapshots.at(-1)!
+    const covered = () =>
+      dataFiles(wal.disk).segments.filter((segment) => segment.firstSequence <= snapshot.sequence)
+    expect(covered().length).toBeGreaterThan(1)
+    // The disk fills while the covered segments wait their turn: the next writes (more than one
+    // segment's worth) do not fit, even after the one deletion that step makes.
+    wal.disk.capacityBytes = wal.disk.usedBytes + 20
+    for (let i = 0; i < 6; i++) wal.store.set(`after-${i}`, new Uint8Array(400).fill(i))
+    wal.writer.step()
+    expect(wal.walState()).toBe(walStateReadOnly)
+    expect(covered().length).toBeGreaterThan(0)
+    // The retry deletes all the rest first, and then fits in the space they freed.
+    wal.clock.now += 500
+    wal.writer.step()
+    expect(covered()).toEqual([])
+    expect(wal.walState()).toBe(walStateOk)
+    expect(wal.durable()).toBe(wal.store.sequence)
     expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
   })
 })
