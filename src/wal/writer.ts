@@ -52,7 +52,6 @@ export interface WalWriterOptions {
 
 /** everysec syncs at least this often. */
 const everySecondMs = 1000
-/** How much of a snapshot is written per step, between two drains of the ring. */
 /** Bytes of snapshot written per step, between two drains of the ring. */
 const snapshotStepSize = 1024 * 1024
 /** How much of the snapshot's copy target is touched per step (about 1 ms of page faults). */
