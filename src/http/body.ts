@@ -22,6 +22,10 @@ export function readBody(c: Context): Promise<Uint8Array> {
     incoming === undefined ||
     incoming.readableDidRead ||
     incoming.readableEnded ||
+    // Gone before the handler ran (a middleware may await I/O first, as bearerAuth does): no
+    // event would ever settle the read. Hono's reader recovers a body that arrived whole.
+    incoming.destroyed ||
+    incoming.errored !== null ||
     c.req.header('content-length') === undefined ||
     c.req.header('transfer-encoding') !== undefined
   ) {
