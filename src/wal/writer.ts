@@ -101,6 +101,8 @@ export class WalWriter {
     const newest = classify(this.#storage.list(options.dir)).snapshots.at(-1)
     this.#lastSnapshotSize =
       newest === undefined ? 0 : this.#storage.size(join(options.dir, newest.name))
+    // A stop before every covered file was deleted leaves some behind: they go first.
+    if (newest !== undefined) this.#compact(newest.sequence)
     this.#publish(store.sequence)
   }
 

@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { walStateOk, walStateReadOnly } from '../../src/store/layout.js'
+import { WalRing } from '../../src/wal/ring.js'
+import { WalWriter } from '../../src/wal/writer.js'
 import { prng, testSeed } from '../support/seed.js'
 import {
   contents,
@@ -118,6 +120,34 @@ describe('WAL snapshot on a full disk', () => {
     expect(covered()).toEqual([])
     expect(wal.walState()).toBe(walStateOk)
     expect(wal.durable()).toBe(wal.store.sequence)
+    expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
+  })
+
+  it('deletes the covered files a stop left behind once the writer starts again', () => {
+    const wal = openWal({ snapshotLogSizeMin: 4000, segmentSizeMax: 1000 })
+    for (let i = 0; wal.store.stats().walSnapshots === 0; i++) {
+      wal.store.set(`key-${i % 30}`, new Uint8Array(100).fill(i))
+      wal.writer.step()
+    }
+    const snapshot = dataFiles(wal.disk).snapshots.at(-1)!
+    const covered = () =>
+      dataFiles(wal.disk).segments.filter((segment) => segment.firstSequence <= snapshot.sequence)
+    expect(covered().length).toBeGreaterThan(1)
+    // The process stops here, with covered segments still waiting their turn.
+    const { store } = recoverStore(wal.storage)
+    const writer = new WalWriter(store, new WalRing(store.views), {
+      storage: wal.storage,
+      dir: walDir,
+      fsync: 'always',
+      segmentSizeMax: 1000,
+      snapshotLogSizeMin: 4000,
+      noSpaceRetryMs: 1000,
+      clock: () => wal.clock.now,
+    })
+    writer.open()
+    for (let step = 0; step < 20 && covered().length > 0; step++) writer.step()
+    expect(covered()).toEqual([])
+    expect(dataFiles(wal.disk).snapshots).toEqual([snapshot])
     expect(contents(recoverStore(wal.storage).store)).toEqual(contents(wal.store))
   })
 })
