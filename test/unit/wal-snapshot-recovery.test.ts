@@ -43,6 +43,22 @@ function churn(wal: Wal, random: () => number, count: number, reads: boolean): v
   }
 }
 
+/**
+ * Writes until the first snapshot is on disk; returns it and the segments it covers that still
+ * wait to be deleted (several, by the thresholds the callers pass).
+ */
+function writeUntilSnapshot(wal: Wal) {
+  for (let i = 0; wal.store.stats().walSnapshots === 0; i++) {
+    wal.store.set(`key-${i % 30}`, new Uint8Array(100).fill(i))
+    wal.writer.step()
+  }
+  const snapshot = dataFiles(wal.disk).snapshots.at(-1)!
+  const covered = () =>
+    dataFiles(wal.disk).segments.filter((segment) => segment.firstSequence <= snapshot.sequence)
+  expect(covered().length).toBeGreaterThan(1)
+  return { snapshot, covered }
+}
+
 describe('WAL recovery from a snapshot', () => {
   it('recovers a snapshot whose newest entry is the last write before it', () => {
     const wal = openWal({ snapshotLogSizeMin: 1 })
@@ -99,14 +115,7 @@ describe('WAL snapshot on a full disk', () => {
 
   it('deletes what a snapshot covers at once when the disk fills before their turn, and writes resume', () => {
     const wal = openWal({ snapshotLogSizeMin: 4000, segmentSizeMax: 1000, noSpaceRetryMs: 500 })
-    for (let i = 0; wal.store.stats().walSnapshots === 0; i++) {
-      wal.store.set(`key-${i % 30}`, new Uint8Array(100).fill(i))
-      wal.writer.step()
-    }
-    const snapshot = dataFiles(wal.disk).snapshots.at(-1)!
-    const covered = () =>
-      dataFiles(wal.disk).segments.filter((segment) => segment.firstSequence <= snapshot.sequence)
-    expect(covered().length).toBeGreaterThan(1)
+    const { covered } = writeUntilSnapshot(wal)
     // The disk fills while the covered segments wait their turn: the next writes (more than one
     // segment's worth) do not fit, even after the one deletion that step makes.
     wal.disk.capacityBytes = wal.disk.usedBytes + 20
@@ -125,14 +134,7 @@ describe('WAL snapshot on a full disk', () => {
 
   it('deletes the covered files a stop left behind once the writer starts again', () => {
     const wal = openWal({ snapshotLogSizeMin: 4000, segmentSizeMax: 1000 })
-    for (let i = 0; wal.store.stats().walSnapshots === 0; i++) {
-      wal.store.set(`key-${i % 30}`, new Uint8Array(100).fill(i))
-      wal.writer.step()
-    }
-    const snapshot = dataFiles(wal.disk).snapshots.at(-1)!
-    const covered = () =>
-      dataFiles(wal.disk).segments.filter((segment) => segment.firstSequence <= snapshot.sequence)
-    expect(covered().length).toBeGreaterThan(1)
+    const { snapshot, covered } = writeUntilSnapshot(wal)
     // The process stops here, with covered segments still waiting their turn.
     const { store } = recoverStore(wal.storage)
     const writer = new WalWriter(store, new WalRing(store.views), {
