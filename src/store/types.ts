@@ -18,8 +18,8 @@ export type StoreResult<T> = ({ ok: true } & T) | { ok: false; code: StoreErrorC
 /** A resident entry as a read returns it. */
 export interface Entry {
   /**
-   * A private copy of the bytes. It is a Buffer that may share its underlying ArrayBuffer with
-   * other Buffers (Node's allocation pool): use its byteOffset and byteLength, not .buffer alone.
+   * A private copy of the bytes (src/store/value-copy.ts). A small value shares its underlying
+   * ArrayBuffer with other values: use its byteOffset and byteLength, not .buffer alone.
    */
   value: Uint8Array
   /** A small tag the caller maps to a media type; the store only keeps it. */
