@@ -150,17 +150,21 @@ describe.skipIf(browserMissing !== undefined)('the web UI in Chromium', () => {
       { key: 'page/ttl', value: 'expires', ttl: 300 },
     ])
     const { page } = await open('/#keys')
+    const shownKeys = () => page.locator('#browse-rows th').allTextContents()
+    const pageLabel = () => page.locator('#browse-page').textContent()
+    // The view lists every key when it opens, 25 a page: that "Page 1" must not pass for the
+    // search's, whose first page holds 10.
+    await expect.poll(pageLabel).toMatch(/^Page 1: /)
     await page.getByLabel('Prefix').fill('page/')
     await page.getByLabel('Per page').selectOption('10')
     await page.getByRole('button', { name: 'Search' }).click()
+    await expect.poll(pageLabel).toBe('Page 1: 10 keys')
 
     const seen: string[] = []
     const pageKeys: string[][] = []
     for (let pageNumber = 1; ; pageNumber++) {
-      await expect
-        .poll(() => page.locator('#browse-page').textContent())
-        .toMatch(new RegExp(`^Page ${pageNumber}: `))
-      const keys = await page.locator('#browse-rows th').allTextContents()
+      await expect.poll(pageLabel).toMatch(new RegExp(`^Page ${pageNumber}: `))
+      const keys = await shownKeys()
       pageKeys.push(keys)
       seen.push(...keys)
       const next = page.getByRole('button', { name: 'Next' })
