@@ -135,3 +135,18 @@ export function contents(store: Store): string[] {
 export function dataFiles(disk: SimulatedDisk) {
   return classify(disk.list(walDir))
 }
+
+/** Random sets (some with a TTL), deletes, and sometimes reads, over more keys than fit. */
+export function churn(wal: Wal, random: () => number, count: number, reads = false): void {
+  for (let i = 0; i < count; i++) {
+    const key = `key-${Math.floor(random() * 100)}`
+    const roll = random()
+    if (roll < 0.15) wal.store.delete(key)
+    else if (reads && roll < 0.3) wal.store.get(key)
+    else {
+      const value = Uint8Array.from({ length: Math.floor(random() * 300) }, () => random() * 256)
+      const ttlMs = random() < 0.3 ? 3_600_000 + Math.floor(random() * 1000) : undefined
+      wal.store.set(key, value, { contentType: Math.floor(random() * 20), ttlMs })
+    }
+  }
+}

@@ -5,6 +5,7 @@ import { WalRing } from '../../src/wal/ring.js'
 import { WalWriter } from '../../src/wal/writer.js'
 import { prng, testSeed } from '../support/seed.js'
 import {
+  churn,
   contents,
   dataFiles,
   openWal,
@@ -28,20 +29,6 @@ function stepUntil(wal: Wal, done: () => boolean): void {
 
 const snapshotBegun = (wal: Wal) => () => wal.disk.exists(join(walDir, 'snap.tmp'))
 const snapshotWritten = (wal: Wal) => () => dataFiles(wal.disk).snapshots.length === 1
-
-function churn(wal: Wal, random: () => number, count: number, reads: boolean): void {
-  for (let i = 0; i < count; i++) {
-    const key = `key-${Math.floor(random() * 100)}`
-    const roll = random()
-    if (roll < 0.15) wal.store.delete(key)
-    else if (reads && roll < 0.3) wal.store.get(key)
-    else {
-      const value = Uint8Array.from({ length: Math.floor(random() * 300) }, () => random() * 256)
-      const ttlMs = random() < 0.3 ? 3_600_000 + Math.floor(random() * 1000) : undefined
-      wal.store.set(key, value, { contentType: Math.floor(random() * 20), ttlMs })
-    }
-  }
-}
 
 /**
  * Writes until the first snapshot is on disk; returns it and the segments it covers that still
