@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
 import { autocannon, type AutocannonRequest as Request } from './autocannon.js'
-import { createRandom, median } from './measure.js'
+import { createRandom, loadOptions, loadSettings, median } from './measure.js'
 import { renderTable, root, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
@@ -32,10 +32,7 @@ const referencePath = join(root, 'dist', 'bench', 'peers', 'hono-map.js')
 
 const { values: args } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    connections: { type: 'string', default: '32' },
+    ...loadOptions(1),
     // Handler threads of the second slabkv, run where Node can share a port (>= 22.12).
     threads: { type: 'string', default: '2' },
     // Runs only the scenarios whose name starts with this.
@@ -45,20 +42,10 @@ const { values: args } = parseArgs({
     'dry-run': { type: 'boolean', default: false },
   },
 })
-/** Measurements per scenario per system; the figures reported are their medians. */
-const runCount = Number(args.runs)
-/** Seconds each measurement lasts. */
-const durationS = Number(args.duration)
-/** Seconds of load, discarded, before each measurement. */
-const warmupS = Number(args.warmup)
-const connectionCount = Number(args.connections)
+const { runCount, durationS, warmupS, connectionCount } = loadSettings(args)
 const threadCount = Number(args.threads)
 /** Prints the table without touching bench/RESULTS.md or bench/results/http.json. */
 const dryRun = args['dry-run']
-assert(Number.isSafeInteger(runCount) && runCount >= 1, '--runs must be a positive integer')
-assert(Number.isSafeInteger(durationS) && durationS >= 1, '--duration must be whole seconds ≥ 1')
-assert(Number.isSafeInteger(warmupS) && warmupS >= 1, '--warmup must be whole seconds ≥ 1')
-assert(Number.isSafeInteger(connectionCount) && connectionCount >= 1, '--connections must be ≥ 1')
 assert(Number.isSafeInteger(threadCount) && threadCount >= 2, '--threads must be ≥ 2')
 
 const pipelining = 1

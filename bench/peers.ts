@@ -5,6 +5,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { summarizeProfiles } from './cpuprofile.js'
+import { loadOptions, loadSettings } from './measure.js'
 import { runAutocannon } from './peers/autocannon.js'
 import { renderChart } from './peers/chart.js'
 import { dialects } from './peers/dialects.js'
@@ -42,10 +43,7 @@ import { processCpuS, stopAll } from './servers.js'
 
 const { values: args } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '32' },
+    ...loadOptions(2),
     'wrk-threads': { type: 'string', default: '1' },
     // Comma-separated ids (bench/peers/scenarios.ts, bench/peers/systems.ts); all when absent.
     scenarios: { type: 'string' },
@@ -58,15 +56,8 @@ const { values: args } = parseArgs({
     'dry-run': { type: 'boolean', default: false },
   },
 })
-const runCount = Number(args.runs)
-const durationS = Number(args.duration)
-const warmupS = Number(args.warmup)
-const connectionCount = Number(args.connections)
+const { runCount, durationS, warmupS, connectionCount } = loadSettings(args, 0)
 const wrkThreadCount = Number(args['wrk-threads'])
-assert(Number.isSafeInteger(runCount) && runCount >= 0, '--runs must be an integer ≥ 0')
-assert(Number.isSafeInteger(durationS) && durationS >= 1, '--duration must be whole seconds ≥ 1')
-assert(Number.isSafeInteger(warmupS) && warmupS >= 1, '--warmup must be whole seconds ≥ 1')
-assert(Number.isSafeInteger(connectionCount) && connectionCount >= 1, '--connections ≥ 1')
 assert(Number.isSafeInteger(wrkThreadCount) && wrkThreadCount >= 1, '--wrk-threads ≥ 1')
 
 function select<T extends { id: string }>(all: T[], list: string | undefined, what: string): T[] {

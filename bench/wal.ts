@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { median } from './measure.js'
+import { loadOptions, loadSettings, median } from './measure.js'
 import { renderTable, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
 
@@ -17,20 +17,14 @@ import { freePort, processCpuS, type Server, startServer, stopAll } from './serv
 
 const { values: args } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '32' },
+    ...loadOptions(2),
     // Bytes per value: 16384 shows what snapshots of a large live state cost the write path.
     'value-size': { type: 'string', default: '100' },
     // Prints the table, writes nothing (for trying the benchmark itself).
     'dry-run': { type: 'boolean', default: false },
   },
 })
-const runCount = Number(args.runs)
-const durationS = Number(args.duration)
-const warmupS = Number(args.warmup)
-const connectionCount = Number(args.connections)
+const { runCount, durationS, warmupS, connectionCount } = loadSettings(args)
 const keyCount = 10_000
 const valueSize = Number(args['value-size'])
 assert(Number.isSafeInteger(valueSize) && valueSize >= 1, '--value-size must be a positive integer')
