@@ -39,3 +39,28 @@ type Autocannon = (options: {
 }) => Instance
 
 export const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
+
+/**
+ * Records the latency of every response of a run, exactly (autocannon's own percentiles come
+ * from a histogram in whole milliseconds). Call the returned function once the run has ended:
+ * it gives the p-th percentile, in ms, NaN when nothing was answered.
+ */
+export function recordLatencies(instance: Instance): () => (p: number) => number {
+  let latencies = new Float64Array(1 << 18)
+  let count = 0
+  instance.on('response', (_client, _status, _size, ms) => {
+    if (count === latencies.length) {
+      const grown = new Float64Array(latencies.length * 2)
+      grown.set(latencies)
+      latencies = grown
+    }
+    latencies[count++] = ms
+  })
+  return () => {
+    const sorted = latencies.subarray(0, count).sort()
+    return (p) =>
+      sorted.length === 0
+        ? Number.NaN
+        : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!
+  }
+}

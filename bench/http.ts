@@ -4,7 +4,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { supportsReusePort } from '../src/main.js'
-import { autocannon, type AutocannonRequest as Request } from './autocannon.js'
+import { autocannon, type AutocannonRequest as Request, recordLatencies } from './autocannon.js'
 import { createRandom, loadOptions, loadSettings, median } from './measure.js'
 import { renderTable, root, runContext, writeResults } from './report.js'
 import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
@@ -267,14 +267,7 @@ interface Run {
   statusCounts: Record<string, number>
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!
-}
-
 async function load(server: Server, scenario: Scenario, seconds: number): Promise<Run> {
-  let latencies = new Float64Array(1 << 18)
-  let latencyCount = 0
   const instance = autocannon({
     url: server.url,
     connections: connectionCount,
@@ -282,14 +275,7 @@ async function load(server: Server, scenario: Scenario, seconds: number): Promis
     duration: seconds,
     requests: [scenario.request(createRandom(seed))],
   })
-  instance.on('response', (_client, _status, _size, ms) => {
-    if (latencyCount === latencies.length) {
-      const grown = new Float64Array(latencies.length * 2)
-      grown.set(latencies)
-      latencies = grown
-    }
-    latencies[latencyCount++] = ms
-  })
+  const percentiles = recordLatencies(instance)
   const wallStart = process.hrtime.bigint()
   const cpuStart = process.cpuUsage()
   const serverCpuStart = processCpuS(server.pid)
@@ -316,12 +302,12 @@ async function load(server: Server, scenario: Scenario, seconds: number): Promis
     )
   }
   assert(result.requests.total > 0, `${scenario.name} on ${server.name}: no responses`)
-  const sorted = latencies.subarray(0, latencyCount).sort()
+  const percentile = percentiles()
   const round2 = (n: number) => Math.round(n * 100) / 100
   return {
     requestsPerSecond: Math.round(result.requests.average),
-    latencyP50Ms: round2(percentile(sorted, 50)),
-    latencyP99Ms: round2(percentile(sorted, 99)),
+    latencyP50Ms: round2(percentile(50)),
+    latencyP99Ms: round2(percentile(99)),
     loadGeneratorCpuPercent: Math.round(((cpu.user + cpu.system) / 1e6 / wallS) * 100),
     serverCpuPercent: serverCpuS === undefined ? null : Math.round((serverCpuS / wallS) * 100),
     serverCpuPerRequestUs:

@@ -1,4 +1,4 @@
-import { autocannon } from '../autocannon.js'
+import { autocannon, recordLatencies } from '../autocannon.js'
 import { createRandom } from '../measure.js'
 import type { Dialect } from './dialects.js'
 import { key, keyCount, valueSize } from './scenarios.js'
@@ -21,8 +21,6 @@ export async function runAutocannon(
   const random = createRandom(0x5eed)
   let badCount = 0
   let badSample = ''
-  let latencies = new Float64Array(1 << 18)
-  let latencyCount = 0
   const instance = autocannon({
     url,
     connections: connectionCount,
@@ -42,22 +40,13 @@ export async function runAutocannon(
       },
     ],
   })
-  instance.on('response', (_client, _status, _size, ms) => {
-    if (latencyCount === latencies.length) {
-      const grown = new Float64Array(latencies.length * 2)
-      grown.set(latencies)
-      latencies = grown
-    }
-    latencies[latencyCount++] = ms
-  })
+  const percentiles = recordLatencies(instance)
   const cpuStart = process.cpuUsage()
   const wallStart = process.hrtime.bigint()
   const result = await instance
   const durationS = Number(process.hrtime.bigint() - wallStart) / 1e9
   const cpu = process.cpuUsage(cpuStart)
-  const sorted = latencies.subarray(0, latencyCount).sort()
-  const percentile = (p: number) =>
-    sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN
+  const percentile = percentiles()
   return {
     generator: 'autocannon',
     requests: result.requests.total,
