@@ -57,6 +57,10 @@ const getOk =
 const getsLua = `local gets = {}
 for n = 0, keyCount - 1 do gets[n + 1] = getRequest(key(n)) end
 `
+/** Every key's SET, of a preloaded-size value, formatted once. */
+const setsLua = `local sets = {}
+for n = 0, keyCount - 1 do sets[n + 1] = setRequest(key(n), valueText(n, ${valueSize})) end
+`
 
 async function checkGetHit(url: string, dialect: Dialect): Promise<void> {
   for (const n of [0, 7, keyCount - 1]) {
@@ -107,9 +111,7 @@ function ok(status, body) return status == 404 end
     title: `SET ${valueSize} B`,
     generator: 'wrk',
     opsPerRequest: 1,
-    lua: prepare(`local sets = {}
-for n = 0, keyCount - 1 do sets[n + 1] = setRequest(key(n), valueText(n, ${valueSize})) end
-function nextRequest() return sets[math.random(keyCount)] end
+    lua: prepare(`${setsLua}function nextRequest() return sets[math.random(keyCount)] end
 ok = setOk
 `),
     check: (url, dialect) => checkSet(url, dialect, valueSize),
@@ -133,9 +135,7 @@ ok = setOk
     title: '90% GET / 10% SET',
     generator: 'wrk',
     opsPerRequest: 1,
-    lua: prepare(`${getsLua}local sets = {}
-for n = 0, keyCount - 1 do sets[n + 1] = setRequest(key(n), valueText(n, ${valueSize})) end
-function nextRequest()
+    lua: prepare(`${getsLua}${setsLua}function nextRequest()
   local n = math.random(keyCount)
   if math.random() < ${mixSetShare} then return sets[n] end
   return gets[n]
