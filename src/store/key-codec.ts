@@ -1,41 +1,48 @@
 // Keys arrive as JavaScript strings and live in the arena as UTF-8 bytes. Encoding every key
 // with TextEncoder on every lookup is the cost a naive shared-buffer table pays (it halves
-// throughput), so the common case never encodes: one pass over the string's code units yields
-// the hash and tells whether the key is pure ASCII, in which case its UTF-8 bytes are its code
-// units and comparison and copying work on the string directly. Only non-ASCII keys take the
-// TextEncoder path.
+// throughput), so the common case never calls it: one pass over a pure-ASCII key's code units
+// packs them, four to a word, into the same little-endian 32-bit words its UTF-8 bytes make, and
+// hashes the words as it goes. Only a key with a code unit ≥ 0x80 is encoded with TextEncoder
+// (and then hashed from its bytes, to the same hash).
 //
-// The hash is defined over UTF-16 code units, not bytes. That is well defined because a key
-// must be well-formed UTF-16 (no lone surrogates), which makes strings and their UTF-8 bytes a
-// one-to-one mapping: verify.ts decodes the stored bytes and re-hashes the string.
+// A KeyProbe holds those words, so comparing a stored key and writing a new one each move four
+// bytes per step (a DataView reads the arena's unaligned words) instead of one code unit: for a
+// 16-byte key, 4 steps instead of 16, in the hash, the comparison and the write alike.
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-/** Where hashKey leaves the key's UTF-8 size, so one pass yields both without allocating. */
-export interface KeySizeOut {
-  size: number
-}
-const sizeScratch: KeySizeOut = { size: 0 }
+/** A key prepared for lookup: its UTF-8 bytes, packed into words, and its size. */
+export class KeyProbe {
+  /** The key's bytes as little-endian 32-bit words; the bytes past `size` in the last are 0. */
+  readonly words: Int32Array
+  /** The same memory as bytes. */
+  readonly bytes: Uint8Array
+  /** The largest key, in bytes, the probe holds. */
+  readonly capacity: number
+  /** The probed key's UTF-8 size in bytes. */
+  size = 0
 
-/**
- * FNV-1a over code units, seeded, then murmur3's finalizer so the low bits the index masks with
- * depend on every input bit. The per-store random seed keeps a client from precomputing keys
- * that collide in every store; it is not a keyed PRF, so it raises the bar rather than closing
- * the door on hash flooding.
- *
- * The same pass counts the key's UTF-8 size into `out` (as utf8Size does): the lookup path needs
- * both, and one loop over the string is measurably cheaper than two.
- */
-export function hashKey(key: string, seed: number, out: KeySizeOut = sizeScratch): number {
-  let h = (0x811c9dc5 ^ seed) | 0
-  let size = key.length
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i)
-    h = Math.imul(h ^ c, 0x01000193)
-    if (c >= 0x80) size += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2
+  constructor(capacity: number) {
+    const buffer = new ArrayBuffer(Math.ceil(capacity / 4) * 4)
+    this.words = new Int32Array(buffer)
+    this.bytes = new Uint8Array(buffer)
+    this.capacity = capacity
   }
-  out.size = size
+}
+
+/** murmur3's block step: mixes one 32-bit word into the running hash. */
+function mixWord(hash: number, word: number): number {
+  let k = Math.imul(word, 0xcc9e2d51)
+  k = (k << 15) | (k >>> 17)
+  let h = hash ^ Math.imul(k, 0x1b873593)
+  h = (h << 13) | (h >>> 19)
+  return (Math.imul(h, 5) + 0xe6546b64) | 0
+}
+
+/** murmur3's finalizer, so the low bits the index masks with depend on every input bit. */
+function finishHash(hash: number, size: number): number {
+  let h = hash ^ size
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13
@@ -44,12 +51,95 @@ export function hashKey(key: string, seed: number, out: KeySizeOut = sizeScratch
   return h
 }
 
-/** True when every code unit is below 0x80, so the UTF-8 bytes are the code units themselves. */
-export function isAscii(key: string): boolean {
-  for (let i = 0; i < key.length; i++) {
-    if (key.charCodeAt(i) > 0x7f) return false
+/**
+ * Fills `probe` with `key` and returns the key's hash, or undefined when the key could never be
+ * stored: over `probe.capacity` bytes, or not well-formed UTF-16 (a lone surrogate has no UTF-8).
+ *
+ * The hash is murmur3's mixing over the UTF-8 bytes as little-endian words, the last one padded
+ * with zeros, then the size. The per-store random seed keeps a client from precomputing keys that
+ * collide in every store; it is not a keyed PRF, so it raises the bar rather than closing the
+ * door on hash flooding.
+ */
+export function probeKey(key: string, seed: number, probe: KeyProbe): number | undefined {
+  const length = key.length
+  if (length > probe.capacity) return undefined
+  const words = probe.words
+  let hash = seed | 0
+  // Every code unit ORed together: under 0x80 exactly when the key is ASCII.
+  let all = 0
+  let w = 0
+  let i = 0
+  for (; i + 4 <= length; i += 4) {
+    const c0 = key.charCodeAt(i)
+    const c1 = key.charCodeAt(i + 1)
+    const c2 = key.charCodeAt(i + 2)
+    const c3 = key.charCodeAt(i + 3)
+    all |= c0 | c1 | c2 | c3
+    const word = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24)
+    words[w++] = word
+    hash = mixWord(hash, word)
+  }
+  if (i < length) {
+    let word = 0
+    for (let shift = 0; i < length; i++, shift += 8) {
+      const c = key.charCodeAt(i)
+      all |= c
+      word |= c << shift
+    }
+    words[w] = word
+    hash = mixWord(hash, word)
+  }
+  if (all < 0x80) {
+    probe.size = length
+    return finishHash(hash, length)
+  }
+  return probeEncoded(key, seed, probe)
+}
+
+/** The path of a key with a code unit ≥ 0x80: encode it, then hash its bytes. */
+function probeEncoded(key: string, seed: number, probe: KeyProbe): number | undefined {
+  const size = utf8Size(key)
+  if (size > probe.capacity || !key.isWellFormed()) return undefined
+  encoder.encodeInto(key, probe.bytes)
+  const wordCount = Math.ceil(size / 4)
+  // Zero the last word's padding, as the ASCII path leaves it.
+  probe.bytes.fill(0, size, wordCount * 4)
+  probe.size = size
+  let hash = seed | 0
+  for (let w = 0; w < wordCount; w++) hash = mixWord(hash, probe.words[w]!)
+  return finishHash(hash, size)
+}
+
+/** True when the `probe.size` bytes at `offset` of `view` are the probed key's. */
+export function probeEquals(probe: KeyProbe, view: DataView, offset: number): boolean {
+  const words = probe.words
+  const size = probe.size
+  const wordCount = size >>> 2
+  for (let w = 0; w < wordCount; w++) {
+    if (view.getInt32(offset + w * 4, true) !== words[w]) return false
+  }
+  const bytes = probe.bytes
+  for (let i = wordCount * 4; i < size; i++) {
+    if (view.getUint8(offset + i) !== bytes[i]) return false
   }
   return true
+}
+
+/** Writes the probed key's `probe.size` bytes at `offset` of `view`. */
+export function writeProbe(probe: KeyProbe, view: DataView, offset: number): void {
+  const words = probe.words
+  const size = probe.size
+  const wordCount = size >>> 2
+  for (let w = 0; w < wordCount; w++) view.setInt32(offset + w * 4, words[w]!, true)
+  const bytes = probe.bytes
+  for (let i = wordCount * 4; i < size; i++) view.setUint8(offset + i, bytes[i]!)
+}
+
+const hashProbe = new KeyProbe(0xffff)
+
+/** The hash probeKey gives `key` (for checks that start from a decoded key). */
+export function hashKey(key: string, seed: number): number | undefined {
+  return probeKey(key, seed, hashProbe)
 }
 
 /**
@@ -64,24 +154,6 @@ export function utf8Size(text: string): number {
     if (c >= 0x80) size += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2
   }
   return size
-}
-
-/** Encodes into `target` at `offset`; the caller has sized the room with utf8Size. */
-export function encodeInto(text: string, target: Uint8Array, offset: number): void {
-  encoder.encodeInto(text, target.subarray(offset))
-}
-
-/** Copies an ASCII string's code units as bytes: faster than TextEncoder for short keys. */
-export function writeAscii(text: string, target: Uint8Array, offset: number): void {
-  for (let i = 0; i < text.length; i++) target[offset + i] = text.charCodeAt(i)
-}
-
-/** True when the ASCII string equals the bytes at target[offset, offset + text.length). */
-export function asciiEquals(text: string, bytes: Uint8Array, offset: number): boolean {
-  for (let i = 0; i < text.length; i++) {
-    if (bytes[offset + i] !== text.charCodeAt(i)) return false
-  }
-  return true
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array, bOffset: number, size: number): boolean {

@@ -28,7 +28,7 @@ export type Slot = number & { readonly brand: 'Slot' }
 export const slotNone = -1 as Slot
 
 export const layoutMagic = 0x736c6162 // "slab"
-export const layoutVersion = 2
+export const layoutVersion = 3
 
 /** Indices into the header's Int32Array. */
 export const I32 = {
@@ -197,6 +197,8 @@ export interface Views {
   readonly keySizes: Uint16Array
   readonly contentTypes: Uint8Array
   readonly arena: Uint8Array
+  /** The arena again, for reading and writing unaligned 32-bit words of keys and values. */
+  readonly arenaView: DataView
   readonly walRing: Uint8Array
 }
 
@@ -292,6 +294,7 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
     keySizes: new Uint16Array(buffer, o.keySizes, n),
     contentTypes: new Uint8Array(buffer, o.contentTypes, n),
     arena: new Uint8Array(buffer, o.arena, layout.arenaSize),
+    arenaView: new DataView(buffer, o.arena, layout.arenaSize),
     walRing: new Uint8Array(buffer, o.walRing, layout.walRingSize),
   }
 }

@@ -5,14 +5,13 @@ import { Arena } from './arena.js'
 import { ExpiryHeap } from './expiry-heap.js'
 import { HashIndex } from './hash-index.js'
 import {
-  asciiEquals,
   bytesEqual,
   decodeKey,
-  encodeInto,
-  hashKey,
-  type KeySizeOut,
+  KeyProbe,
+  probeEquals,
+  probeKey,
   utf8Size,
-  writeAscii,
+  writeProbe,
 } from './key-codec.js'
 import {
   attachViews,
@@ -21,6 +20,7 @@ import {
   I32,
   I64,
   type Layout,
+  recordHeaderSize,
   type Slot,
   type StoreLimits,
   slotNone,
@@ -108,14 +108,8 @@ export class Store {
 
   // The key being looked up, shared with #matches so the index's probe loop calls one
   // long-lived closure instead of allocating one per lookup.
-  #probeKey = ''
-  #probeSize = 0
-  #probeAscii = true
-  readonly #probeBytes: Uint8Array
-  readonly #probeSizeOut: KeySizeOut = { size: 0 }
+  readonly #key: KeyProbe
   readonly #matches: (slot: Slot) => boolean
-  /** Where the arena starts in the buffer, for copying values out without a view per read. */
-  readonly #arenaByteOffset: number
 
   static create(options: CreateStoreOptions = {}): Store {
     const limits = { ...storeLimitsDefault, ...options.limits }
@@ -143,19 +137,13 @@ export class Store {
     this.#onMutation = options.onMutation
     this.#seed = v.headerI32[I32.hashSeed]!
     this.#limits = v.layout.limits
-    this.#probeBytes = new Uint8Array(this.#limits.keySizeMax)
-    this.#arenaByteOffset = v.arena.byteOffset
-    const arena = v.arena
+    const probe = new KeyProbe(this.#limits.keySizeMax)
+    this.#key = probe
+    const arenaView = v.arenaView
     const keySizes = v.keySizes
     const loc = v.loc
-    this.#matches = (slot: Slot) => {
-      const size = this.#probeSize
-      if (keySizes[slot] !== size) return false
-      const offset = loc[slot]! + 4
-      return this.#probeAscii
-        ? asciiEquals(this.#probeKey, arena, offset)
-        : bytesEqual(this.#probeBytes, arena, offset, size)
-    }
+    this.#matches = (slot: Slot) =>
+      keySizes[slot] === probe.size && probeEquals(probe, arenaView, loc[slot]! + recordHeaderSize)
     this.#transaction = {
       get: (key) => this.#get(key, true),
       peek: (key) => this.#get(key, false),
@@ -500,18 +488,8 @@ export class Store {
    * stored (so no lookup can find it).
    */
   #probe(key: string): number | undefined {
-    if (key.length === 0 || key.length > this.#limits.keySizeMax) return undefined
-    const hash = hashKey(key, this.#seed, this.#probeSizeOut)
-    const size = this.#probeSizeOut.size
-    const ascii = size === key.length
-    if (!ascii) {
-      if (size > this.#limits.keySizeMax || !key.isWellFormed()) return undefined
-      encodeInto(key, this.#probeBytes, 0)
-    }
-    this.#probeKey = key
-    this.#probeSize = size
-    this.#probeAscii = ascii
-    return hash
+    if (key.length === 0) return undefined
+    return probeKey(key, this.#seed, this.#key)
   }
 
   #get(key: string, touch: boolean): Entry | undefined {
@@ -534,7 +512,7 @@ export class Store {
     }
     const valueOffset = this.#arena.keyOffset(slot) + v.keySizes[slot]!
     const valueSize = v.valueSizes[slot]!
-    const value = copyValue(v.buffer, this.#arenaByteOffset + valueOffset, valueSize)
+    const value = copyValue(v.arenaView, valueOffset, valueSize)
     return {
       value,
       contentType: v.contentTypes[slot]!,
@@ -560,7 +538,7 @@ export class Store {
     const limits = this.#limits
     const hash = this.#probe(key)
     if (hash === undefined) return { ok: false, code: this.checkKey(key)! }
-    const keySize = this.#probeSize
+    const keySize = this.#key.size
     const valueSize = value.byteLength
     if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
     if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
@@ -602,7 +580,7 @@ export class Store {
       } else {
         this.#arena.free(slot)
         v.valueSizes[slot] = valueSize
-        this.#writeRecord(slot, key, value)
+        this.#writeRecord(slot, value)
       }
       v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
     } else {
@@ -615,7 +593,7 @@ export class Store {
       assert(slot !== slotNone, 'makeRoom left no free slot')
       v.keySizes[slot] = keySize
       v.valueSizes[slot] = valueSize
-      this.#writeRecord(slot, key, value)
+      this.#writeRecord(slot, value)
       this.#index.insertAt(-position - 1, slot, hash)
       this.#lru.pushFront(slot)
       v.headerI32[I32.entryCount]! += 1
@@ -717,12 +695,12 @@ export class Store {
     return this.#emit(op, key)
   }
 
-  #writeRecord(slot: Slot, key: string, value: Uint8Array): void {
+  /** Appends the slot's record: the key #probe prepared, then `value`. */
+  #writeRecord(slot: Slot, value: Uint8Array): void {
     const keyOffset = this.#arena.allocate(slot)
-    const bytes = this.views.arena
-    if (this.#probeAscii) writeAscii(key, bytes, keyOffset)
-    else bytes.set(this.#probeBytes.subarray(0, this.#probeSize), keyOffset)
-    bytes.set(value, keyOffset + this.#probeSize)
+    const v = this.views
+    writeProbe(this.#key, v.arenaView, keyOffset)
+    v.arena.set(value, keyOffset + this.#key.size)
   }
 
   /** Reads the clock only for entries that expire: most have no TTL, and Date.now() is not free. */
