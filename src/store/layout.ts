@@ -300,10 +300,25 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
 }
 
 /**
+ * Keys and values move between the arena and private memory as 32-bit words: little-endian
+ * words through a DataView on the arena side, the host's order in Int32Arrays on the other
+ * (key-codec.ts, value-copy.ts). The two agree only on a little-endian host, which every
+ * platform Node ships for but s390x is; refusing to start there beats storing reversed bytes.
+ */
+function assertLittleEndian(): void {
+  assert.equal(
+    new Uint8Array(Uint16Array.of(1).buffer)[0],
+    1,
+    'slabkv needs a little-endian host (its store moves key and value bytes as 32-bit words)',
+  )
+}
+
+/**
  * Allocates the buffer and writes the header. The structures fill in their own initial state
  * (store.ts calls each module's reset), so this module stays the owner of where, not of what.
  */
 export function createViews(limits: StoreLimits): Views {
+  assertLittleEndian()
   const layout = computeLayout(limits)
   const views = viewsOf(new SharedArrayBuffer(layout.byteLength), layout)
   const h = views.headerI32
@@ -322,6 +337,7 @@ export function createViews(limits: StoreLimits): Views {
 
 /** Rebuilds the views of a buffer another thread created, from the limits in its header. */
 export function attachViews(buffer: SharedArrayBuffer): Views {
+  assertLittleEndian()
   // The headers sit at fixed offsets (computeLayout places them first), so the limits can be
   // read before the rest of the layout is known.
   const probe = new Int32Array(buffer, 8 * (headerF64Count + headerI64Count), headerI32Count)

@@ -20,45 +20,50 @@ const chunkSize = 64 * 1024
 const pooledSizeMax = 4 * 1024
 
 let chunk = new ArrayBuffer(chunkSize)
+let chunkWords = new Int32Array(chunk)
+let chunkBytes = new Uint8Array(chunk)
 let chunkUsed = 0
 
 /** A private copy of the `size` bytes of `source` from `offset`. */
 export function copyValue(source: DataView, offset: number, size: number): Uint8Array {
   if (size > pooledSizeMax) {
     const target = new ArrayBuffer(size)
-    copyWords(source, offset, size, target, 0)
+    copyWords(
+      source,
+      offset,
+      size,
+      new Int32Array(target, 0, size >>> 2),
+      new Uint8Array(target),
+      0,
+    )
     return new Uint8Array(target)
   }
   if (chunkUsed + size > chunkSize) {
     chunk = new ArrayBuffer(chunkSize)
+    chunkWords = new Int32Array(chunk)
+    chunkBytes = new Uint8Array(chunk)
     chunkUsed = 0
   }
   const start = chunkUsed
   // 8-byte aligned, as Node aligns its pool, so a caller may lay a wider typed array over it.
   chunkUsed = (start + size + 7) & ~7
-  copyWords(source, offset, size, chunk, start)
+  copyWords(source, offset, size, chunkWords, chunkBytes, start)
   return new Uint8Array(chunk, start, size)
 }
 
-// The chunk's views, made once per chunk rather than once per copy.
-let viewsOf: ArrayBuffer | undefined
-let targetWords = new Int32Array(0)
-let targetBytes = new Uint8Array(0)
-
-/** Copies `size` bytes from `source` at `offset` into `target` at `start`, a multiple of 4. */
+/**
+ * Copies `size` bytes from `source` at `offset` into the target, whose words and bytes are two
+ * views of one buffer, at `start`, a multiple of 4. The DataView reads little-endian words and
+ * the Int32Array stores them in the host's order, which layout.ts requires to be little-endian.
+ */
 function copyWords(
   source: DataView,
   offset: number,
   size: number,
-  target: ArrayBuffer,
+  words: Int32Array,
+  bytes: Uint8Array,
   start: number,
 ): void {
-  if (target !== viewsOf) {
-    viewsOf = target
-    targetWords = new Int32Array(target, 0, target.byteLength >>> 2)
-    targetBytes = new Uint8Array(target)
-  }
-  const words = targetWords
   let w = start >>> 2
   let o = offset
   // Four words a step: the unrolled loop measured ~1.5× faster than one word a step.
@@ -68,6 +73,5 @@ function copyWords(
     words[w + 2] = source.getInt32(o + 8, true)
     words[w + 3] = source.getInt32(o + 12, true)
   }
-  const bytes = targetBytes
   for (let i = o - offset; i < size; i++) bytes[start + i] = source.getUint8(offset + i)
 }

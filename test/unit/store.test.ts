@@ -137,6 +137,37 @@ describe('store', () => {
     expect(verifyStore(store.buffer)).toEqual([])
   })
 
+  it("reads, finds and rewrites a record that ends at the arena's last byte", () => {
+    // Keys and values move as 32-bit words through a DataView on the arena, which throws on a
+    // read past its end: a word read beyond the last record would fail here. Two records fill
+    // the arena exactly (entryCountMax 2 and no headroom make it memorySizeMax + 2 headers), so
+    // the second ends at its last byte, for keys of every length mod 4, ASCII and not.
+    for (const key of ['a', 'ab', 'abc', 'abcd', 'abcde', 'ab€', 'ab€é', 'ключ', 'a😀b']) {
+      const memorySizeMax = 40
+      const { store } = makeStore({ entryCountMax: 2, memorySizeMax, valueSizeMax: 40 })
+      expect(store.views.layout.arenaSize).toBe(memorySizeMax + 2 * 4)
+      const first = text('x'.repeat(15)) // record [0, 20): header, 'f', 15 bytes
+      const keySize = text(key).length
+      const last = Uint8Array.from({ length: memorySizeMax - 16 - keySize }, (_, i) => i + 1)
+      expect(store.set('f', first)).toMatchObject({ ok: true })
+      expect(store.set(key, last)).toMatchObject({ ok: true })
+      expect(store.stats().bytesUsed).toBe(memorySizeMax)
+      const { loc, keySizes, valueSizes, layout } = store.views
+      const ends = [0, 1].map((slot) => loc[slot]! + 4 + keySizes[slot]! + valueSizes[slot]!)
+      expect(Math.max(...ends), key).toBe(layout.arenaSize)
+      expect(store.get(key)?.value, key).toEqual(last)
+      expect(store.peek('f')?.value, key).toEqual(first)
+      // A key one byte longer that shares the stored key's bytes is not it.
+      expect(store.get(`${key}z`), key).toBeUndefined()
+      const rewritten = last.map((byte) => byte ^ 0xff)
+      expect(store.set(key, rewritten)).toMatchObject({ ok: true, created: false })
+      expect(store.get(key)?.value, key).toEqual(rewritten)
+      expect(verifyStore(store.buffer), key).toEqual([])
+      expect(store.delete(key)).toMatchObject({ ok: true })
+      expect(store.get(key), key).toBeUndefined()
+    }
+  })
+
   it('writes only when absent with ifAbsent', () => {
     const { store } = makeStore()
     expect(store.set('a', text('1'), { ifAbsent: true })).toMatchObject({ ok: true })
