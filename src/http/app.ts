@@ -1,5 +1,4 @@
 import { AssertionError } from 'node:assert'
-import { swaggerUI } from '@hono/swagger-ui'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -12,6 +11,7 @@ import type { Store } from '../store/store.js'
 import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
+import { openApiPath, registerDocs } from './docs.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerClusterRoute } from './routes/cluster.js'
 import { registerKvRoutes } from './routes/kv.js'
@@ -123,7 +123,7 @@ export function createApp(deps: AppDeps): App {
   registerClusterRoute(app, deps)
   registerUi(app)
 
-  app.doc31('/openapi.json', {
+  app.doc31(openApiPath, {
     openapi: '3.1.0',
     info: {
       title: 'slabkv',
@@ -131,7 +131,7 @@ export function createApp(deps: AppDeps): App {
       description: 'An in-memory key-value store whose LRU lives in one SharedArrayBuffer.',
     },
   })
-  app.get('/docs', swaggerUI({ url: '/openapi.json' }))
+  registerDocs(app)
 
   app.notFound((c) => problemResponse(c, 'route_not_found', `${c.req.method} ${c.req.path}`))
   app.onError((error, c) => {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { App } from './app.js'
+import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 
 // The web UI: the files in public/, read once per thread when first needed and served from
 // memory at the root, same origin as the API, under a strict Content-Security-Policy.
@@ -35,10 +35,8 @@ const mediaTypeOfExtension: Record<string, string> = {
   '.svg': 'image/svg+xml',
 }
 
-interface UiFile {
-  body: Uint8Array<ArrayBuffer>
+interface UiFile extends StaticFile {
   mediaType: string
-  etag: string
 }
 
 let filesByPath: Map<string, UiFile> | undefined
@@ -67,9 +65,8 @@ function uiFiles(): Map<string, UiFile> {
   for (const entry of entries) {
     const mediaType = mediaTypeOfExtension[extname(entry.name)]
     if (!entry.isFile() || mediaType === undefined) continue
-    const body = new Uint8Array(readFileSync(join(dir, entry.name)))
-    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"`
-    filesByPath.set(`/${entry.name}`, { body, mediaType, etag })
+    const file = staticFile(new Uint8Array(readFileSync(join(dir, entry.name))))
+    filesByPath.set(`/${entry.name}`, { ...file, mediaType })
   }
   const index = filesByPath.get('/index.html')
   if (index !== undefined) filesByPath.set('/', index)
@@ -94,12 +91,7 @@ export function registerUi(app: App): void {
       'Referrer-Policy': 'no-referrer',
       // Revalidate every time: a new server version must never run against an old app.js.
       'Cache-Control': 'no-cache',
-      ETag: file.etag,
     }
-    app.get(path, (c) =>
-      c.req.header('if-none-match') === file.etag
-        ? c.body(null, 304, headers)
-        : c.body(file.body, 200, headers),
-    )
+    app.get(path, (c) => respondWithFile(c, file, headers))
   }
 }
