@@ -431,7 +431,12 @@ export class WalWriter {
     do {
       const path = this.#obsolete.shift()
       if (path === undefined) return
-      this.#storage.unlink(path)
+      try {
+        this.#storage.unlink(path)
+      } catch (error) {
+        // Already gone (an operator cleaning up by hand): what the deletion was for holds.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      }
       // Not needed for safety (a crash before it only leaves files recovery skips), but it
       // makes the reclaimed space certain before the next snapshot counts on it.
       if (this.#obsolete.length === 0) this.#storage.syncDir(this.#options.dir)
