@@ -111,7 +111,8 @@ export const optionSpecs: OptionSpec[] = [
     flag: 'token',
     kind: 'string',
     default: '',
-    description: 'Bearer token required on every route but /healthz and /readyz.',
+    description:
+      'Bearer token required on every route but /healthz, /readyz, the UI and the API docs.',
     apply: (c, v) => {
       c.token = v === '' ? undefined : (v as string)
     },

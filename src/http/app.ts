@@ -123,6 +123,14 @@ export function createApp(deps: AppDeps): App {
   registerClusterRoute(app, deps)
   registerUi(app)
 
+  const tokenRequired = deps.config.token !== undefined
+  if (tokenRequired) {
+    // Declared only when enforced, so Swagger UI offers Authorize exactly when it is needed.
+    app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+      type: 'http',
+      scheme: 'bearer',
+    })
+  }
   app.doc31(openApiPath, {
     openapi: '3.1.0',
     info: {
@@ -130,6 +138,7 @@ export function createApp(deps: AppDeps): App {
       version: '0.1.0',
       description: 'An in-memory key-value store whose LRU lives in one SharedArrayBuffer.',
     },
+    ...(tokenRequired ? { security: [{ bearer: [] }] } : {}),
   })
   registerDocs(app)
 

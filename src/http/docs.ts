@@ -97,6 +97,15 @@ ${SwaggerUI({
 </html>
 `
 
+/**
+ * True for /docs, its files and the OpenAPI document, which load without a token: they hold the
+ * API's shape, no data, and a browser cannot send a bearer token when it opens a page. Swagger
+ * UI's Authorize button then adds the token to the requests it tries.
+ */
+export function isDocsPath(path: string): boolean {
+  return path === '/docs' || path === openApiPath || assets.some((asset) => asset.path === path)
+}
+
 export function registerDocs(app: App): void {
   app.get('/docs', (c) => c.html(pageHtml, 200, securityHeaders))
   for (const asset of assets) {

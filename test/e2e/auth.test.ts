@@ -10,8 +10,8 @@ import {
 } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 
-// README "Authentication": with --token every route but /healthz, /readyz and the UI's static
-// files needs the bearer token; without a token the server binds only a loopback address.
+// README "Authentication": with --token every route but /healthz, /readyz, the UI's static
+// files and the API docs (/docs, its files, /openapi.json) needs the bearer token; without a token the server binds only a loopback address.
 
 const token = 'secret'
 
@@ -88,8 +88,7 @@ describe('bearer token', () => {
       ['POST', '/v1/batch', '{"ops":[]}'],
       ['GET', '/v1/stats'],
       ['GET', '/metrics'],
-      ['GET', '/openapi.json'],
-      ['GET', '/docs'],
+      ['GET', '/docs/assets/anything-else'],
     ]
     const open: string[] = []
     for (const [method, path, body] of routes) {
@@ -127,19 +126,27 @@ describe('bearer token', () => {
     expect(await expectJson(set, 200)).toEqual({ status: 'success' })
     const seedGet = await fetch(`${server.url}/get/${key}`, { headers: authorized })
     expect(await expectJson(seedGet, 200)).toEqual({ key, value: 'y' })
-    for (const path of ['/v1/stats', '/metrics', '/openapi.json', '/v1/kv?prefix=auth']) {
+    for (const path of ['/v1/stats', '/metrics', '/v1/kv?prefix=auth']) {
       const response = await fetch(`${server.url}${path}`, { headers: authorized })
       expect(response.status, path).toBe(200)
       await response.arrayBuffer()
     }
   })
 
-  it('leaves /healthz and /readyz open without the token', async () => {
-    for (const path of ['/healthz', '/readyz']) {
+  it('leaves /healthz, /readyz and the API docs open without the token', async () => {
+    for (const path of ['/healthz', '/readyz', '/docs', '/docs/assets/init.js', '/openapi.json']) {
       const response = await fetch(`${server.url}${path}`)
       expect(response.status, path).toBe(200)
       await response.arrayBuffer()
     }
+  })
+
+  it('declares the bearer scheme in the OpenAPI document, for Swagger UI to offer', async () => {
+    const document = await expectJson(await fetch(`${server.url}/openapi.json`), 200)
+    expect(document).toMatchObject({
+      security: [{ bearer: [] }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    })
   })
 })
 
