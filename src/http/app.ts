@@ -11,7 +11,8 @@ import type { Store } from '../store/store.js'
 import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
-import { openApiPath, registerDocs } from './docs.js'
+import { registerDocs } from './docs.js'
+import { registerOpenApi } from './openapi.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerClusterRoute } from './routes/cluster.js'
 import { registerKvRoutes } from './routes/kv.js'
@@ -123,23 +124,7 @@ export function createApp(deps: AppDeps): App {
   registerClusterRoute(app, deps)
   registerUi(app)
 
-  const tokenRequired = deps.config.token !== undefined
-  if (tokenRequired) {
-    // Declared only when enforced, so Swagger UI offers Authorize exactly when it is needed.
-    app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
-      type: 'http',
-      scheme: 'bearer',
-    })
-  }
-  app.doc31(openApiPath, {
-    openapi: '3.1.0',
-    info: {
-      title: 'slabkv',
-      version: '0.1.0',
-      description: 'An in-memory key-value store whose LRU lives in one SharedArrayBuffer.',
-    },
-    ...(tokenRequired ? { security: [{ bearer: [] }] } : {}),
-  })
+  registerOpenApi(app, deps.config.token !== undefined)
   registerDocs(app)
 
   app.notFound((c) => problemResponse(c, 'route_not_found', `${c.req.method} ${c.req.path}`))

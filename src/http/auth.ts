@@ -9,14 +9,19 @@ import { isUiPath } from './ui.js'
 // sides are hashed to 32 bytes before timingSafeEqual, so the comparison takes the same time
 // whatever was presented, and not even the token's length leaks.
 
-const openPaths = new Set(['/healthz', '/readyz'])
+const probePaths = new Set(['/healthz', '/readyz'])
+
+/** The probes: open to anyone, so a load balancer needs no token. */
+export function isOpenPath(path: string): boolean {
+  return probePaths.has(path)
+}
 
 export function bearerAuth(token: string): MiddlewareHandler {
   const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest()
   const expected = digest(token)
   return async (c, next) => {
     const path = c.req.path
-    if (openPaths.has(path) || isUiPath(path) || isDocsPath(path)) return next()
+    if (isOpenPath(path) || isUiPath(path) || isDocsPath(path)) return next()
     const header = c.req.header('authorization') ?? ''
     // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
     const bearer = header.slice(0, 7).toLowerCase() === 'bearer '

@@ -15,7 +15,7 @@ import { uiContentSecurityPolicy } from './ui.js'
 
 const assetBase = '/docs/assets'
 
-/** Where app.ts serves the OpenAPI document the page shows. */
+/** Where openapi.ts serves the OpenAPI document the page shows. */
 export const openApiPath = '/openapi.json'
 
 /** Started from a file, not inline, so the policy needs no 'unsafe-inline'. */

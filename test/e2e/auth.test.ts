@@ -28,6 +28,13 @@ afterAll(async () => {
 
 const authorized = { authorization: `Bearer ${token}` }
 
+interface OpenApiDocument {
+  paths: Record<
+    string,
+    Record<string, { security?: unknown[]; responses: Record<string, unknown> }>
+  >
+}
+
 const wrongHeaders: [string, Record<string, string>][] = [
   ['no Authorization header', {}],
   ['a wrong token', { authorization: 'Bearer wrong' }],
@@ -141,12 +148,29 @@ describe('bearer token', () => {
     }
   })
 
-  it('declares the bearer scheme in the OpenAPI document, for Swagger UI to offer', async () => {
-    const document = await expectJson(await fetch(`${server.url}/openapi.json`), 200)
+  it('declares the bearer scheme in the OpenAPI document: required but on the probes, 401 documented', async () => {
+    const document = await expectJson<OpenApiDocument>(
+      await fetch(`${server.url}/openapi.json`),
+      200,
+    )
     expect(document).toMatchObject({
       security: [{ bearer: [] }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     })
+    const operations = Object.entries(document.paths).flatMap(([path, byMethod]) =>
+      Object.entries(byMethod).map(([method, operation]) => ({ path, method, operation })),
+    )
+    expect(operations.length).toBeGreaterThan(10)
+    for (const { path, method, operation } of operations) {
+      const what = `${method} ${path}`
+      if (path === '/healthz' || path === '/readyz') {
+        expect(operation.security, what).toEqual([])
+        expect(operation.responses['401'], what).toBeUndefined()
+      } else {
+        expect(operation.security, what).toBeUndefined()
+        expect(operation.responses['401'], what).toBeDefined()
+      }
+    }
   })
 })
 
