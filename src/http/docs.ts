@@ -28,7 +28,9 @@ interface DocsAsset {
 }
 
 function readDist(name: string): Uint8Array<ArrayBuffer> {
-  const dist = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'))
+  // The package's main module sits at its root, beside the files; resolving it rather than a
+  // subpath keeps working should the package ever declare "exports".
+  const dist = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist'))
   return new Uint8Array(readFileSync(join(dist, name)))
 }
 
