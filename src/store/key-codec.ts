@@ -14,7 +14,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** A key prepared for lookup: its UTF-8 bytes, packed into words, and its size. */
 export class KeyProbe {
-  /** The key's bytes as little-endian 32-bit words; the bytes past `size` in the last are 0. */
+  /**
+   * The key's bytes as little-endian 32-bit words (the host's order too: layout.ts refuses a
+   * big-endian host); the bytes past `size` in the last word are 0.
+   */
   readonly words: Int32Array
   /** The same memory as bytes. */
   readonly bytes: Uint8Array

@@ -252,6 +252,12 @@ async function startOnce(options: RenderOptions): Promise<RunningNginx> {
       reloadTimeoutMs,
       'the reload finished',
     )
+    // The old workers closed their kept-alive connections to us before they exited, so the
+    // closures are already in our sockets, but maybe in the same event-loop turn as the log
+    // line that resolved the wait. Without letting that turn finish, the next fetch could pick a
+    // pooled connection whose close is not yet processed, and fail with "other side closed"
+    // (it did once in CI, on a HEAD right after a reload).
+    await new Promise((resolve) => setImmediate(resolve))
   }
 
   return {
