@@ -140,8 +140,12 @@ export function rateLabel(summary: Summary): string {
     : `${thousands(summary.opsPerSecond)} ops`
 }
 
-/** Text safe inside a Markdown table row or list item: one line, no pipes, bounded. */
-const cell = (text: string) => text.replaceAll(/\s+/g, ' ').replaceAll('|', '\\|').slice(0, 200)
+/**
+ * Text safe inside a Markdown table row or list item: one line, no pipes, bounded, and no space
+ * at either end (a wrong answer's empty body left one, which the Markdown lint refuses).
+ */
+const cell = (text: string) =>
+  text.replaceAll(/\s+/g, ' ').replaceAll('|', '\\|').slice(0, 200).trim()
 
 /** One table per scenario: every system, its figures, and its ratio to each peer. */
 export function markdownTables(summaries: Summary[], peers: SystemRef[]): string {

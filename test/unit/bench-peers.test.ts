@@ -7,7 +7,13 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { selfTimes } from '../../bench/cpuprofile.js'
 import { dialects } from '../../bench/peers/dialects.js'
 import { keyCount, scenarios, valueText } from '../../bench/peers/scenarios.js'
-import { evaluate, type Run, type SystemRef, summarize } from '../../bench/peers/summary.js'
+import {
+  evaluate,
+  markdownTables,
+  type Run,
+  type SystemRef,
+  summarize,
+} from '../../bench/peers/summary.js'
 import { runWrk, writeScript } from '../../bench/peers/wrk.js'
 import { renderTable } from '../../bench/report.js'
 
@@ -40,6 +46,13 @@ describe('peers summary', () => {
     expect(summary.requestsPerSecond).toBe(200)
     expect(summary.wrongCount).toBe(3)
     expect(summary.wrongSample).toBe('404 ')
+  })
+
+  it('writes the wrong answers as a note with no space at a line end (the Markdown lint)', () => {
+    const summaries = [summarize(scenario, system, [run(100), run(300), run(200, 3)])]
+    const text = markdownTables(summaries, [system])
+    expect(text).toMatch(/3 wrong answers, not counted; the first: 404$/m)
+    expect(text.split('\n').filter((line) => line.endsWith(' '))).toEqual([])
   })
 
   it('has no figure when more than 1% of answers are wrong, a socket failed, or a run failed', () => {
