@@ -49,6 +49,12 @@ export function createInspector({ onChange }) {
   let opener = /** @type {HTMLElement | null} */ (null)
   // Two keys opened in quick succession can answer out of order; only the last one is shown.
   let latestOpen = 0
+  /** Counts the shown key's TTL down, once a second, while it is on screen. */
+  let ttlTimer = /** @type {ReturnType<typeof setInterval> | undefined} */ (undefined)
+  const stopTtlCountdown = () => {
+    clearInterval(ttlTimer)
+    ttlTimer = undefined
+  }
 
   /**
    * Loads and shows the key. Resolves with the error when it could not (404 included), which
@@ -81,6 +87,7 @@ export function createInspector({ onChange }) {
     } catch (error) {
       if (openNumber !== latestOpen) return { error }
       shown = undefined
+      stopTtlCountdown()
       view.hidden = true
       meta.replaceChildren()
       showResult(result, 'error', [describeError(error)])
@@ -91,17 +98,31 @@ export function createInspector({ onChange }) {
   }
 
   const render = (/** @type {Shown} */ entry) => {
-    const ttl = entry.ttl === null ? 'none' : `${formatDuration(entry.ttl)} (when loaded)`
+    stopTtlCountdown()
+    const ttlLeft = element('dd', {
+      textContent: entry.ttl === null ? 'none' : formatDuration(entry.ttl),
+    })
+    if (entry.ttl !== null) {
+      // From the server's figure at load, on the page's monotonic clock; the server alone
+      // decides when the key expires, so at zero the view says so rather than guessing beyond.
+      const deadline = performance.now() + entry.ttl * 1000
+      ttlTimer = setInterval(() => {
+        const left = (deadline - performance.now()) / 1000
+        ttlLeft.textContent = left > 0 ? formatDuration(left) : 'expired (reload to check)'
+        if (left <= 0) stopTtlCountdown()
+      }, 1000)
+    }
     meta.replaceChildren(
       ...[
         ['Content type', entry.contentType],
         ['Size', formatBytes(entry.bytes.byteLength)],
         ['Version', String(entry.version)],
-        ['TTL left', ttl],
       ].flatMap(([term, description]) => [
         element('dt', { textContent: term }),
         element('dd', { textContent: description }),
       ]),
+      element('dt', { textContent: 'TTL left' }),
+      ttlLeft,
     )
     const { nodes, note: how } = viewOfValue(entry.bytes, entry.contentType)
     note.textContent = how
@@ -220,6 +241,7 @@ export function createInspector({ onChange }) {
   byId('inspector-close', HTMLButtonElement).addEventListener('click', () => {
     panel.hidden = true
     shown = undefined
+    stopTtlCountdown()
     if (opener?.isConnected) opener.focus()
   })
   form.addEventListener('submit', (event) => {

@@ -251,6 +251,28 @@ describe.skipIf(browserMissing !== undefined)('the web UI in Chromium', () => {
     await expectNoProblems()
   })
 
+  it("counts a shown key's TTL down, and says when it has run out", async () => {
+    expect(
+      (await api(`${kv('ttl/countdown')}?ttl=90`, { method: 'PUT', body: 'soon' })).status,
+    ).toBe(201)
+    // The page's clock is Playwright's, installed before the page loads, so minutes pass at once.
+    const watched = await openWatchedPage(browser, server.url)
+    const { page } = watched
+    await page.clock.install()
+    await page.goto(`${server.url}/#keys`)
+    await page.getByLabel('Prefix').fill('ttl/')
+    await page.getByRole('button', { name: 'Search' }).click()
+    await page.getByRole('button', { name: 'ttl/countdown', exact: true }).click()
+    const ttlLeft = page.locator('#inspector-meta dt:text-is("TTL left") + dd')
+    await expect.poll(() => ttlLeft.textContent()).toMatch(/^1 min (29|30) s$/)
+    await page.clock.runFor(31_000)
+    expect(await ttlLeft.textContent()).toMatch(/^5[89] s$/)
+    await page.clock.runFor(60_000)
+    expect(await ttlLeft.textContent()).toBe('expired (reload to check)')
+    expect(watched.problems).toEqual([])
+    await watched.close()
+  })
+
   it('edits with compare-and-set, showing a conflicting change instead of overwriting it', async () => {
     const json = { 'content-type': 'application/json' }
     const put = (body: string) => api(kv('cas/doc'), { method: 'PUT', headers: json, body })
