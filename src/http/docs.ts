@@ -99,13 +99,16 @@ ${SwaggerUI({
 </html>
 `
 
+/** Checked by bearerAuth on every request a token guards, so one lookup, not a walk. */
+const docsPaths = new Set(['/docs', openApiPath, ...assets.map((asset) => asset.path)])
+
 /**
  * True for /docs, its files and the OpenAPI document, which load without a token: they hold the
  * API's shape, no data, and a browser cannot send a bearer token when it opens a page. Swagger
  * UI's Authorize button then adds the token to the requests it tries.
  */
 export function isDocsPath(path: string): boolean {
-  return path === '/docs' || path === openApiPath || assets.some((asset) => asset.path === path)
+  return docsPaths.has(path)
 }
 
 export function registerDocs(app: App): void {

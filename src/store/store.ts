@@ -397,8 +397,9 @@ export class Store {
    * A private copy of the store, as a store no other thread knows: what a snapshot serializes
    * while writes go on. Bytes no read reaches (the arena's free space, the WAL ring) are not
    * copied, so the target's own bytes there stay as they were. Only inside tryExclusively, so
-   * the copy is consistent. `target` is the buffer to copy into, as large as this one; the caller allocates it and
-   * touches its pages beforehand, so the lock is held for a memory copy and no page faults.
+   * the copy is consistent. `target` is the buffer to copy into, as large as this one; the
+   * caller allocates it and touches its pages beforehand, so the lock is held for a memory copy
+   * and no page faults.
    */
   copy(target = new SharedArrayBuffer(this.buffer.byteLength)): Store {
     assert(this.#inside, 'copy() needs the lock held')
