@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { api, kvPath, setKeys, trafficFor } from '../support/api-client.js'
+import { api, duringTraffic, kvPath, setKeys, trafficFor } from '../support/api-client.js'
 import {
   browserMissing,
   desktop,
@@ -55,8 +55,13 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
     await expect.poll(() => headline(page, 'entries')).toBe('0')
     expect(await headline(page, 'hit-ratio')).toBe('no reads')
 
-    await trafficFor(server, 2500)
+    // The rates cover the last interval: they are checked while the traffic goes on.
     const poll = { timeout: 5000 }
+    await duringTraffic(server, async () => {
+      await expect.poll(() => headline(page, 'ops'), poll).toMatch(/^[1-9][\d,]*\/s$/)
+      await expect.poll(() => headline(page, 'hit-ratio'), poll).toMatch(/^\d+(\.\d)?%$/)
+      await expect.poll(() => headline(page, 'group-commit'), poll).toMatch(/^[\d.]+ records$/)
+    })
     // Keys with a TTL expire meanwhile: compare with the server's count until both settle.
     const entriesShownAndCounted = async () => {
       const stats = (await (await api(server, '/v1/stats')).json()) as { entries: number }
@@ -65,15 +70,11 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
     await expect
       .poll(async () => new Set(await entriesShownAndCounted()).size, { timeout: 8000 })
       .toBe(1)
-    // The rates cover the last interval, in which the traffic went on until just now.
-    await expect.poll(() => headline(page, 'ops'), poll).toMatch(/^[1-9][\d,]*\/s$/)
-    await expect.poll(() => headline(page, 'hit-ratio'), poll).toMatch(/^\d+(\.\d)?%$/)
-    await expect.poll(() => headline(page, 'group-commit'), poll).toMatch(/^[\d.]+ records$/)
     expect(await headline(page, 'memory')).toMatch(/^[\d.]+ (B|KiB|MiB)$/)
     expect(await headline(page, 'durable-lag')).toMatch(/^\d+ records$/)
-    // The charts have drawn a line through the samples so far.
+    // The charts draw a line once two intervals are known (the first sample has none).
     const line = page.locator('[data-metric="ops"] .spark-line')
-    expect(await line.getAttribute('d')).toMatch(/^M[\d.]+,[\d.]+ L/)
+    await expect.poll(() => line.getAttribute('d'), poll).toMatch(/^M[\d.]+,[\d.]+ L/)
     expect(await page.locator('[data-metric="ops"] .metric-caption').textContent()).toMatch(
       /^last \d+(\.\d)? s, peak [\d,]+\/s$/,
     )

@@ -40,14 +40,37 @@ export async function setKeys(server: RunningServer, keys: KeyToSet[]): Promise<
 
 let trafficRound = 0
 
+/** Keeps the server busy for `durationMs` with the traffic of `trafficUntil`. */
+export async function trafficFor(server: RunningServer, durationMs: number): Promise<void> {
+  const endMs = Date.now() + durationMs
+  await trafficUntil(server, () => Date.now() >= endMs)
+}
+
 /**
- * Keeps the server busy for `durationMs`: rounds of a batch of new keys (some with a one-second
+ * Runs `check` while the server is kept busy, and stops the traffic once it settles: for
+ * what only shows while traffic goes on, such as a rate over the last second.
+ */
+export async function duringTraffic<T>(server: RunningServer, check: () => Promise<T>): Promise<T> {
+  let checked = false
+  const traffic = trafficUntil(server, () => checked)
+  // A failed request must not surface as an unhandled rejection while `check` runs: the
+  // rejection is thrown below, when the traffic is awaited.
+  traffic.catch(() => {})
+  try {
+    return await check()
+  } finally {
+    checked = true
+    await traffic
+  }
+}
+
+/**
+ * Keeps the server busy until `done()`: rounds of a batch of new keys (some with a one-second
  * TTL, so expirations follow), concurrent single writes (so group commits hold several
  * records), and reads that hit and miss. The batch size follows a wave, so charts show a shape.
  */
-export async function trafficFor(server: RunningServer, durationMs: number): Promise<void> {
-  const endMs = Date.now() + durationMs
-  while (Date.now() < endMs) {
+async function trafficUntil(server: RunningServer, done: () => boolean): Promise<void> {
+  while (!done()) {
     const round = trafficRound++
     const size = 20 + Math.round(20 * Math.sin(round / 4) ** 2)
     const keys = Array.from({ length: size }, (_, i) => ({
