@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statfsSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { keyPath, killAll, sleep, startServer } from '../support/server.js'
+import { keyPath, killAll, type RunningServer, sleep, startServer } from '../support/server.js'
 import { expectProblem } from './http.js'
 
 // A real full disk: the data directory is a 1 MiB tmpfs, filled by a file the test controls.
@@ -40,6 +40,26 @@ function value(index: number): Uint8Array {
   return new Uint8Array(valueSize).fill(index % 251)
 }
 
+/**
+ * Resolves once the server reports its log read-only (a write hit the full disk), asking until
+ * `answer` settles: a write's answer or this, whichever comes first, says whether it is stuck.
+ */
+async function readOnlyBefore(server: RunningServer, answer: Promise<unknown>): Promise<undefined> {
+  let answered = false
+  const done = () => {
+    answered = true
+  }
+  answer.then(done, done)
+  while (!answered) {
+    const stats = (await (await fetch(`${server.url}/v1/stats`)).json()) as {
+      wal: { state: string }
+    }
+    if (/read-only/.test(stats.wal.state)) return undefined
+    await sleep(20)
+  }
+  return new Promise(() => {})
+}
+
 describe.skipIf(mountError !== undefined)('a full disk', () => {
   it('turns the server read-only with 507, keeps reads working, and resumes when space returns', async () => {
     const dataDir = join(mountPoint, 'data')
@@ -57,7 +77,7 @@ describe.skipIf(mountError !== undefined)('a full disk', () => {
     let pendingIndex = -1
     for (let index = 0; index < 20 && pending === undefined; index++) {
       const answer = put(index)
-      const settled = await Promise.race([answer, sleep(1500).then(() => undefined)])
+      const settled = await Promise.race([answer, readOnlyBefore(server, answer)])
       if (settled === undefined) {
         pending = answer
         pendingIndex = index
@@ -77,8 +97,9 @@ describe.skipIf(mountError !== undefined)('a full disk', () => {
     // Reads that find nothing, and listings without the stuck key, answer too: they wait only
     // for removals, and the write stuck behind the full disk is a set. (A read of the stuck key
     // itself waits for it: no value is shown before it is durable.)
+    // "Promptly" is generous: a hung read never answers, and a slow machine may stall for seconds.
     const promptly = (path: string) =>
-      Promise.race([fetch(`${server.url}${path}`), sleep(2000).then(() => undefined)])
+      Promise.race([fetch(`${server.url}${path}`), sleep(10_000).then(() => undefined)])
     expect((await promptly('/v1/kv/never-written'))?.status, 'a miss hung').toBe(404)
     expect((await promptly('/get/never-written'))?.status, 'a seed miss hung').toBe(404)
     expect((await promptly('/v1/kv?prefix=never'))?.status, 'a listing hung').toBe(200)
