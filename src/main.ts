@@ -1,5 +1,5 @@
 import type { Server } from 'node:http'
-import type { ListenOptions } from 'node:net'
+import { createServer as createNetServer, type ListenOptions } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
@@ -158,6 +158,22 @@ export async function listen(
 }
 
 /**
+ * Fails with EADDRINUSE, as a single listener would, when something already listens on the
+ * port. The handler threads bind with reusePort, and Linux lets any socket with reusePort from
+ * the same user join a port: without this check, a second slabkv started on the port would
+ * silently share its connections with the first. A plain bind is refused by every listener,
+ * reusePort or not. (Two servers starting in the same instant can still both pass.)
+ */
+async function ensurePortFree(config: ServerConfig): Promise<void> {
+  const probe = createNetServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen({ port: config.port, host: config.host }, () => resolve())
+  })
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+}
+
+/**
  * Starts the WAL writer thread and waits until its segment is open. If the thread dies (a
  * failed sync, a bug), the process exits: pending writes were answered 503, and recovery on
  * the next start decides from what is on disk.
@@ -247,6 +263,7 @@ async function serveOnMainThread(
 async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime) {
   if (config.port === 0)
     throw new Error('--port 0 needs single-thread mode: every thread must bind the same port')
+  await ensurePortFree(config)
   const pool = new Piscina({
     filename: new URL('../workers/http-worker.js', import.meta.url).href,
     minThreads: runtime.threadCount,

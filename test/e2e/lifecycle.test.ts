@@ -174,6 +174,21 @@ describe('stopping', () => {
   })
 })
 
+describe('starting', () => {
+  it('refuses a port another server listens on, in either mode, and leaves that server serving', async () => {
+    // Handler threads bind with reusePort, which the kernel would let a second server share.
+    const first = await startServer(['--threads', '2'])
+    const second = await runCli(['serve', '--port', String(first.port), '--threads', '2'])
+    expect(second.code, second.stdout).toBe(1)
+    const failure = second.logs.find((line) => line.msg === 'could not start')
+    expect(failure?.error, second.stdout).toMatch(/EADDRINUSE/)
+    const response = await fetch(`${first.url}/healthz`)
+    expect(response.status).toBe(200)
+    await response.arrayBuffer()
+    expect(await first.stop()).toBe(0)
+  })
+})
+
 const optionsWithDefaults: [string, string | undefined][] = [
   ['--host', '127.0.0.1'],
   ['--port', '8000'],
