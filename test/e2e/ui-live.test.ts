@@ -56,25 +56,22 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
     expect(await headline(page, 'hit-ratio')).toBe('no reads')
 
     // The rates cover the last interval: they are checked while the traffic goes on.
-    const poll = { timeout: 5000 }
     await duringTraffic(server, async () => {
-      await expect.poll(() => headline(page, 'ops'), poll).toMatch(/^[1-9][\d,]*\/s$/)
-      await expect.poll(() => headline(page, 'hit-ratio'), poll).toMatch(/^\d+(\.\d)?%$/)
-      await expect.poll(() => headline(page, 'group-commit'), poll).toMatch(/^[\d.]+ records$/)
+      await expect.poll(() => headline(page, 'ops')).toMatch(/^[1-9][\d,]*\/s$/)
+      await expect.poll(() => headline(page, 'hit-ratio')).toMatch(/^\d+(\.\d)?%$/)
+      await expect.poll(() => headline(page, 'group-commit')).toMatch(/^[\d.]+ records$/)
     })
     // Keys with a TTL expire meanwhile: compare with the server's count until both settle.
     const entriesShownAndCounted = async () => {
       const stats = (await (await api(server, '/v1/stats')).json()) as { entries: number }
       return [await headline(page, 'entries'), stats.entries.toLocaleString('en')]
     }
-    await expect
-      .poll(async () => new Set(await entriesShownAndCounted()).size, { timeout: 8000 })
-      .toBe(1)
+    await expect.poll(async () => new Set(await entriesShownAndCounted()).size).toBe(1)
     expect(await headline(page, 'memory')).toMatch(/^[\d.]+ (B|KiB|MiB)$/)
     expect(await headline(page, 'durable-lag')).toMatch(/^\d+ records$/)
     // The charts draw a line once two intervals are known (the first sample has none).
     const line = page.locator('[data-metric="ops"] .spark-line')
-    await expect.poll(() => line.getAttribute('d'), poll).toMatch(/^M[\d.]+,[\d.]+ L/)
+    await expect.poll(() => line.getAttribute('d')).toMatch(/^M[\d.]+,[\d.]+ L/)
     expect(await page.locator('[data-metric="ops"] .metric-caption').textContent()).toMatch(
       /^last \d+(\.\d)? s, peak [\d,]+\/s$/,
     )
