@@ -50,7 +50,10 @@ async function readOnlyBefore(server: RunningServer, answer: Promise<unknown>): 
     answered = true
   }
   answer.then(done, done)
+  const deadline = Date.now() + 10_000
   while (!answered) {
+    if (Date.now() > deadline)
+      throw new Error('a write neither answered nor left the log read-only')
     const stats = (await (await fetch(`${server.url}/v1/stats`)).json()) as {
       wal: { state: string }
     }

@@ -52,16 +52,21 @@ export async function trafficFor(server: RunningServer, durationMs: number): Pro
  */
 export async function duringTraffic<T>(server: RunningServer, check: () => Promise<T>): Promise<T> {
   let checked = false
-  const traffic = trafficUntil(server, () => checked)
-  // A failed request must not surface as an unhandled rejection while `check` runs: the
-  // rejection is thrown below, when the traffic is awaited.
-  traffic.catch(() => {})
+  // Settles to the traffic's error, if any: a failed request must neither surface as an
+  // unhandled rejection while `check` runs nor hide the failure of `check` itself.
+  const trafficError = trafficUntil(server, () => checked).then(
+    () => undefined,
+    (error: unknown) => error ?? new Error('the traffic failed'),
+  )
+  let result: T
   try {
-    return await check()
+    result = await check()
   } finally {
     checked = true
-    await traffic
   }
+  const error = await trafficError
+  if (error !== undefined) throw error
+  return result
 }
 
 /**
