@@ -180,7 +180,22 @@ async function wal(argv: string[]): Promise<number> {
   const { walCheck, walRepair } = await import('./wal/admin.js')
   const { realStorage } = await import('./wal/storage.js')
   const print = (line: string) => process.stdout.write(`${line}\n`)
-  return action === 'check' ? walCheck(realStorage, dir, print) : walRepair(realStorage, dir, print)
+  if (action === 'check') return walCheck(realStorage, dir, print)
+  // A repair cuts files: never under a running server. (A missing directory has nothing to cut.)
+  const { DataDirInUseError, lockDataDir } = await import('./wal/dir-lock.js')
+  let unlock: () => void
+  try {
+    unlock = realStorage.exists(dir) ? lockDataDir(dir) : () => {}
+  } catch (error) {
+    if (!(error instanceof DataDirInUseError)) throw error
+    process.stderr.write(`slabkv wal repair: ${error.message}\n`)
+    return 1
+  }
+  try {
+    return walRepair(realStorage, dir, print)
+  } finally {
+    unlock()
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { createServer as createNetServer, type ListenOptions } from 'node:net'
 import { Worker } from 'node:worker_threads'
@@ -13,6 +14,7 @@ import type { Log } from './log.js'
 import { I32 } from './store/layout.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
+import { lockDataDir } from './wal/dir-lock.js'
 import { logDurability } from './wal/durability.js'
 import { recover } from './wal/recovery.js'
 import { WalRing } from './wal/ring.js'
@@ -40,6 +42,28 @@ export interface Running {
 export const exitStorageFailed = 5
 
 export async function start(config: ServerConfig, log: Log): Promise<Running> {
+  mkdirSync(config.dataDir, { recursive: true })
+  // Before recovery reads the log: a second server must not touch the first one's files.
+  const unlockDataDir = lockDataDir(config.dataDir)
+  try {
+    const running = await startOnDataDir(config, log)
+    return {
+      url: running.url,
+      stop: async () => {
+        try {
+          await running.stop()
+        } finally {
+          unlockDataDir()
+        }
+      },
+    }
+  } catch (error) {
+    unlockDataDir()
+    throw error
+  }
+}
+
+async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> {
   // The routes hold bodies to --max-value-size; an uncommon media type stored inline with the
   // value (http/media-type.ts) may add up to inlinePrefixSizeMax bytes to what the store keeps.
   const limits = {

@@ -1,7 +1,12 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { lockFileName } from '../../src/wal/dir-lock.js'
 import {
+  freePort,
   keyPath,
   killAll,
   type RunningServer,
@@ -202,6 +207,36 @@ describe('starting', () => {
     expect(response.status).toBe(200)
     await response.arrayBuffer()
     expect(await first.stop()).toBe(0)
+  })
+
+  it('refuses a data directory another server holds before touching it, as wal repair does', async () => {
+    // Outside the server's working directory, which stop() removes: the lock is checked after.
+    const dataDir = mkdtempSync(join(tmpdir(), 'slabkv-lock-'))
+    const first = await startServer(['--data-dir', dataDir])
+    const filesBefore = readdirSync(dataDir).sort()
+    const holder = new RegExp(`in use by process ${first.process.pid}\\b`)
+    const second = await runCli([
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+    ])
+    expect(second.code, second.stdout).toBe(1)
+    const failure = second.logs.find((line) => line.msg === 'could not start')
+    expect(failure?.error, second.stdout).toMatch(holder)
+    expect(second.logs.some((line) => line.msg === 'recovered')).toBe(false)
+    const repair = await runCli(['wal', 'repair', dataDir])
+    expect(repair.code, repair.stdout).toBe(1)
+    expect(repair.stderr).toMatch(holder)
+    expect(readdirSync(dataDir).sort()).toEqual(filesBefore)
+    const response = await fetch(`${first.url}/healthz`)
+    expect(response.status).toBe(200)
+    await response.arrayBuffer()
+    // A clean stop gives the directory up.
+    expect(await first.stop()).toBe(0)
+    expect(readdirSync(dataDir)).not.toContain(lockFileName)
+    rmSync(dataDir, { recursive: true })
   })
 })
 
