@@ -187,9 +187,17 @@ async function wal(argv: string[]): Promise<number> {
   try {
     unlock = realStorage.exists(dir) ? lockDataDir(dir) : () => {}
   } catch (error) {
-    if (!(error instanceof DataDirInUseError)) throw error
-    process.stderr.write(`slabkv wal repair: ${error.message}\n`)
-    return 1
+    if (error instanceof DataDirInUseError) {
+      process.stderr.write(`slabkv wal repair: ${error.message}\n`)
+      return 1
+    }
+    // A read-only directory has no server writing to it: a clean log needs no repair, and a
+    // cut fails there by itself with its own message.
+    if ((error as NodeJS.ErrnoException).code !== 'EROFS') {
+      process.stderr.write(`slabkv wal repair: cannot lock ${dir}: ${(error as Error).message}\n`)
+      return 1
+    }
+    unlock = () => {}
   }
   try {
     return walRepair(realStorage, dir, print)

@@ -3,12 +3,15 @@ import { join } from 'node:path'
 
 // One process per data directory. Two servers appending to the same log would interleave their
 // segments, and the second one's recovery would cut the first one's unsynced tail as "torn".
-// Node has no flock(2), so the lock is a file created exclusively that names its process, as
-// PostgreSQL's postmaster.pid does. A process that dies without removing it (kill -9, a power
-// loss) leaves it stale; the next start takes it over when its process no longer runs, or is
-// this very process (a container restarted with the same pid 1). Two processes that find the
-// same stale lock in the same instant could both take it: the check is for the mistake of
-// starting a second server, not for a race between two starting at once.
+// Node has no flock(2), so the lock is a file created exclusively that names its process and
+// the boot it runs in, as PostgreSQL's postmaster.pid does. A process that dies without
+// removing it (kill -9, a power loss) leaves it stale, and the next start takes it over when:
+// - it names another boot: after a reboot its pid may belong to any process;
+// - its process no longer runs, or is a zombie (dead, not yet reaped by its parent);
+// - its process is this very one (a container restarted with the same pid 1).
+// What kill(pid, 0) cannot see is not guarded against: processes in another PID namespace (two
+// containers on one volume) or on another host, and two processes taking the same stale lock
+// in the same instant. The check is for the mistake of starting a second server.
 
 export const lockFileName = 'slabkv.lock'
 
@@ -17,6 +20,7 @@ export class DataDirInUseError extends Error {}
 /** Takes the data directory, which must exist; returns the function that releases it. */
 export function lockDataDir(dir: string): () => void {
   const path = join(dir, lockFileName)
+  const boot = bootId()
   for (let attempt = 0; attempt < 2; attempt++) {
     let fd: number
     try {
@@ -24,9 +28,9 @@ export function lockDataDir(dir: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const holder = lockHolder(path)
-      if (holder !== undefined && holder !== process.pid && isRunning(holder)) {
+      if (holder !== undefined && holdsLock(holder, boot)) {
         throw new DataDirInUseError(
-          `the data directory ${dir} is in use by process ${holder} (${path}); ` +
+          `the data directory ${dir} is in use by process ${holder.pid} (${path}); ` +
             'stop that process, or remove the file if no such slabkv runs',
         )
       }
@@ -34,19 +38,27 @@ export function lockDataDir(dir: string): () => void {
       continue
     }
     try {
-      writeSync(fd, `${process.pid}\n`)
+      writeSync(fd, `${process.pid}\n${boot ?? ''}\n`)
+    } catch (error) {
+      rmSync(path, { force: true })
+      throw error
     } finally {
       closeSync(fd)
     }
     return () => {
-      if (lockHolder(path) === process.pid) rmSync(path, { force: true })
+      if (lockHolder(path)?.pid === process.pid) rmSync(path, { force: true })
     }
   }
   throw new DataDirInUseError(`the data directory ${dir} was taken by another process meanwhile`)
 }
 
-/** The pid a lock file names, or undefined for a file that names none (a torn write). */
-function lockHolder(path: string): number | undefined {
+interface Holder {
+  pid: number
+  boot: string | undefined
+}
+
+/** What a lock file names, or undefined for a file that names no process (a torn write). */
+function lockHolder(path: string): Holder | undefined {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -54,17 +66,40 @@ function lockHolder(path: string): number | undefined {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   }
-  const pid = Number(text.trim())
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+  const [pidText = '', boot = ''] = text.split('\n')
+  const pid = Number(pidText)
+  if (pidText === '' || !Number.isSafeInteger(pid) || pid <= 0) return undefined
+  return { pid, boot: boot === '' ? undefined : boot }
 }
 
-function isRunning(pid: number): boolean {
+function holdsLock(holder: Holder, boot: string | undefined): boolean {
+  if (holder.boot !== undefined && boot !== undefined && holder.boot !== boot) return false
+  if (holder.pid === process.pid) return false
   try {
     // Signal 0 checks that the process exists without signalling it.
-    process.kill(pid, 0)
-    return true
+    process.kill(holder.pid, 0)
   } catch (error) {
     // EPERM: it exists, under another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  return !isZombie(holder.pid)
+}
+
+/** Linux's id of the current boot; undefined where there is none to read. */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (command) state ..."; the command may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z'
+  } catch {
+    return false
   }
 }

@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process'
 import {
   cpSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -144,6 +146,26 @@ describe('slabkv wal repair', () => {
     expect(checked.code, checked.what).toBe(0)
     expect(checked.stdout, checked.what).toContain('state: clean')
     expect(checked.stdout, checked.what).toContain('last sequence: 2')
+  })
+
+  it('finds nothing to repair in a clean log on a read-only mount, where it cannot lock', async (context) => {
+    const dir = join(root, 'read-only')
+    mkdirSync(dir)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { stdio: 'pipe' })
+    } catch (error) {
+      const why = String((error as { stderr?: Buffer }).stderr ?? error).trim()
+      context.skip(`mounting a tmpfs failed (needs root): ${why}`)
+    }
+    try {
+      cpSync(pristine, dir, { recursive: true })
+      execFileSync('mount', ['-o', 'remount,ro', dir], { stdio: 'pipe' })
+      const repaired = await walCli('repair', dir)
+      expect(repaired.code, repaired.what).toBe(0)
+      expect(repaired.stdout, repaired.what).toContain('nothing to repair')
+    } finally {
+      execFileSync('umount', [dir])
+    }
   })
 })
 

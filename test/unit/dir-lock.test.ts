@@ -1,14 +1,16 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DataDirInUseError, lockDataDir, lockFileName } from '../../src/wal/dir-lock.js'
 
-// One process per data directory (src/wal/dir-lock.ts): a live holder keeps it, a dead one's
-// lock is taken over.
+// One process per data directory (src/wal/dir-lock.ts): a live holder keeps it; the lock of a
+// process that is gone, or of another boot, is taken over.
 
 const dirs: string[] = []
+const thisBoot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+const otherBoot = '00000000-0000-4000-8000-000000000000'
 
 function dataDir(lockText?: string): { dir: string; lockPath: string } {
   const dir = mkdtempSync(join(tmpdir(), 'slabkv-dir-lock-'))
@@ -24,47 +26,83 @@ function deadPid(): number {
   return Number(child.stdout.toString())
 }
 
+/** A zombie: a shell's background child that exits, under a parent (exec'd sleep) that never reaps. */
+async function withZombie(body: (pid: number) => void): Promise<void> {
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'])
+  try {
+    const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', resolve)))
+    const state = () => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      return stat[stat.lastIndexOf(')') + 2]
+    }
+    for (let waited = 0; state() !== 'Z' && waited < 5000; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(state()).toBe('Z')
+    body(pid)
+  } finally {
+    parent.kill('SIGKILL')
+  }
+}
+
+const ownLock = `${process.pid}\n${thisBoot}\n`
+
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
 describe('data directory lock', () => {
-  it('names this process while held and is gone once released', () => {
+  it('names this process and boot while held, and is gone once released', () => {
     const { dir, lockPath } = dataDir()
     const unlock = lockDataDir(dir)
-    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.pid}\n`)
+    expect(readFileSync(lockPath, 'utf8')).toBe(ownLock)
     unlock()
     expect(existsSync(lockPath)).toBe(false)
     // Released, it can be taken again.
     lockDataDir(dir)()
   })
 
-  it('refuses a directory a running process holds, naming it, and leaves its lock alone', () => {
-    // The test runner's parent process runs for the whole test.
-    const { dir, lockPath } = dataDir(`${process.ppid}\n`)
-    expect(() => lockDataDir(dir)).toThrow(DataDirInUseError)
-    expect(() => lockDataDir(dir)).toThrow(`in use by process ${process.ppid}`)
-    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.ppid}\n`)
-  })
+  it.each([
+    ['in this boot', `${process.ppid}\n${thisBoot}\n`],
+    ['with no boot recorded', `${process.ppid}\n`],
+  ])(
+    'refuses a directory a running process holds %s, naming it, and leaves its lock alone',
+    (_, text) => {
+      // The test runner's main process runs for the whole test.
+      const { dir, lockPath } = dataDir(text)
+      expect(() => lockDataDir(dir)).toThrow(DataDirInUseError)
+      expect(() => lockDataDir(dir)).toThrow(`in use by process ${process.ppid} `)
+      expect(readFileSync(lockPath, 'utf8')).toBe(text)
+    },
+  )
 
   it.each([
-    ['a process that has exited', () => `${deadPid()}\n`],
-    ['this very process (a container restarted as the same pid)', () => `${process.pid}\n`],
+    ['a process that has exited', () => `${deadPid()}\n${thisBoot}\n`],
+    ['a running pid, but of another boot', () => `${process.ppid}\n${otherBoot}\n`],
+    ['this very process (a container restarted as the same pid)', () => ownLock],
     ['no process (a torn write)', () => ''],
     ['something that is not a pid', () => 'not a pid\n'],
   ])('takes over a lock naming %s', (_, lockText) => {
     const { dir, lockPath } = dataDir(lockText())
     const unlock = lockDataDir(dir)
-    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.pid}\n`)
+    expect(readFileSync(lockPath, 'utf8')).toBe(ownLock)
     unlock()
     expect(existsSync(lockPath)).toBe(false)
+  })
+
+  it('takes over the lock of a zombie: dead, though not yet reaped', async () => {
+    await withZombie((pid) => {
+      const { dir, lockPath } = dataDir(`${pid}\n${thisBoot}\n`)
+      lockDataDir(dir)()
+      expect(existsSync(lockPath)).toBe(false)
+    })
   })
 
   it('does not remove a lock another process took after this one', () => {
     const { dir, lockPath } = dataDir()
     const unlock = lockDataDir(dir)
-    writeFileSync(lockPath, `${process.ppid}\n`)
+    writeFileSync(lockPath, `${process.ppid}\n${thisBoot}\n`)
     unlock()
-    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.ppid}\n`)
+    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.ppid}\n${thisBoot}\n`)
   })
 })
