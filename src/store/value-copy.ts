@@ -28,15 +28,9 @@ let chunkUsed = 0
 export function copyValue(source: DataView, offset: number, size: number): Uint8Array {
   if (size > pooledSizeMax) {
     const target = new ArrayBuffer(size)
-    copyWords(
-      source,
-      offset,
-      size,
-      new Int32Array(target, 0, size >>> 2),
-      new Uint8Array(target),
-      0,
-    )
-    return new Uint8Array(target)
+    const bytes = new Uint8Array(target)
+    copyWords(source, offset, size, new Int32Array(target, 0, size >>> 2), bytes, 0)
+    return bytes
   }
   if (chunkUsed + size > chunkSize) {
     chunk = new ArrayBuffer(chunkSize)
