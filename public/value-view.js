@@ -31,7 +31,7 @@ function isTextType(contentType) {
  */
 function decodeUtf8(bytes) {
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)
   } catch {
     return null
   }

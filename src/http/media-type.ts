@@ -70,7 +70,7 @@ export function decodeMediaType(tag: number, stored: Uint8Array): DecodedValue {
   if (tag !== tagInline) return { mediaType: table[tag] ?? table[0], body: stored }
   const size = stored[0]!
   return {
-    mediaType: new TextDecoder().decode(stored.subarray(1, 1 + size)),
+    mediaType: new TextDecoder('utf-8', { ignoreBOM: true }).decode(stored.subarray(1, 1 + size)),
     body: stored.subarray(1 + size),
   }
 }

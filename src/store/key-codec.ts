@@ -10,7 +10,8 @@
 // 16-byte key, 4 steps instead of 16, in the hash, the comparison and the write alike.
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a key that begins with U+FEFF keeps it (TextDecoder drops a leading BOM otherwise).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** A key prepared for lookup: its UTF-8 bytes, packed into words, and its size. */
 export class KeyProbe {

@@ -50,7 +50,9 @@ const typeOf: Record<MutationOp, number> = { set: 1, delete: 2, evict: 3, expire
 const opOf: (MutationOp | undefined)[] = [undefined, 'set', 'delete', 'evict', 'expire', 'clear']
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a key may begin with U+FEFF, which is a character like any other here; without
+// it TextDecoder drops a leading BOM, and replay would apply the record to another key.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export type DecodeFailure =
   /** Fewer bytes remain than the record needs: what a crash mid-write leaves at the tail. */

@@ -1,5 +1,6 @@
 import type { StoreLimits } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
+import type { MutationRecord } from '../../src/store/types.js'
 import { classify } from '../../src/wal/files.js'
 import { recover } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -72,6 +73,8 @@ export function countingStorage(disk: SimulatedDisk): { storage: Storage; calls:
 export interface Wal {
   /** Writes go here: its onMutation appends to the ring. */
   store: Store
+  /** Every mutation the store reported, in order (values are the callers' bytes, not copies). */
+  records: MutationRecord[]
   writer: WalWriter
   disk: SimulatedDisk
   storage: Storage
@@ -82,13 +85,23 @@ export interface Wal {
   walState(): number
 }
 
-export function openWal(options: Partial<Omit<WalWriterOptions, 'clock'>> = {}): Wal {
+export function openWal(
+  options: Partial<Omit<WalWriterOptions, 'clock'>> = {},
+  limits: StoreLimits = walLimits,
+): Wal {
   const clock = { now: 1_750_000_000_000 }
   const now = () => clock.now
   // The writer's own handle, without onMutation: in the server it is another thread's.
-  const base = Store.create({ limits: walLimits, clock: now, hashSeed: 1 })
+  const base = Store.create({ limits, clock: now, hashSeed: 1 })
   const ring = new WalRing(base.views)
-  const store = Store.attach(base.buffer, { clock: now, onMutation: (r) => ring.append(r) })
+  const records: MutationRecord[] = []
+  const store = Store.attach(base.buffer, {
+    clock: now,
+    onMutation: (record) => {
+      records.push(record)
+      ring.append(record)
+    },
+  })
   const disk = new SimulatedDisk()
   disk.mkdirp(walDir)
   const { storage, calls } = countingStorage(disk)
@@ -105,6 +118,7 @@ export function openWal(options: Partial<Omit<WalWriterOptions, 'clock'>> = {}):
   writer.open()
   return {
     store,
+    records,
     writer,
     disk,
     storage,
@@ -116,8 +130,12 @@ export function openWal(options: Partial<Omit<WalWriterOptions, 'clock'>> = {}):
 }
 
 /** A fresh store holding what recovery makes of `storage`'s data directory. */
-export function recoverStore(storage: Storage, now = () => 1_750_000_000_000) {
-  const store = Store.create({ limits: walLimits, clock: now, hashSeed: 2 })
+export function recoverStore(
+  storage: Storage,
+  now = () => 1_750_000_000_000,
+  limits: StoreLimits = walLimits,
+) {
+  const store = Store.create({ limits, clock: now, hashSeed: 2 })
   const report = recover(storage, walDir, (record, after) => store.replay(record, after))
   return { store, report }
 }

@@ -83,7 +83,8 @@ const deleteRoute = createRoute({
   },
 })
 
-const decoder = new TextDecoder()
+// ignoreBOM: a value that begins with U+FEFF is returned with it, as it was stored.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
 export function registerSeedRoutes(app: App, { store, durability, config }: AppDeps): void {
   app.openapi(setRoute, async (c) => {
