@@ -1,6 +1,11 @@
 import os from 'node:os'
 import { inlinePrefixSizeMax } from './http/media-type.js'
-import { type StoreLimits, walRingSizeMin } from './store/layout.js'
+import {
+  type StoreLimits,
+  walRecordSizeMax,
+  walRemovalRecordSizeMax,
+  walRingSizeMin,
+} from './store/layout.js'
 import type { FsyncMode } from './wal/writer.js'
 
 // Every limit and default in one place. Each option is a flag and an SLABKV_* environment
@@ -63,6 +68,8 @@ interface OptionSpec {
 const KiB = 1024
 const MiB = 1024 * KiB
 const GiB = 1024 * MiB
+/** The ring's offsets are i32 words. */
+const walRingSizeMax = 2 * GiB - 1
 
 export const optionSpecs: OptionSpec[] = [
   {
@@ -167,9 +174,9 @@ export const optionSpecs: OptionSpec[] = [
     kind: 'size',
     default: '0',
     min: 0,
-    max: 2 * GiB - 1,
+    max: walRingSizeMax,
     description:
-      'Bytes of the shared ring carrying log records to the writer thread; 0: the larger of 4MiB and two of the largest records. When full, writers wait for the disk.',
+      'Bytes of the shared ring carrying log records to the writer thread; 0: the larger of 4MiB and what the largest batch body needs (--max-body-size plus one of the largest records). When full, writes wait for the disk; a batch whose records exceed it is refused.',
     apply: (c, v) => {
       c.limits.walRingSize = v === 0 ? undefined : (v as number)
     },
@@ -370,17 +377,31 @@ export function resolveConfig(
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     return { ok: false, message: '--headers-timeout-ms must not exceed --request-timeout-ms' }
   }
+  // What the store holds: a value as sent plus an uncommon media type kept inline with it.
+  const storeLimits = {
+    ...config.limits,
+    valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
+  }
   if (config.limits.walRingSize !== undefined) {
-    const needed = walRingSizeMin({
-      ...config.limits,
-      valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
-    })
+    const needed = walRingSizeMin(storeLimits)
     if (config.limits.walRingSize < needed) {
       return {
         ok: false,
-        message: `--wal-ring-size must be at least ${needed} (two of the largest records)`,
+        message: `--wal-ring-size must be at least ${needed} (two of the largest records and an eviction's)`,
       }
     }
+  } else {
+    // A batch's records take no more bytes than its JSON body (a key or value is never
+    // shorter in JSON than in UTF-8), so a body within --max-body-size always fits, beside the
+    // largest record a wrap may skip and one eviction's record (src/wal/ring.ts).
+    config.limits.walRingSize = Math.min(
+      walRingSizeMax,
+      Math.max(
+        4 * MiB,
+        walRingSizeMin(storeLimits),
+        config.bodySizeMax + walRecordSizeMax(storeLimits) + walRemovalRecordSizeMax(storeLimits),
+      ),
+    )
   }
   if (config.token === undefined && !isLoopback(config.host)) {
     return {

@@ -10,8 +10,17 @@ export interface Durability {
    */
   waitFor(sequence: number): Promise<void> | undefined
   /** Why writes are refused right now, or undefined when they are accepted. */
-  refusal(): 'storage_full' | 'storage_failed' | undefined
+  refusal(): Refusal | undefined
+  /**
+   * Announces that this thread waits for room in the log, and returns a promise that settles
+   * once the log frees some, fails, or a short bound passes. The caller announces, tries its
+   * change once more, and only then awaits: a release between that try and the await still
+   * settles the promise, so no wake-up is lost.
+   */
+  announceLogRoomWait(): Promise<void>
 }
+
+export type Refusal = 'storage_full' | 'storage_failed'
 
 /** The log failed (a sync failed): the write was not acknowledged and may or may not survive. */
 export class StorageFailedError extends Error {
@@ -23,4 +32,5 @@ export class StorageFailedError extends Error {
 export const durabilityNone: Durability = {
   waitFor: () => undefined,
   refusal: () => undefined,
+  announceLogRoomWait: () => Promise.resolve(),
 }

@@ -56,8 +56,11 @@ export function problem(
   }
 }
 
-/** The client-facing code for a refusal the store returned as a value. */
-export function codeOfStoreError(code: StoreErrorCode): ErrorCode {
+/**
+ * The client-facing code for a refusal the store returned as a value. log_full is not one: it
+ * means "try again once the log drains", which whenLogged (src/http/app.ts) does.
+ */
+export function codeOfStoreError(code: Exclude<StoreErrorCode, 'log_full'>): ErrorCode {
   switch (code) {
     case 'key_exists':
     case 'version_mismatch':

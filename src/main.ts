@@ -1,17 +1,14 @@
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { createServer as createNetServer, type ListenOptions } from 'node:net'
-import { Worker } from 'node:worker_threads'
 import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
 import type { HttpWorkerTask } from '../workers/http-worker.js'
-import type { WalWriterData, WalWriterMessage } from '../workers/wal-writer.js'
 import type { ServerConfig } from './config.js'
 import type { Durability } from './durability.js'
 import { type App, createApp, type Runtime } from './http/app.js'
 import { inlinePrefixSizeMax } from './http/media-type.js'
 import type { Log } from './log.js'
-import { I32 } from './store/layout.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
 import { lockDataDir } from './wal/dir-lock.js'
@@ -19,6 +16,7 @@ import { logDurability } from './wal/durability.js'
 import { recover } from './wal/recovery.js'
 import { WalRing } from './wal/ring.js'
 import { realStorage } from './wal/storage.js'
+import { startWalWriterThread, type WalWriterThread } from './wal/writer-thread.js'
 
 // Wiring only, top to bottom: config → buffer → recovery → WAL writer thread → handler threads
 // → serve. Node ≥ 22.12 runs the app in every thread of a Piscina pool, each listening on the
@@ -96,7 +94,10 @@ async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> 
   const wal = await startWalWriter(config, recovering, logSize, log)
   // Every mutation from here on goes to the log, in lock order, through the ring.
   const ring = new WalRing(recovering.views)
-  const store = Store.attach(recovering.buffer, { onMutation: (record) => ring.append(record) })
+  const store = Store.attach(recovering.buffer, {
+    onMutation: (record) => ring.append(record),
+    logRoom: ring,
+  })
   const durability = logDurability(store.views)
   const threaded = supportsReusePort()
   const runtime: Runtime = {
@@ -199,16 +200,16 @@ async function ensurePortFree(config: ServerConfig): Promise<void> {
 
 /**
  * Starts the WAL writer thread and waits until its segment is open. If the thread dies (a
- * failed sync, a bug), the process exits: pending writes were answered 503, and recovery on
- * the next start decides from what is on disk.
+ * failed sync, a bug, anything), the log is marked failed so that pending writes are answered
+ * 503, and the process exits: recovery on the next start decides from what is on disk.
  */
-async function startWalWriter(
+function startWalWriter(
   config: ServerConfig,
   store: Store,
   logSizeSinceSnapshot: number,
   log: Log,
-) {
-  const data: WalWriterData = {
+): Promise<WalWriterThread> {
+  return startWalWriterThread({
     buffer: store.buffer,
     dir: config.dataDir,
     fsync: config.fsync,
@@ -216,50 +217,17 @@ async function startWalWriter(
     snapshotLogSizeMin: config.snapshotLogSizeMin,
     noSpaceRetryMs: config.noSpaceRetryMs,
     logSizeSinceSnapshot,
-  }
-  const worker = new Worker(new URL('../workers/wal-writer.js', import.meta.url), {
-    workerData: data,
-  })
-  let stopping = false
-  const stopped = new Promise<void>((resolve, reject) => {
-    worker.on('message', (message: WalWriterMessage) => {
-      if (message.type === 'event') log.info(message.message, message.fields)
-      if (message.type === 'stopped') resolve()
-    })
-    worker.on('error', (error) => {
+    onEvent: (message, fields) => log.info(message, fields),
+    onDeath: ({ error, exitCode }) => {
       log.error('the WAL writer failed: exiting; recovery runs on the next start', {
-        error: error.message,
-        code: (error as { code?: unknown }).code,
+        error: error?.message,
+        code: (error as { code?: unknown } | undefined)?.code,
+        exitCode,
       })
-      reject(error)
       // A moment for the handler threads to answer the pending writes 503.
       setTimeout(() => process.exit(exitStorageFailed), failStopGraceMs)
-    })
-    worker.on('exit', (code) => {
-      if (!stopping) {
-        log.error('the WAL writer thread exited unexpectedly', { code })
-        setTimeout(() => process.exit(exitStorageFailed), failStopGraceMs)
-      }
-    })
-  })
-  stopped.catch(() => {}) // Handled by the 'error' listener; stop() rethrows.
-  await new Promise<void>((resolve, reject) => {
-    worker.once('message', (message: WalWriterMessage) => {
-      if (message.type === 'ready') resolve()
-    })
-    worker.once('error', reject)
-  })
-  return {
-    /** Makes the writer flush and sync everything, whatever the mode, and waits for it. */
-    stop: async () => {
-      stopping = true
-      // The writer reads this word each time around its loop; the wake-up ends its sleep.
-      Atomics.store(store.views.headerI32, I32.walStop, 1)
-      new WalRing(store.views).wakeWriter()
-      await stopped
-      await worker.terminate()
     },
-  }
+  })
 }
 
 const recoveryProgressSize = 64 * 1024 * 1024

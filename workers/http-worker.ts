@@ -23,7 +23,10 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   const { config } = task
   const log = createLog()
   const ring = new WalRing(Store.attach(task.buffer).views)
-  const store = Store.attach(task.buffer, { onMutation: (record) => ring.append(record) })
+  const store = Store.attach(task.buffer, {
+    onMutation: (record) => ring.append(record),
+    logRoom: ring,
+  })
   const runtime: Runtime = { ...task.runtime, ready: true }
   const durability = logDurability(store.views)
   const app = createApp({ store, config, durability, runtime, log })

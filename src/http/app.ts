@@ -4,7 +4,7 @@ import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { ServerConfig } from '../config.js'
-import { type Durability, StorageFailedError } from '../durability.js'
+import { type Durability, type Refusal, StorageFailedError } from '../durability.js'
 import { type ErrorCode, errorTable, problem } from '../errors.js'
 import type { Log } from '../log.js'
 import type { Store } from '../store/store.js'
@@ -71,6 +71,37 @@ export function isSeedPath(path: string): boolean {
  * already is, the common case. Reads use it so that no client sees a value, or the absence a
  * logged delete caused, before the log has it.
  */
+/**
+ * Runs a change until the log takes it. The store refuses a change whose record the log has no
+ * room for right now (log_full, returned by `attempt` as that string) rather than wait with its
+ * lock held; the wait is here, off the lock and off the event loop, and then the whole attempt
+ * runs again, conditions included. A log that cannot take writes at all (the disk is full, or a
+ * sync failed) ends it before any attempt: the request may have waited for its body meanwhile.
+ */
+export async function whenLogged<T>(
+  durability: Durability,
+  attempt: () => T | 'log_full',
+): Promise<T | Refusal> {
+  for (;;) {
+    const refusal = durability.refusal()
+    if (refusal !== undefined) return refusal
+    const result = attempt()
+    if (result !== 'log_full') return result
+    // Announce the wait, then try once more: the writer may have freed room in between.
+    const roomFreed = durability.announceLogRoomWait()
+    const again = attempt()
+    if (again !== 'log_full') return again
+    await roomFreed
+  }
+}
+
+/** A write the log cannot take: FastAPI's shape on the seed routes, problem+json elsewhere. */
+export function refusedResponse(c: Context, refusal: Refusal) {
+  return isSeedPath(c.req.path)
+    ? c.json({ detail: errorTable[refusal].title }, errorTable[refusal].status)
+    : problemResponse(c, refusal)
+}
+
 export function whenDurable<T>(
   durability: Durability,
   sequence: number,
@@ -111,9 +142,7 @@ export function createApp(deps: AppDeps): App {
   app.on(['PUT', 'POST', 'DELETE'], '*', async (c, next) => {
     const refusal = durability.refusal()
     if (refusal === undefined || c.req.path === '/v1/batch') return next()
-    return isSeedPath(c.req.path)
-      ? c.json({ detail: errorTable[refusal].title }, errorTable[refusal].status)
-      : problemResponse(c, refusal)
+    return refusedResponse(c, refusal)
   })
 
   registerSeedRoutes(app, deps)

@@ -102,8 +102,8 @@ export const F64 = {
   walRecordsWritten: 15,
   walBytesWritten: 16,
   walSnapshots: 17,
-  /** The sequence of the latest delete, eviction or clear: what a read that finds nothing waits for. */
-  removalSequence: 18,
+  /** What a read that finds nothing waits for (Store.missSequence says what it holds). */
+  missSequence: 18,
 } as const
 const headerF64Count = 24
 
@@ -137,9 +137,18 @@ export function walRecordSizeMax(limits: StoreLimits): number {
   return 28 + limits.keySizeMax + limits.valueSizeMax
 }
 
-/** A ring must hold two of the largest records, so one always fits after a wrap. */
+/** The most bytes a delete, eviction or expiry record can take: framing, key size, the key. */
+export function walRemovalRecordSizeMax(limits: StoreLimits): number {
+  return 19 + limits.keySizeMax
+}
+
+/**
+ * A ring must take the largest record while it is reserved beside one eviction's record, with a
+ * record's worth to spare for a wrap (the room check in src/wal/ring.ts): a set of the largest
+ * value that must evict then always gets somewhere, one eviction at a time if need be.
+ */
 export function walRingSizeMin(limits: StoreLimits): number {
-  return 2 * walRecordSizeMax(limits) + 8
+  return 2 * walRecordSizeMax(limits) + walRemovalRecordSizeMax(limits) + 8
 }
 
 export function walRingSizeOf(limits: StoreLimits): number {

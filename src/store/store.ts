@@ -29,8 +29,10 @@ import {
 import { Mutex } from './lock.js'
 import { LruList } from './lru-list.js'
 import type {
+  BatchChange,
   DeleteOptions,
   Entry,
+  LogRoom,
   MutationOp,
   MutationRecord,
   ScanItem,
@@ -57,6 +59,11 @@ export interface StoreOptions {
    * call back into the store (the lock is not reentrant) and must not throw.
    */
   onMutation?: (record: MutationRecord) => void
+  /**
+   * The log onMutation feeds, when it is bounded: asked before every change, which the store
+   * refuses (log_full) rather than apply without room for its record. Absent: always room.
+   */
+  logRoom?: LogRoom
 }
 
 export interface CreateStoreOptions extends StoreOptions {
@@ -77,7 +84,17 @@ export interface StoreTransaction {
   delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
   /** The version of a live entry, or undefined; copies nothing and changes nothing. */
   peekVersion(key: string): number | undefined
+  /**
+   * Makes room for a batch's changes, in the log and in the store, before any of them is
+   * applied, so that the batch then applies whole: its sets and deletes need no eviction and
+   * find room for their records. Call it once, after checking the batch's conditions and before
+   * its first change; get ops need no room but count as keys the batch touches. Refuses with
+   * log_full (retry), or batch_too_large when the batch's own entries or records could never fit.
+   */
+  prepare(changes: readonly BatchChange[]): StoreResult<object>
 }
+
+const logFull = { ok: false, code: 'log_full' } as const
 
 /** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
 const scanSlotsPerCallMax = 4096
@@ -91,6 +108,16 @@ export class Store {
   readonly #arena: Arena
   readonly #clock: () => number
   readonly #onMutation: ((record: MutationRecord) => void) | undefined
+  readonly #logRoom: LogRoom | undefined
+  /**
+   * Log bytes promised to records this hold of the lock has yet to append (a set's own record
+   * while it evicts for room; a prepared batch's records), and the largest of them. Every room
+   * check counts them, so what is promised stays available. Zero when the lock is released.
+   */
+  #reservedSize = 0
+  #reservedSizeMax = 0
+  /** True from a batch's prepare() to the end of its lock hold: its records are reserved. */
+  #prepared = false
   readonly #seed: number
   readonly #limits: StoreLimits
   readonly #transaction: StoreTransaction
@@ -135,6 +162,7 @@ export class Store {
     this.#arena = new Arena(v.headerF64, v.arena, v.loc, v.keySizes, v.valueSizes)
     this.#clock = options.clock ?? Date.now
     this.#onMutation = options.onMutation
+    this.#logRoom = options.logRoom
     this.#seed = v.headerI32[I32.hashSeed]!
     this.#limits = v.layout.limits
     const probe = new KeyProbe(this.#limits.keySizeMax)
@@ -150,6 +178,7 @@ export class Store {
       set: (key, value, setOptions) => this.#set(key, value, setOptions),
       delete: (key, deleteOptions) => this.#delete(key, deleteOptions),
       peekVersion: (key) => this.#peekVersion(key),
+      prepare: (changes) => this.#prepare(changes),
     }
   }
 
@@ -241,15 +270,13 @@ export class Store {
     const items: ScanItem[] = []
     this.#enter()
     try {
-      const now = this.#clock()
       const end = Math.min(slotCount, cursor + scanSlotsPerCallMax)
       let slot = cursor
       for (; slot < end && items.length < limit; slot++) {
         const keySize = v.keySizes[slot]!
         if (keySize === 0) continue // A free slot.
         if (keySize < prefixBytes.length) continue
-        const expiresAt = v.expiresAt[slot]!
-        if (expiresAt !== 0 && expiresAt <= now) continue
+        if (this.#isExpired(slot as Slot)) continue
         const keyOffset = this.#arena.keyOffset(slot as Slot)
         if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
         items.push({
@@ -277,11 +304,12 @@ export class Store {
   }
 
   /** Removes every entry. O(entryCountMax): it resets every structure. */
-  clear(): void {
+  clear(): StoreResult<{ sequence: number }> {
     this.#enter()
     try {
+      if (!this.#hasLogRoom('clear', 0, 0)) return logFull
       this.#reset()
-      this.#emit('clear', '')
+      return { ok: true, sequence: this.#emit('clear', '') }
     } finally {
       this.#leave()
     }
@@ -328,13 +356,15 @@ export class Store {
   }
 
   /**
-   * The sequence number of the latest delete, eviction or clear, read like `sequence`. A read
-   * that found nothing waits for this one to be durable: one of them may be why. Expiries are
-   * left out: the set that an expiry ends already carries its expiry time, so the absence
-   * survives a crash whether or not the expiry was logged.
+   * What a read that found nothing waits for, read like `sequence`: the latest delete, eviction
+   * or clear, or the version of the latest write found expired, whichever is newer. Any of them
+   * may be why the key is absent, and the absence must survive a crash before anyone is told.
+   * For an expiry the write is what counts, not the expiry's own record: the write carries its
+   * expiry time, so once the write is durable the key stays absent after a crash with or
+   * without the expire record; before, a crash could bring back the value the write replaced.
    */
-  get removalSequence(): number {
-    return this.views.headerF64[F64.removalSequence]!
+  get missSequence(): number {
+    return this.views.headerF64[F64.missSequence]!
   }
 
   /**
@@ -343,8 +373,10 @@ export class Store {
    * written with) take no sequence number and are not reported: they are not in the log.
    * A snapshot's entries come in recency order, not version order: each passes the snapshot's
    * sequence, which the store's sequence becomes; log records pass none and must ascend.
+   * Returns why a logged set does not apply under this store's limits (a key or value larger
+   * than they allow), changing nothing; recovery reports that as the record's damage.
    */
-  replay(record: MutationRecord, snapshotSequence?: number): void {
+  replay(record: MutationRecord, snapshotSequence?: number): StoreErrorCode | undefined {
     this.#enter()
     this.#replaying = true
     try {
@@ -355,13 +387,17 @@ export class Store {
       if (snapshotSequence === undefined) {
         assert(record.sequence > f64[F64.sequence]!, 'replayed log records must ascend')
       }
+      const sequenceBefore = f64[F64.sequence]!
       f64[F64.sequence] = record.sequence - 1
       if (record.op === 'set') {
         const result = this.#set(record.key, record.value ?? new Uint8Array(0), {
           expiresAt: record.expiresAt ?? 0,
           contentType: record.contentType ?? 0,
         })
-        assert(result.ok, `a logged set does not apply: ${result.ok || result.code}`)
+        if (!result.ok) {
+          f64[F64.sequence] = sequenceBefore
+          return result.code
+        }
       } else if (record.op === 'clear') {
         this.#reset()
       } else {
@@ -370,6 +406,7 @@ export class Store {
         if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
       }
       f64[F64.sequence] = sequenceAfter
+      return undefined
     } finally {
       this.#replaying = false
       this.#leave()
@@ -457,7 +494,7 @@ export class Store {
   }
 
   /** Why a key would be refused, or undefined when it is acceptable. Takes no lock. */
-  checkKey(key: string): StoreErrorCode | undefined {
+  checkKey(key: string): 'key_empty' | 'key_too_large' | 'key_invalid' | undefined {
     if (key.length === 0) return 'key_empty'
     // A UTF-16 code unit is at most 3 UTF-8 bytes, and at least 1.
     if (key.length > this.#limits.keySizeMax) return 'key_too_large'
@@ -480,6 +517,9 @@ export class Store {
   }
 
   #leave(): void {
+    this.#reservedSize = 0
+    this.#reservedSizeMax = 0
+    this.#prepared = false
     this.#inside = false
     this.#lock.unlock()
   }
@@ -493,6 +533,21 @@ export class Store {
     return probeKey(key, this.#seed, this.#key)
   }
 
+  /** The bytes the record of such a change takes in the log; 0 without a bounded log. */
+  #recordSize(op: MutationOp, keySize: number, valueSize: number): number {
+    return this.#logRoom === undefined ? 0 : this.#logRoom.recordSize(op, keySize, valueSize)
+  }
+
+  /**
+   * Whether the log can take one more record of this kind now, on top of what this hold of the
+   * lock has promised (#reservedSize). Replay logs nothing, so it always can.
+   */
+  #hasLogRoom(op: MutationOp, keySize: number, valueSize: number): boolean {
+    if (this.#logRoom === undefined || this.#replaying) return true
+    const size = this.#logRoom.recordSize(op, keySize, valueSize)
+    return this.#logRoom.hasRoom(this.#reservedSize + size, Math.max(this.#reservedSizeMax, size))
+  }
+
   #get(key: string, touch: boolean): Entry | undefined {
     const v = this.views
     const hash = this.#probe(key)
@@ -503,6 +558,8 @@ export class Store {
     }
     const slot = this.#index.slotAt(position)
     if (this.#isExpired(slot)) {
+      // Reclaimed when the log has room for the expiry; otherwise it stays until a sweep or a
+      // later read finds room. Absent either way.
       this.#remove(slot, position, 'expire')
       if (touch) v.headerF64[F64.misses]! += 1
       return undefined
@@ -535,7 +592,6 @@ export class Store {
     value: Uint8Array,
     options?: SetOptions,
   ): StoreResult<{ version: number; created: boolean }> {
-    const v = this.views
     const limits = this.#limits
     const hash = this.#probe(key)
     if (hash === undefined) return { ok: false, code: this.checkKey(key)! }
@@ -555,13 +611,39 @@ export class Store {
       }
       expiresAt = options.expiresAt
     }
+    // A prepared batch reserved this record with the rest of its own.
+    if (this.#prepared) return this.#setReserved(key, hash, value, expiresAt, options)
+    if (!this.#hasLogRoom('set', keySize, valueSize)) return logFull
+    // The set's own record stays promised while expiries and evictions make room for it, so
+    // that their records cannot take the space it needs.
+    const recordSize = this.#recordSize('set', keySize, valueSize)
+    this.#reservedSize = recordSize
+    this.#reservedSizeMax = recordSize
+    try {
+      return this.#setReserved(key, hash, value, expiresAt, options)
+    } finally {
+      this.#reservedSize = 0
+      this.#reservedSizeMax = 0
+    }
+  }
 
+  /** #set once its own record has room in the log: the key probed, the options checked. */
+  #setReserved(
+    key: string,
+    hash: number,
+    value: Uint8Array,
+    expiresAt: number,
+    options: SetOptions | undefined,
+  ): StoreResult<{ version: number; created: boolean }> {
+    const v = this.views
+    const keySize = this.#key.size
+    const valueSize = value.byteLength
     let position = this.#index.find(hash, this.#matches)
     let slot = slotNone
     if (position >= 0) {
       slot = this.#index.slotAt(position)
       if (this.#isExpired(slot)) {
-        this.#remove(slot, position, 'expire')
+        if (this.#remove(slot, position, 'expire') === undefined) return logFull
         slot = slotNone
         position = this.#index.find(hash, this.#matches)
       }
@@ -575,7 +657,7 @@ export class Store {
       // Most recent first, so the evictions below can never pick the entry being written.
       this.#lru.moveToFront(slot)
       const valueSizeOld = v.valueSizes[slot]!
-      this.#makeRoom(valueSize - valueSizeOld, 0)
+      if (this.#makeRoom(valueSize - valueSizeOld, 0) === 'log_full') return logFull
       if (valueSize === valueSizeOld) {
         v.arena.set(value, this.#arena.keyOffset(slot) + keySize)
       } else {
@@ -586,10 +668,10 @@ export class Store {
       v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
     } else {
       if (options?.ifVersion !== undefined) return { ok: false, code: 'version_mismatch' }
-      if (this.#makeRoom(keySize + valueSize, 1)) {
-        // Evictions moved index entries; find where this key now belongs.
-        position = this.#index.find(hash, this.#matches)
-      }
+      const room = this.#makeRoom(keySize + valueSize, 1)
+      if (room === 'log_full') return logFull
+      // Evictions moved index entries; find where this key now belongs.
+      if (room === 'moved') position = this.#index.find(hash, this.#matches)
       slot = this.#lru.allocate()
       assert(slot !== slotNone, 'makeRoom left no free slot')
       v.keySizes[slot] = keySize
@@ -637,23 +719,119 @@ export class Store {
     if (options?.ifVersion !== undefined && this.views.versions[slot] !== options.ifVersion) {
       return { ok: false, code: 'version_mismatch' }
     }
-    return { ok: true, sequence: this.#remove(slot, position, 'delete') }
+    const sequence = this.#remove(slot, position, 'delete')
+    return sequence === undefined ? logFull : { ok: true, sequence }
+  }
+
+  /**
+   * The batch plan (see StoreTransaction.prepare). Expired entries among the batch's keys go
+   * first, so its ops meet none (the instant cannot move within this hold of the lock). Then the
+   * ops are played on sizes alone, in order, for the most bytes and entries the store holds
+   * above now at any point, and the log bytes of their records. Those records are reserved, the
+   * batch's own entries moved to the front of the LRU list, and room made for that peak: every
+   * entry the batch does not touch goes before any it does, and the batch's own entries never
+   * need more than the limits (else batch_too_large), so no op of the batch evicts anything.
+   */
+  #prepare(changes: readonly BatchChange[]): StoreResult<object> {
+    assert(!this.#prepared, 'a batch is prepared once')
+    const v = this.views
+    // Per key the batch touches: its key size, and its entry's bytes (-1 while absent).
+    const touched = new Map<string, { keySize: number; size: number; slot: Slot }>()
+    for (const change of changes) {
+      if (touched.has(change.key)) continue
+      const hash = this.#probe(change.key)
+      assert(hash !== undefined, 'a batch key is checked before prepare')
+      const keySize = this.#key.size
+      const position = this.#index.find(hash, this.#matches)
+      let slot = position < 0 ? slotNone : this.#index.slotAt(position)
+      if (slot !== slotNone && this.#isExpired(slot)) {
+        if (this.#remove(slot, position, 'expire') === undefined) return logFull
+        slot = slotNone
+      }
+      const size = slot === slotNone ? -1 : keySize + v.valueSizes[slot]!
+      touched.set(change.key, { keySize, size, slot })
+    }
+    let touchedSize = 0
+    let touchedCount = 0
+    for (const entry of touched.values()) {
+      if (entry.size < 0) continue
+      touchedSize += entry.size
+      touchedCount++
+    }
+    const sizeNow = touchedSize
+    const countNow = touchedCount
+    let touchedSizePeak = touchedSize
+    let touchedCountPeak = touchedCount
+    let recordSize = 0
+    let recordSizeMax = 0
+    for (const change of changes) {
+      if (change.op === 'get') continue
+      const entry = touched.get(change.key)!
+      const present = entry.size >= 0
+      let record = 0
+      if (change.op === 'set') {
+        const size = entry.keySize + change.valueSize
+        touchedSize += size - (present ? entry.size : 0)
+        if (!present) touchedCount++
+        entry.size = size
+        record = this.#recordSize('set', entry.keySize, change.valueSize)
+      } else if (present) {
+        touchedSize -= entry.size
+        touchedCount--
+        entry.size = -1
+        record = this.#recordSize('delete', entry.keySize, 0)
+      }
+      touchedSizePeak = Math.max(touchedSizePeak, touchedSize)
+      touchedCountPeak = Math.max(touchedCountPeak, touchedCount)
+      recordSize += record
+      recordSizeMax = Math.max(recordSizeMax, record)
+    }
+    const limits = this.#limits
+    if (touchedSizePeak > limits.memorySizeMax || touchedCountPeak > limits.entryCountMax) {
+      return { ok: false, code: 'batch_too_large' }
+    }
+    const logRoom = this.#logRoom
+    // Beside its reserved records, the log must take at least one eviction's (made one at a
+    // time across retries if need be), or the batch could never get room.
+    const evictionSizeMax = this.#recordSize('evict', limits.keySizeMax, 0)
+    if (logRoom !== undefined && recordSize + recordSizeMax + evictionSizeMax > logRoom.capacity) {
+      return { ok: false, code: 'batch_too_large' }
+    }
+    if (logRoom !== undefined && !logRoom.hasRoom(recordSize, recordSizeMax)) return logFull
+    this.#reservedSize = recordSize
+    this.#reservedSizeMax = recordSizeMax
+    for (const entry of touched.values()) {
+      if (entry.slot !== slotNone) this.#lru.moveToFront(entry.slot)
+    }
+    const room = this.#makeRoom(touchedSizePeak - sizeNow, touchedCountPeak - countNow)
+    if (room === 'log_full') return logFull
+    this.#prepared = true
+    return { ok: true }
   }
 
   /**
    * Makes room for `bytes` more key and value bytes and `slots` more entries. Expired entries go
-   * first, all of them, and only then live ones from the LRU tail. Returns whether anything was
-   * removed (which invalidates index positions).
+   * first, all of them, and only then live ones from the LRU tail. Says whether anything was
+   * removed ('moved': index positions changed), or that the log had no room for a removal's
+   * record ('log_full': the entry does not fit yet; what was removed before stays removed).
    */
-  #makeRoom(bytes: number, slots: number): boolean {
-    if (this.#fits(bytes, slots)) return false
-    this.#reclaimExpired(this.#instant(), Number.POSITIVE_INFINITY)
+  #makeRoom(bytes: number, slots: number): 'fits' | 'moved' | 'log_full' {
+    if (this.#fits(bytes, slots)) return 'fits'
+    const now = this.#instant()
+    this.#reclaimExpired(now, Number.POSITIVE_INFINITY)
+    if (this.#fits(bytes, slots)) return 'moved'
+    // A live entry goes only once every expired one has: an expiry the log could not take yet
+    // waits, and so does the entry that needs the room.
+    const oldestExpiry = this.#heap.peek()
+    if (oldestExpiry !== slotNone && this.views.expiresAt[oldestExpiry]! <= now) return 'log_full'
     while (!this.#fits(bytes, slots)) {
       const tail = this.#lru.tail
       assert(tail !== slotNone, 'nothing left to evict, yet the entry does not fit')
-      this.#remove(tail, this.#index.positionOf(tail), 'evict')
+      if (this.#remove(tail, this.#index.positionOf(tail), 'evict') === undefined) {
+        return 'log_full'
+      }
     }
-    return true
+    return 'moved'
   }
 
   #fits(bytes: number, slots: number): boolean {
@@ -664,29 +842,39 @@ export class Store {
     )
   }
 
+  /** Reclaims up to `countMax` expired entries, as many as the log has room for; returns how many. */
   #reclaimExpired(now: number, countMax: number): number {
     let count = 0
     while (count < countMax) {
       const slot = this.#heap.peek()
       if (slot === slotNone || this.views.expiresAt[slot]! > now) break
-      this.#remove(slot, this.#index.positionOf(slot), 'expire')
+      if (this.#remove(slot, this.#index.positionOf(slot), 'expire') === undefined) break
       count++
     }
     return count
   }
 
-  /** Takes a resident slot out of every structure, reports why, and returns the record's sequence. */
-  #remove(slot: Slot, position: number, op: 'delete' | 'evict' | 'expire'): number {
+  /**
+   * Takes a resident slot out of every structure, reports why, and returns the record's
+   * sequence; or changes nothing and returns undefined when the log has no room for the record.
+   */
+  #remove(slot: Slot, position: number, op: 'delete' | 'evict' | 'expire'): number | undefined {
     const v = this.views
-    const key = this.#onMutation
-      ? decodeKey(v.arena, this.#arena.keyOffset(slot), v.keySizes[slot]!)
-      : ''
+    const keySize = v.keySizes[slot]!
+    if (this.#prepared) {
+      // A prepared batch made its room beforehand: it evicts nothing, and its deletes are
+      // reserved. An expiry (a get op's key) still needs room of its own.
+      assert(op !== 'evict', 'a prepared batch evicted')
+      if (op === 'expire' && !this.#hasLogRoom(op, keySize, 0)) return undefined
+    } else if (!this.#hasLogRoom(op, keySize, 0)) return undefined
+    if (op === 'expire') this.#noteMiss(v.versions[slot]!)
+    const key = this.#onMutation ? decodeKey(v.arena, this.#arena.keyOffset(slot), keySize) : ''
     this.#index.removeAt(position)
     this.#lru.remove(slot)
     if (v.expiresAt[slot] !== 0) this.#heap.remove(slot)
     this.#arena.free(slot)
     v.headerI32[I32.entryCount]! -= 1
-    v.headerF64[F64.bytesUsed]! -= v.keySizes[slot]! + v.valueSizes[slot]!
+    v.headerF64[F64.bytesUsed]! -= keySize + v.valueSizes[slot]!
     v.keySizes[slot] = 0 // Key size 0 marks a free slot (keys are at least one byte).
     v.valueSizes[slot] = 0
     v.expiresAt[slot] = 0
@@ -704,10 +892,22 @@ export class Store {
     v.arena.set(value, keyOffset + this.#key.size)
   }
 
-  /** Reads the clock only for entries that expire: most have no TTL, and Date.now() is not free. */
+  /**
+   * Whether the slot's entry has expired, which makes it absent to every read. A read that takes
+   * it for absent must wait for the write that set its expiry (missSequence), so that is noted.
+   * Reads the clock only for entries that expire: most have no TTL, and Date.now() is not free.
+   */
   #isExpired(slot: Slot): boolean {
     const expiresAt = this.views.expiresAt[slot]!
-    return expiresAt !== 0 && expiresAt <= this.#instant()
+    if (expiresAt === 0 || expiresAt > this.#instant()) return false
+    this.#noteMiss(this.views.versions[slot]!)
+    return true
+  }
+
+  /** Raises missSequence to `sequence`: a miss from now on may owe its absence to it. */
+  #noteMiss(sequence: number): void {
+    const f64 = this.views.headerF64
+    if (sequence > f64[F64.missSequence]!) f64[F64.missSequence] = sequence
   }
 
   #instant(): number {
@@ -725,7 +925,8 @@ export class Store {
   #emit(op: Exclude<MutationOp, 'set'>, key: string): number {
     if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
-    if (op !== 'expire') this.views.headerF64[F64.removalSequence] = sequence
+    // An expiry's own record need not be durable before a miss is told (see missSequence).
+    if (op !== 'expire') this.#noteMiss(sequence)
     this.#onMutation?.({ op, sequence, key })
     return sequence
   }

@@ -12,6 +12,15 @@ export type StoreErrorCode =
   | 'key_exists'
   | 'version_mismatch'
   | 'not_found'
+  /**
+   * The log had no room for the records this change needs right now. Nothing the caller asked
+   * for was applied (expiries or evictions made on its behalf may have been, each one logged).
+   * Never a client's error: the caller waits for the log to drain, outside the lock, and tries
+   * again (src/http/app.ts, whenLogged).
+   */
+  | 'log_full'
+  /** A batch's own entries need more than the store holds, or its records more than the log. */
+  | 'batch_too_large'
 
 export type StoreResult<T> = ({ ok: true } & T) | { ok: false; code: StoreErrorCode }
 
@@ -62,6 +71,26 @@ export interface ScanPage {
 }
 
 export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear'
+
+/**
+ * The bounded log a store's mutations go to (the WAL ring, src/wal/ring.ts). The store asks it
+ * before every change and applies none whose record it cannot take at once. So nothing waits for
+ * room while holding the store lock (every thread would wait behind it), and no sequence number
+ * is ever taken for a record that is not logged: recovery needs them contiguous.
+ */
+export interface LogRoom {
+  /** The bytes the record of such a change takes in the log. */
+  recordSize(op: MutationOp, keySize: number, valueSize: number): number
+  /** Whether records of `size` bytes in all, none larger than `sizeMax`, fit now without waiting. */
+  hasRoom(size: number, sizeMax: number): boolean
+  /** The most bytes of records hasRoom can ever grant at once (the log holds no more). */
+  readonly capacity: number
+}
+
+/** One op of a batch, as Store's transaction prepare() needs to know it. */
+export type BatchChange =
+  | { op: 'get' | 'delete'; key: string }
+  | { op: 'set'; key: string; valueSize: number }
 
 /**
  * Every change to the resident set, in the order it was applied (the lock's order), so a log

@@ -69,5 +69,15 @@ export function logDurability(views: Views): Durability {
       if (state === walStateReadOnly) return 'storage_full'
       return undefined
     },
+    announceLogRoomWait() {
+      const wake = Atomics.load(header, I32.walSpaceWake)
+      // The writer bumps walSpaceWake after it frees ring space whenever this flag is set (and
+      // when it fails); the caller tries again after this store, so either that try sees the
+      // space or the writer sees the flag. Waiting on the value read above then returns at once.
+      Atomics.store(header, I32.walSpaceWaiting, 1)
+      // The timeout bounds only a wake-up lost to a bug, or a state change nobody notified.
+      const wait = Atomics.waitAsync(header, I32.walSpaceWake, wake, recheckMs)
+      return wait.async ? wait.value.then(() => undefined) : Promise.resolve()
+    },
   }
 }

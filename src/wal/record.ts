@@ -77,6 +77,13 @@ export function encodedSize(record: MutationRecord): number {
   return recordOverheadSize + payloadSize(record, Buffer.byteLength(record.key, 'utf8'))
 }
 
+/** The size on disk of a record of this kind, from the key's UTF-8 size and the value's size. */
+export function recordSize(op: MutationOp, keySize: number, valueSize: number): number {
+  if (op === 'clear') return recordOverheadSize
+  if (op !== 'set') return recordOverheadSize + 2 + keySize
+  return recordOverheadSize + 2 + keySize + 1 + 8 + valueSize
+}
+
 /**
  * Writes the record at `offset` and returns its size. Then, with `verify` (the default), decodes
  * what it wrote and compares: a record that would not read back as itself must never reach the

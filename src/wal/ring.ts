@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import { StorageFailedError } from '../durability.js'
-import { I32, type Views, walRecordSizeMax, walStateFailed, walStateOk } from '../store/layout.js'
-import type { MutationRecord } from '../store/types.js'
-import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
+import { I32, type Views, walRecordSizeMax, walStateFailed } from '../store/layout.js'
+import type { LogRoom, MutationOp, MutationRecord } from '../store/types.js'
+import { checkRecord, encodedSize, encodeRecord, recordSize, sequenceAt } from './record.js'
 
 // The bounded ring that carries encoded log records from the threads that change the store to
 // the WAL writer thread. It lives in the store's SharedArrayBuffer (layout.ts places it).
@@ -20,15 +19,15 @@ import { checkRecord, encodedSize, encodeRecord, sequenceAt } from './record.js'
 // writes a wrap marker (when at least 4 bytes remain) and starts again at offset 0. One byte
 // always stays free, so head === tail means empty, never full.
 //
-// A full ring makes the producer wait for the writer (back-pressure), while still holding the
-// store lock: every other writer then waits on the lock. Nothing is ever dropped. The writer
-// never takes the store lock while it drains, so it cannot deadlock with a waiting producer.
+// A producer never waits here: it holds the store lock, and every thread would wait behind it.
+// The store asks hasRoom() before each change (the ring is its LogRoom) and refuses one the ring
+// cannot take at once (log_full); the request waits for room outside the lock, on walSpaceWake,
+// and tries again (src/wal/durability.ts). So append() always has room, no record is dropped,
+// and no sequence number is taken for a record that is not here. The writer never takes the
+// store lock while it drains.
 
 /** A length word no record has: the rest of the ring up to its end is unused. */
 const wrapMarker = 0xffffffff
-
-/** How long a producer sleeps at most before looking at the ring again (a lost wake-up bound). */
-const spaceWaitMs = 100
 
 export interface Readable {
   /** Offset of the first record and the end of the last whole one, contiguous. */
@@ -39,7 +38,7 @@ export interface Readable {
   recordCount: number
 }
 
-export class WalRing {
+export class WalRing implements LogRoom {
   readonly #header: Int32Array
   readonly #bytes: Uint8Array
   readonly #view: DataView
@@ -54,24 +53,37 @@ export class WalRing {
     this.#recordSizeMax = walRecordSizeMax(views.layout.limits)
   }
 
-  /** Producer side, under the store lock: encodes the record into the ring, waiting for room. */
+  get capacity(): number {
+    return this.#size - 1
+  }
+
+  recordSize(op: MutationOp, keySize: number, valueSize: number): number {
+    return recordSize(op, keySize, valueSize)
+  }
+
+  /**
+   * Producer side, under the store lock. Records of `size` bytes in all, none over `sizeMax`,
+   * fit from the head when the free bytes hold them plus one record's worth: a record never
+   * wraps, so at most one skip to the start, shorter than the largest record, is lost on the way.
+   * Space only grows while the lock is held (the writer alone frees it), so a yes stays a yes.
+   * A failed log never drains again: nothing more may go in.
+   */
+  hasRoom(size: number, sizeMax: number): boolean {
+    if (Atomics.load(this.#header, I32.walState) === walStateFailed) return false
+    return this.#free(this.#header[I32.walRingHead]!) >= size + sizeMax
+  }
+
+  /**
+   * Producer side, under the store lock: encodes the record into the ring. The store asked
+   * hasRoom() first, so there is room; none is an invariant broken, never a reason to wait.
+   */
   append(record: MutationRecord): void {
     const h = this.#header
     const size = encodedSize(record)
     assert(size <= this.#recordSizeMax, 'a record is larger than the limits allow')
     let head = h[I32.walRingHead]!
     const skip = head + size > this.#size ? this.#size - head : 0
-    while (this.#free(head) < skip + size) {
-      const state = Atomics.load(h, I32.walState)
-      // A failed log never drains again: waiting would hold the store lock forever, and with
-      // it the whole process, which must exit. The mutation is not acknowledged.
-      if (state === walStateFailed) throw new StorageFailedError()
-      // While the disk is full, the ring drains only once space returns. An expiry need not
-      // wait for it: the set it ends carries its expiry time, so replay hides the entry anyway,
-      // and sweeps or reads of expired keys must not freeze the server behind a full ring.
-      if (state !== walStateOk && record.op === 'expire') return
-      this.#waitForSpace(head, skip + size)
-    }
+    assert(this.#free(head) >= skip + size, 'a record was appended without room in the ring')
     if (skip > 0) {
       if (skip >= 4) this.#view.setUint32(head, wrapMarker, true)
       head = 0
@@ -96,19 +108,6 @@ export class WalRing {
   #free(head: number): number {
     const tail = Atomics.load(this.#header, I32.walRingTail)
     return (tail - head - 1 + this.#size) % this.#size
-  }
-
-  #waitForSpace(head: number, needed: number): void {
-    const h = this.#header
-    const wake = Atomics.load(h, I32.walSpaceWake)
-    Atomics.store(h, I32.walSpaceWaiting, 1)
-    // Look again after announcing the wait: a release between the caller's look and the store
-    // above saw no waiter and notified nobody. Either the writer sees the flag, or this load
-    // sees its new tail (both are sequentially consistent): the handshake waitForRecords uses.
-    if (this.#free(head) >= needed) return
-    // Blocks this thread, holding the store lock: back-pressure from the disk. The timeout only
-    // bounds the damage of a wake-up lost to a bug; the writer notifies after each release.
-    Atomics.wait(h, I32.walSpaceWake, wake, spaceWaitMs)
   }
 
   /** Writer side: the contiguous whole records waiting, or undefined when the ring is empty. */
@@ -171,7 +170,7 @@ export class WalRing {
     Atomics.store(h, I32.walWriterSleeping, 0)
   }
 
-  /** Wakes producers waiting for space, e.g. so they see that the log failed. */
+  /** Wakes requests waiting for space, e.g. so they see that the log failed. */
   wakeProducers(): void {
     Atomics.add(this.#header, I32.walSpaceWake, 1)
     Atomics.notify(this.#header, I32.walSpaceWake)

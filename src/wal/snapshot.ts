@@ -44,7 +44,8 @@ export class SnapshotWriter {
   readonly #dir: string
   readonly #copy: Store
   readonly sequence: number
-  readonly #fd: FileDescriptor
+  /** Undefined once closed: a closed descriptor's number may already be another file's. */
+  #fd: FileDescriptor | undefined
   #cursor: Slot | undefined
   #entryCount = 0
   #size = 0
@@ -58,7 +59,13 @@ export class SnapshotWriter {
     const path = join(dir, snapshotTempName)
     if (storage.exists(path)) storage.unlink(path) // Left by a crash mid-snapshot.
     this.#fd = storage.openAppend(path)
-    storage.append(this.#fd, encodeSegmentHeader(sequence, snapshotMagic))
+    try {
+      storage.append(this.#fd, encodeSegmentHeader(sequence, snapshotMagic))
+    } catch (error) {
+      // Nobody gets an object to abort(): the descriptor and the file go here.
+      this.abort()
+      throw error
+    }
     this.#size = segmentHeaderSize
   }
 
@@ -90,12 +97,13 @@ export class SnapshotWriter {
     const bytes = new Uint8Array(size)
     let at = 0
     for (const record of records) at += encodeRecord(record, bytes, at)
-    this.#storage.append(this.#fd, bytes)
+    const fd = this.#open()
+    this.#storage.append(fd, bytes)
     this.#size += bytes.byteLength
     this.#entryCount += records.length
     this.#unsyncedSize += bytes.byteLength
     if (this.#unsyncedSize >= snapshotSyncSize) {
-      this.#storage.fdatasync(this.#fd)
+      this.#storage.fdatasync(fd)
       this.#unsyncedSize = 0
     }
     return this.#cursor !== slotNone
@@ -105,11 +113,13 @@ export class SnapshotWriter {
   finish(): { sequence: number; entryCount: number; path: string; size: number } {
     assert(this.#cursor === slotNone, 'the snapshot is not complete')
     const footer = encodeSnapshotFooter(this.#entryCount)
-    this.#storage.append(this.#fd, footer)
+    const fd = this.#open()
+    this.#storage.append(fd, footer)
     this.#size += footer.byteLength
     // The data first: a renamed file whose data is not durable could be a torn snapshot.
-    this.#storage.fdatasync(this.#fd)
-    this.#storage.close(this.#fd)
+    this.#storage.fdatasync(fd)
+    this.#fd = undefined
+    this.#storage.close(fd)
     const path = join(this.#dir, snapshotName(this.sequence))
     this.#storage.rename(join(this.#dir, snapshotTempName), path)
     // The rename is durable only once the directory is; the caller deletes segments after this.
@@ -117,14 +127,30 @@ export class SnapshotWriter {
     return { sequence: this.sequence, entryCount: this.#entryCount, path, size: this.#size }
   }
 
-  /** Gives up (a full disk, or shutdown): the temporary file goes, nothing else changed. */
+  /**
+   * Gives up (a full disk, or shutdown): the descriptor is closed once, and the temporary file
+   * goes, or stays for the next snapshot to replace (recovery never reads snap.tmp). Nothing else
+   * changed. After finish() renamed the file there is nothing left to undo.
+   */
   abort(): void {
+    const fd = this.#fd
+    this.#fd = undefined
     try {
-      this.#storage.close(this.#fd)
-      this.#storage.unlink(join(this.#dir, snapshotTempName))
+      if (fd !== undefined) this.#storage.close(fd)
     } catch {
-      // Best effort: recovery ignores snap.tmp, and the next snapshot replaces it.
+      // A close that fails still releases the descriptor (Linux close(2)); never retried.
     }
+    try {
+      const path = join(this.#dir, snapshotTempName)
+      if (this.#storage.exists(path)) this.#storage.unlink(path)
+    } catch {
+      // Best effort, as above: the next snapshot unlinks it first.
+    }
+  }
+
+  #open(): FileDescriptor {
+    assert(this.#fd !== undefined, 'the snapshot is closed')
+    return this.#fd
   }
 }
 

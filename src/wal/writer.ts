@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { F64, I32, I64, walStateFailed, walStateOk, walStateReadOnly } from '../store/layout.js'
+import {
+  F64,
+  I32,
+  I64,
+  type Views,
+  walStateFailed,
+  walStateOk,
+  walStateReadOnly,
+} from '../store/layout.js'
 import type { Store } from '../store/store.js'
 import { classify, segmentName } from './files.js'
 import { encodeSegmentHeader, segmentHeaderSize } from './record.js'
-import type { WalRing } from './ring.js'
+import { WalRing } from './ring.js'
 import { SnapshotWriter } from './snapshot.js'
 import { type FileDescriptor, isNoSpace, type Storage } from './storage.js'
 
@@ -34,6 +42,18 @@ import { type FileDescriptor, isNoSpace, type Storage } from './storage.js'
 // the same bytes every retry interval until they fit.
 
 export type FsyncMode = 'always' | 'everysec' | 'no'
+
+/**
+ * Marks the log failed, for good: nothing more becomes durable. Wakes every thread's waiters, for
+ * durability and for ring space, so that each answers 503 instead of waiting for a writer that
+ * will never write again. The writer calls it on its way down; the main thread, when the
+ * writer's thread ended without doing so (src/wal/writer-thread.ts).
+ */
+export function markLogFailed(views: Views): void {
+  Atomics.store(views.headerI32, I32.walState, walStateFailed)
+  Atomics.notify(views.headerI64, I64.durableSequence)
+  new WalRing(views).wakeProducers()
+}
 
 export interface WalWriterOptions {
   storage: Storage
@@ -225,10 +245,7 @@ export class WalWriter {
 
   /** Fail-stop: marks the log failed, wakes every waiter so it answers 503, and throws. */
   #fail(error: unknown): never {
-    const h = this.#store.views.headerI32
-    Atomics.store(h, I32.walState, walStateFailed)
-    Atomics.notify(this.#store.views.headerI64, I64.durableSequence)
-    this.#ring.wakeProducers() // One waiting for ring space would otherwise wait forever.
+    markLogFailed(this.#store.views)
     throw error
   }
 
@@ -380,9 +397,11 @@ export class WalWriter {
     if (taken?.value === undefined) return
     const { copy, sequence } = taken.value
     assert.equal(sequence, this.#sequenceWritten, 'the copy and the log disagree')
-    this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
     // Without a new segment, the old ones could not be deleted: retry the whole snapshot later.
+    // The copy target stays, touched: the retry (the first thing a returning disk sees) copies
+    // into it at once, rather than touch a fresh buffer 2 MiB a retry while writes are refused.
     if (!this.#rotate()) return
+    this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
     this.#logSizeSinceSnapshot = 0
     try {
       this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)

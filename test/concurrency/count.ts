@@ -45,7 +45,7 @@ export function runCount(task: CountTask, stopped: () => boolean = () => false):
   const store = Store.attach(task.buffer)
   let casRetries = 0
 
-  const increment = (tx: StoreTransaction, key: string) => {
+  const increment = (tx: Pick<StoreTransaction, 'get' | 'peek' | 'set'>, key: string) => {
     // get (which also moves the key to the front) or peek: either must see the last write.
     const entry = random() < 0.5 ? tx.get(key) : tx.peek(key)
     if (entry === undefined) {

@@ -1,10 +1,10 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { readdirSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { I32 } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import { verifyStore } from '../../src/store/verify.js'
+import { assertBuilt, distUrl, sourceUrl } from '../support/dist.js'
 import { prng, testSeed } from '../support/seed.js'
 import {
   type CountReport,
@@ -40,12 +40,11 @@ const threads = [0, 1, 2, 3]
 const ticksPerMs = 8
 
 // Node 20 workers cannot load TypeScript, so they run the copy tsc compiled into dist/.
-const root = new URL('../../', import.meta.url)
-const workerScript = new URL('dist/test/concurrency/hammer-worker.js', root)
+const workerScript = distUrl('test/concurrency/hammer-worker.ts')
 /** What the workers load: each must be no newer than its compiled copy in dist/. */
 const workerSources = [
   'src/config.ts',
-  ...readdirSync(new URL('src/store', root))
+  ...readdirSync(sourceUrl('src/store'))
     .filter((name) => name.endsWith('.ts'))
     .map((name) => `src/store/${name}`),
   'test/support/seed.ts',
@@ -54,21 +53,6 @@ const workerSources = [
   'test/concurrency/count.ts',
   'test/concurrency/hammer-worker.ts',
 ]
-
-function assertBuilt(): void {
-  if (!existsSync(workerScript)) {
-    throw new Error(`${fileURLToPath(workerScript)} is missing: run npm run build first`)
-  }
-  for (const path of workerSources) {
-    const compiled = new URL(`dist/${path.replace(/\.ts$/, '.js')}`, root)
-    if (
-      !existsSync(compiled) ||
-      statSync(compiled).mtimeMs < statSync(new URL(path, root)).mtimeMs
-    ) {
-      throw new Error(`dist/ is older than ${path}: run npm run build first`)
-    }
-  }
-}
 
 const running = new Set<Worker>()
 

@@ -2,7 +2,10 @@ import { resolveConfig } from '../../src/config.js'
 import { type Durability, durabilityNone } from '../../src/durability.js'
 import { createApp, type Runtime } from '../../src/http/app.js'
 import { createLog } from '../../src/log.js'
+import { I64, walRingSizeMin } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
+import { logDurability } from '../../src/wal/durability.js'
+import { WalRing } from '../../src/wal/ring.js'
 
 // The app in process, for tests that go through app.request(): the configuration as flags would
 // give it, a small store, quiet logs. Whatever a test needs to differ (flags, the durability,
@@ -14,17 +17,50 @@ export interface InProcessOptions {
   runtime?: Partial<Runtime>
 }
 
+const limits = {
+  entryCountMax: 64,
+  memorySizeMax: 64 * 1024,
+  keySizeMax: 64,
+  valueSizeMax: 1024,
+  headroomPerMille: 0,
+}
+
 export function inProcessApp(options: InProcessOptions = {}) {
+  return appOn(Store.create({ limits, hashSeed: 1 }), options)
+}
+
+/**
+ * The app over a store whose changes go through a real WAL ring, with the durability the server
+ * uses, and the test in the writer's place: it drains the ring and publishes what is durable.
+ * The ring is the smallest the limits allow, so a few writes fill it.
+ */
+export function inProcessAppWithRing(options: Omit<InProcessOptions, 'durability'> = {}) {
+  const base = Store.create({
+    limits: { ...limits, walRingSize: walRingSizeMin(limits) },
+    hashSeed: 1,
+  })
+  const ring = new WalRing(base.views)
+  const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
+  const durability = logDurability(base.views)
+  const publish = (sequence: number) => {
+    Atomics.store(base.views.headerI64, I64.durableSequence, BigInt(sequence))
+    Atomics.notify(base.views.headerI64, I64.durableSequence)
+  }
+  /** What the writer does: takes everything the ring holds, and makes it durable. */
+  const drain = () => {
+    let sequence = Number(Atomics.load(base.views.headerI64, I64.durableSequence))
+    for (let readable = ring.readable(); readable; readable = ring.readable()) {
+      sequence = readable.sequenceLast
+      ring.release(readable.end)
+    }
+    publish(sequence)
+  }
+  return { ...appOn(store, { ...options, durability }), ring, drain, publish }
+}
+
+function appOn(store: Store, options: InProcessOptions) {
   const resolved = resolveConfig(options.flags ?? {}, {})
   if (!resolved.ok) throw new Error(resolved.message)
-  const limits = {
-    entryCountMax: 64,
-    memorySizeMax: 64 * 1024,
-    keySizeMax: 64,
-    valueSizeMax: 1024,
-    headroomPerMille: 0,
-  }
-  const store = Store.create({ limits, hashSeed: 1 })
   const config = { ...resolved.config, limits: store.layout.limits }
   const app = createApp({
     store,

@@ -123,6 +123,11 @@ export class SimulatedDisk implements Storage {
     this.failNext('fdatasync', code)
   }
 
+  /** Descriptors opened and not yet closed: a leak shows here. */
+  get openFileCount(): number {
+    return this.#openFiles.size
+  }
+
   /** Bytes held by files reads can reach (by a name or an open descriptor): what a disk fills. */
   get usedBytes(): number {
     const live = new Set<Inode>(this.#openFiles.values())

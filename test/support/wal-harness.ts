@@ -88,6 +88,8 @@ export interface Wal {
 export function openWal(
   options: Partial<Omit<WalWriterOptions, 'clock'>> = {},
   limits: StoreLimits = walLimits,
+  /** Stands between the writer and the (counting) disk, e.g. to refuse one call. */
+  wrapStorage: (storage: Storage) => Storage = (storage) => storage,
 ): Wal {
   const clock = { now: 1_750_000_000_000 }
   const now = () => clock.now
@@ -101,12 +103,13 @@ export function openWal(
       records.push(record)
       ring.append(record)
     },
+    logRoom: ring,
   })
   const disk = new SimulatedDisk()
   disk.mkdirp(walDir)
   const { storage, calls } = countingStorage(disk)
   const writer = new WalWriter(base, ring, {
-    storage,
+    storage: wrapStorage(storage),
     dir: walDir,
     fsync: 'always',
     segmentSizeMax: 1024 * 1024,

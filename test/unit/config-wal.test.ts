@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { resolveConfig, storeLimitsDefault } from '../../src/config.js'
 import { inlinePrefixSizeMax } from '../../src/http/media-type.js'
 import { computeLayout, walRingSizeMin } from '../../src/store/layout.js'
+import { Store } from '../../src/store/store.js'
+import type { BatchChange } from '../../src/store/types.js'
+import { WalRing } from '../../src/wal/ring.js'
 
 // The write-ahead log's options: their defaults, and the values refused before anything starts.
 
@@ -21,7 +24,32 @@ describe('WAL configuration', () => {
     expect(result.config.fsync).toBe('always')
     expect(result.config.snapshotLogSizeMin).toBe(64 * MiB)
     expect(result.config.segmentSizeMax).toBe(64 * MiB)
-    expect(result.config.limits.walRingSize).toBeUndefined()
+    expect(result.config.limits.walRingSize).toBeGreaterThanOrEqual(4 * MiB)
+  })
+
+  it('sizes the default WAL ring so that any batch within --max-body-size fits it', () => {
+    for (const bodySize of ['64KiB', '4MiB', '16MiB']) {
+      const result = resolveConfig({ 'max-body-size': bodySize, 'max-memory': '40MiB' }, {})
+      if (!result.ok) throw new Error(result.message)
+      const { config } = result
+      const base = Store.create({ limits: storeLimitsOf(config.limits) })
+      const ring = new WalRing(base.views)
+      const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
+      // As many of the largest values as the body holds in JSON, each under its own key.
+      const valueSize = Math.min(config.limits.valueSizeMax, config.bodySizeMax - 100)
+      const opJsonSize = `{"op":"set","key":"k-000","value":""},`.length + valueSize
+      const count = Math.floor((config.bodySizeMax - '{"ops":[]}'.length) / opJsonSize)
+      expect(count, bodySize).toBeGreaterThan(0)
+      const changes: BatchChange[] = Array.from({ length: count }, (_, i) => ({
+        op: 'set',
+        key: `k-${String(i).padStart(3, '0')}`,
+        valueSize,
+      }))
+      expect(
+        store.atomically((tx) => tx.prepare(changes)),
+        bodySize,
+      ).toEqual({ ok: true })
+    }
   })
 
   it('accepts each fsync mode by flag and by environment variable', () => {
@@ -48,7 +76,7 @@ describe('WAL configuration', () => {
     expect(fromEnv).toMatchObject({ ok: false, message: expect.stringContaining('SLABKV_FSYNC') })
   })
 
-  it('refuses a WAL ring smaller than two of the largest records, and accepts exactly that', () => {
+  it('refuses a WAL ring smaller than two of the largest records and an eviction, and accepts exactly that', () => {
     const neededSize = walRingSizeMin(storeLimitsOf(storeLimitsDefault))
     const below = resolveConfig({ 'wal-ring-size': String(neededSize - 1) }, {})
     expect(below.ok).toBe(false)

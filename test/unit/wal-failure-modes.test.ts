@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { StorageFailedError } from '../../src/durability.js'
 import { I32, walRingSizeMin, walStateFailed, walStateReadOnly } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -39,36 +38,83 @@ describe('a producer facing a ring that cannot drain', () => {
     headroomPerMille: 0,
   }
 
-  /** A store whose ring (607 usable bytes) nobody drains, and `fill` bytes of records in it. */
+  /** A store whose ring (642 usable bytes) nobody drains. */
   function undrainedRing(clock: () => number = Date.now) {
     const base = Store.create({ limits: { ...limits, walRingSize: walRingSizeMin(limits) }, clock })
     const ring = new WalRing(base.views)
-    const store = Store.attach(base.buffer, { clock, onMutation: (r) => ring.append(r) })
+    const store = Store.attach(base.buffer, {
+      clock,
+      onMutation: (r) => ring.append(r),
+      logRoom: ring,
+    })
     return { base, ring, store }
   }
 
-  it('throws StorageFailedError instead of waiting forever once the log failed', () => {
+  it('refuses a change once the log failed, applying nothing and taking no sequence number', () => {
     const { base, store } = undrainedRing()
-    // A set of a 250-byte value under a 6-byte key is a 284-byte record: two fit, not three.
     store.set('fill-1', new Uint8Array(250))
-    store.set('fill-2', new Uint8Array(250))
     Atomics.store(base.views.headerI32, I32.walState, walStateFailed)
-    expect(() => store.set('fill-3', new Uint8Array(250))).toThrow(StorageFailedError)
-    // The store lock was released on the way out: the store still answers.
+    const sequence = store.sequence
+    expect(store.set('fill-2', new Uint8Array(10))).toEqual({ ok: false, code: 'log_full' })
+    expect(store.delete('fill-1')).toEqual({ ok: false, code: 'log_full' })
+    expect(store.sequence).toBe(sequence)
+    // The store lock was released on the way out: the store still answers, unchanged.
     expect(store.peek('fill-1')).toBeDefined()
+    expect(store.peek('fill-2')).toBeUndefined()
   })
 
-  it('drops an expiry rather than wait while the disk is full; replay hides the entry anyway', () => {
+  it('refuses a set whose record does not fit, without waiting, and applies it once the writer drains', () => {
+    const { ring, store } = undrainedRing()
+    // A set of a 250-byte value under a 6-byte key is a 284-byte record; a second needs room for
+    // itself plus one more of its size (a wrap may skip that much), which the 358 left lack.
+    expect(store.set('fill-1', new Uint8Array(250)).ok).toBe(true)
+    const sequence = store.sequence
+    const refused = store.set('fill-2', new Uint8Array(250))
+    expect(refused).toEqual({ ok: false, code: 'log_full' })
+    expect(store.sequence).toBe(sequence)
+    expect(store.peek('fill-2')).toBeUndefined()
+    const readable = ring.readable()!
+    ring.release(readable.end)
+    expect(store.set('fill-2', new Uint8Array(250))).toMatchObject({
+      ok: true,
+      version: sequence + 1,
+    })
+  })
+
+  it('leaves an expired entry in place while the ring has no room for its expiry, and reclaims it after', () => {
     let now = 1_000
     const { base, ring, store } = undrainedRing(() => now)
-    store.set('short', text('lives 10 ms'), { ttlMs: 10 }) // 44 bytes
-    store.set('fill-1', new Uint8Array(250)) // 284
-    store.set('fill-2', new Uint8Array(240)) // 274: 5 bytes stay free, an expiry needs 24
+    const short = store.set('short', text('lives 10 ms'), { ttlMs: 10 }) // 44 bytes
+    // Each fill takes at most half the free bytes, so it is accepted (room for itself, plus one
+    // record's worth a wrap may skip); 39 bytes stay free, and the expiry's 24-byte record needs 48.
+    for (const [key, size] of [
+      ['fill-1', 256], // a 290-byte record, of 598 free
+      ['fill-2', 120], // 154 of 308
+      ['fill-3', 43], // 77 of 154
+      ['fill-4', 4], // 38 of 77
+    ] as const) {
+      expect(store.set(key, new Uint8Array(size)).ok).toBe(true)
+    }
+    expect(ring.hasRoom(24, 24)).toBe(false)
     Atomics.store(base.views.headerI32, I32.walState, walStateReadOnly)
     now += 20
     const before = ring.readable()
-    expect(store.get('short')).toBeUndefined() // Expires here, and must not block.
+    const sequence = store.sequence
+    expect(store.get('short')).toBeUndefined() // Expired, and must not block.
+    expect(store.sweep(10)).toBe(0)
     expect(ring.readable()).toEqual(before)
+    expect(store.sequence).toBe(sequence) // No number taken for a record not logged.
+    expect(store.stats().expirations).toBe(0)
+    expect(store.stats().entryCount).toBe(5)
+    // A read that found it absent waits for the write that set the expiry.
+    expect(short.ok && store.missSequence).toBe(short.ok && short.version)
+    // Space returns and the writer drains: the next read reclaims it, with the next number.
+    ring.release(before!.end)
+    Atomics.store(base.views.headerI32, I32.walState, 0)
+    expect(store.get('short')).toBeUndefined()
     expect(store.stats().expirations).toBe(1)
+    const expiry = ring.readable()!
+    expect(expiry.recordCount).toBe(1)
+    expect(expiry.sequenceLast).toBe(sequence + 1)
   })
 })

@@ -1,5 +1,3 @@
-import { existsSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -8,28 +6,32 @@ import {
   type StoreLimits,
   type Views,
   walRingSizeMin,
+  walStateFailed,
 } from '../../src/store/layout.js'
 import type { MutationRecord } from '../../src/store/types.js'
 import { decodeRecord, encodedSize, encodeRecord } from '../../src/wal/record.js'
 import { WalRing } from '../../src/wal/ring.js'
+import { assertBuilt, distUrl } from '../support/dist.js'
 import type { RingProducerData } from '../support/ring-producer.js'
 import { ringRecords } from '../support/ring-records.js'
 import { prng, testSeed } from '../support/seed.js'
 
 // The ring between the threads that change the store and the WAL writer. Records must come out
-// byte for byte as they went in, in order, each once; a full ring must make the producer wait,
-// never drop or overwrite. Sizes are chosen by hand so each wrap case is hit exactly.
+// byte for byte as they went in, in order, each once; hasRoom() must never promise room that is
+// not there, and a producer that finds none waits (outside any lock) for the writer's release,
+// never dropping or overwriting. Sizes are chosen by hand so each wrap case is hit exactly.
 
 const seed = testSeed('wal ring')
 const limits = (walRingSize?: number): StoreLimits => ({
   entryCountMax: 1,
   memorySizeMax: 1024,
-  keySizeMax: 16,
+  keySizeMax: 2,
   valueSizeMax: 100,
   headroomPerMille: 0,
   ...(walRingSize !== undefined && { walRingSize }),
 })
-// The largest record is 28 + 16 + 100 = 144 bytes, so the smallest ring is 296.
+// The largest record is 28 + 2 + 100 = 130 bytes and the largest removal 19 + 2, so the smallest
+// ring is 2 × 130 + 21 + 8 = 289.
 const ringSize = 300
 
 function makeRing(size = ringSize): { ring: WalRing; views: Views } {
@@ -101,7 +103,7 @@ describe('WAL ring', () => {
     const pending: MutationRecord[] = []
     for (const record of records) {
       // Drains only when the next record might not fit, so batches of several come out at once.
-      if (encodedSize(record) + 144 > ringSize / 2) while (drain(ring, pending) > 0);
+      if (encodedSize(record) + 130 > ringSize / 2) while (drain(ring, pending) > 0);
       ring.append(record)
       pending.push(record)
     }
@@ -201,6 +203,7 @@ describe('WAL ring', () => {
     const records = ringRecords(seed, 3000, limits())
     const pending: MutationRecord[] = []
     let next = 0
+    let promisedCount = 0
     while (next < records.length || pending.length > 0) {
       const record = records[next]
       const used = (head(views) - tail(views) + size) % size
@@ -208,8 +211,11 @@ describe('WAL ring', () => {
       const at = head(views)
       const needed = record === undefined ? Infinity : encodedSize(record)
       const fits = needed + (at + needed > size ? size - at : 0) <= size - 1 - used
-      // A full ring would block this thread forever: drain instead of appending then.
-      if (record !== undefined && fits && random() < 0.6) {
+      const promised = record !== undefined && ring.hasRoom(needed, needed)
+      // hasRoom is conservative: it may refuse room that is there, never promise room that is not.
+      if (promised) expect(fits).toBe(true)
+      if (promised) promisedCount++
+      if (promised && random() < 0.6) {
         ring.append(record)
         pending.push(record)
         next++
@@ -218,12 +224,24 @@ describe('WAL ring', () => {
       }
     }
     expect(ring.isEmpty()).toBe(true)
+    expect(promisedCount).toBeGreaterThan(records.length)
+  })
+
+  it('promises room for a run of records whose bytes, plus its largest, fit the free space', () => {
+    const { ring, views } = makeRing()
+    const size = views.layout.walRingSize
+    // Empty: 299 bytes free. A run of 150 bytes whose largest is 149 fits; one byte more does not.
+    expect(ring.hasRoom(150, 149)).toBe(true)
+    expect(ring.hasRoom(151, 149)).toBe(false)
+    expect(ring.capacity).toBe(size - 1)
+    // A failed log never drains: it promises nothing, however empty.
+    Atomics.store(views.headerI32, I32.walState, walStateFailed)
+    expect(ring.hasRoom(1, 1)).toBe(false)
   })
 })
 
 // Node 20 workers cannot load TypeScript: the producer runs from dist/ (`npm test` builds first).
-const root = new URL('../../', import.meta.url)
-const producerScript = new URL('dist/test/support/ring-producer.js', root)
+const producerScript = distUrl('test/support/ring-producer.ts')
 const producerSources = [
   'src/store/layout.ts',
   'src/wal/record.ts',
@@ -232,18 +250,6 @@ const producerSources = [
   'test/support/ring-records.ts',
   'test/support/ring-producer.ts',
 ]
-
-function assertBuilt(): void {
-  for (const path of producerSources) {
-    const compiled = new URL(`dist/${path.replace(/\.ts$/, '.js')}`, root)
-    if (
-      !existsSync(compiled) ||
-      statSync(compiled).mtimeMs < statSync(new URL(path, root)).mtimeMs
-    ) {
-      throw new Error(`${fileURLToPath(compiled)} is missing or stale: run npm run build first`)
-    }
-  }
-}
 
 const workers = new Set<Worker>()
 afterEach(async () => {
@@ -254,8 +260,8 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('WAL ring back-pressure', () => {
-  it('blocks a producer thread on a full ring until drained, and loses nothing', async () => {
-    assertBuilt()
+  it('makes a producer thread that finds the ring full wait for the writer, and loses nothing', async () => {
+    assertBuilt(producerSources)
     const small = { ...limits(), keySizeMax: 8, valueSizeMax: 64 }
     const views = createViews({ ...small, walRingSize: walRingSizeMin(small) })
     const size = views.layout.walRingSize
@@ -264,7 +270,7 @@ describe('WAL ring back-pressure', () => {
     const expected = ringRecords(seed, count, small)
     const totalSize = expected.reduce((sum, record) => sum + encodedSize(record), 0)
     expect(totalSize).toBeGreaterThan(50 * size)
-    const progress = new Int32Array(new SharedArrayBuffer(4))
+    const progress = new Int32Array(new SharedArrayBuffer(8))
     const workerData: RingProducerData = {
       buffer: views.buffer,
       progress: progress.buffer as SharedArrayBuffer,
@@ -295,7 +301,8 @@ describe('WAL ring back-pressure', () => {
     const held = (head(views) - tail(views) + size) % size
     const next = encodedSize(expected[blockedAt]!)
     const skip = head(views) + next > size ? size - head(views) : 0
-    expect(skip + next).toBeGreaterThan(size - 1 - held)
+    expect(skip + next + next).toBeGreaterThan(size - 1 - held)
+    expect(Atomics.load(progress, 1)).toBeGreaterThan(0)
 
     // Now drain, sometimes pausing so the producer blocks again, until every record came out.
     const pending = [...expected]
@@ -308,5 +315,6 @@ describe('WAL ring back-pressure', () => {
     await done
     expect(Atomics.load(progress, 0)).toBe(count)
     expect(ring.readable()).toBeUndefined()
+    console.log(`ring back-pressure: ${Atomics.load(progress, 1)} waits for room, ${count} records`)
   })
 })

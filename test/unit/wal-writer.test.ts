@@ -15,6 +15,7 @@ import {
   recoverStore,
   type Wal,
   walDir,
+  walLimits,
 } from '../support/wal-harness.js'
 
 // The WAL writer driven a step at a time in one thread, on a simulated disk: what each --fsync
@@ -216,6 +217,83 @@ describe('WAL writer storage errors', () => {
     wal.writer.step()
     expect(wal.durable()).toBe(wal.store.sequence)
     expectRecovers(wal, wal.disk.crash(prng(seed)))
+  })
+
+  it('takes writes again within one retry once space returns, after a full disk refused a snapshot its new segment', () => {
+    // A store of 48 MiB: a snapshot's copy target is touched 2 MiB a step. Were it dropped when
+    // the rotation failed, a returning disk would wait for it to be touched again, 2 MiB a retry.
+    const limits = { ...walLimits, memorySizeMax: 48 * 1024 * 1024, walRingSize: 256 * 1024 }
+    const wal = openWal({ noSpaceRetryMs: 1000, snapshotLogSizeMin: 4096 }, limits)
+    for (let i = 0; i < 40; i++) wal.store.set(`key-${i}`, new Uint8Array(200).fill(i))
+    wal.writer.step()
+    expect(wal.durable()).toBe(wal.store.sequence)
+    // The disk is full from here: the snapshot's copy goes on in memory, its new segment fails.
+    wal.disk.capacityBytes = wal.disk.usedBytes
+    for (let step = 0; step < 200 && wal.walState() !== walStateReadOnly; step++) {
+      wal.writer.step()
+      wal.clock.now += 1
+    }
+    expect(wal.walState()).toBe(walStateReadOnly)
+    expect(dataFiles(wal.disk).segments).toHaveLength(1)
+
+    wal.disk.capacityBytes = Number.POSITIVE_INFINITY
+    const returnedAt = wal.clock.now
+    while (wal.walState() !== walStateOk && wal.clock.now - returnedAt <= 10_000) {
+      wal.clock.now += 100
+      wal.writer.step()
+    }
+    expect(wal.walState()).toBe(walStateOk)
+    expect(wal.clock.now - returnedAt).toBeLessThanOrEqual(2000)
+    wal.store.set('after', text('accepted again'))
+    wal.writer.step()
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expectRecovers(wal, wal.disk.crash(prng(seed)))
+  })
+
+  it('closes the snapshot file exactly once, whichever of its storage calls a full disk refuses', () => {
+    for (const refused of ['header', 'rename'] as const) {
+      const closes = new Map<number, number>()
+      let snapshotFd: number | undefined
+      let refusedYet = false
+      const noSpace = () => Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' })
+      const wal = openWal({ snapshotLogSizeMin: 2048 }, walLimits, (inner) => ({
+        ...inner,
+        openAppend: (path) => {
+          const fd = inner.openAppend(path)
+          if (path.endsWith('snap.tmp')) snapshotFd = fd
+          return fd
+        },
+        append: (fd, bytes) => {
+          if (!refusedYet && refused === 'header' && fd === snapshotFd) {
+            refusedYet = true
+            throw noSpace()
+          }
+          inner.append(fd, bytes)
+        },
+        rename: (from, to) => {
+          if (!refusedYet && refused === 'rename') {
+            refusedYet = true
+            throw noSpace()
+          }
+          inner.rename(from, to)
+        },
+        close: (fd) => {
+          closes.set(fd, (closes.get(fd) ?? 0) + 1)
+          inner.close(fd)
+        },
+      }))
+      for (let i = 0; i < 30; i++) wal.store.set(`key-${i}`, new Uint8Array(100).fill(i))
+      for (let step = 0; step < 50 && !refusedYet; step++) wal.writer.step()
+      expect(refusedYet, refused).toBe(true)
+      wal.writer.step()
+      expect(
+        [...closes.values()].every((count) => count === 1),
+        refused,
+      ).toBe(true)
+      // Only the open segment's descriptor remains, and no temporary file.
+      expect(wal.disk.openFileCount, refused).toBe(1)
+      expect(wal.disk.exists(join(walDir, 'snap.tmp')), refused).toBe(false)
+    }
   })
 
   it('fails stop on a failed fdatasync: the step throws and every waiter gets StorageFailedError', async () => {

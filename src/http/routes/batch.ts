@@ -2,8 +2,9 @@ import assert from 'node:assert/strict'
 import { isUtf8 } from 'node:buffer'
 import { createRoute, z } from '@hono/zod-openapi'
 import { codeOfStoreError } from '../../errors.js'
-import type { SetOptions } from '../../store/types.js'
-import { type App, type AppDeps, problemResponse } from '../app.js'
+import type { StoreTransaction } from '../../store/store.js'
+import type { BatchChange, SetOptions } from '../../store/types.js'
+import { type App, type AppDeps, problemResponse, whenLogged } from '../app.js'
 import { decodeMediaType, encodeMediaType } from '../media-type.js'
 
 // POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
@@ -88,16 +89,33 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       prepared.push(set)
     }
 
-    const outcome = store.atomically((tx) => {
-      for (const [index, op] of ops.entries()) {
-        if (op.op === 'get') continue
-        const version =
-          op.ifVersion !== undefined || (op.op === 'set' && op.ifAbsent)
-            ? tx.peekVersion(op.key)
-            : undefined
-        if (op.ifVersion !== undefined && version !== op.ifVersion) return { failedIndex: index }
-        if (op.op === 'set' && op.ifAbsent && version !== undefined) return { failedIndex: index }
-      }
+    const changes: BatchChange[] = ops.map((op, index) =>
+      op.op === 'set'
+        ? { op: 'set', key: op.key, valueSize: prepared[index]!.value.byteLength }
+        : { op: op.op, key: op.key },
+    )
+    const writes = changes.some((change) => change.op !== 'get')
+    const run = () =>
+      store.atomically((tx) => {
+        for (const [index, op] of ops.entries()) {
+          if (op.op === 'get') continue
+          const version =
+            op.ifVersion !== undefined || (op.op === 'set' && op.ifAbsent)
+              ? tx.peekVersion(op.key)
+              : undefined
+          if (op.ifVersion !== undefined && version !== op.ifVersion) return { failedIndex: index }
+          if (op.op === 'set' && op.ifAbsent && version !== undefined) {
+            return { failedIndex: index }
+          }
+        }
+        // Room in the store and in the log for every change, before the first one applies.
+        if (writes) {
+          const ready = tx.prepare(changes)
+          if (!ready.ok) return ready.code === 'log_full' ? ready.code : { tooLarge: true }
+        }
+        return applyAll(tx)
+      })
+    const applyAll = (tx: StoreTransaction) => {
       let sequenceMax = 0
       const results = ops.map((op, index) => {
         // Reads keep the entry as is: encoding it for JSON waits until the lock is released.
@@ -108,15 +126,28 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
           return { deleted: result.ok }
         }
         const set = prepared[index]!
-        // Conditions were checked above against the state before the batch, and keys, sizes
-        // and TTLs before the lock was taken: no refusal is left, so no batch half-applies.
+        // Conditions were checked above against the state before the batch, keys, sizes and
+        // TTLs before the lock was taken, and prepare() made room: no refusal is left, so no
+        // batch half-applies.
         const result = tx.set(op.key, set.value, set.options)
         assert(result.ok, 'a checked batch set was refused')
         sequenceMax = result.version
         return { version: result.version }
       })
       return { results, sequenceMax }
-    })
+    }
+    // A batch of reads is served while the log cannot take writes; it never waits for room.
+    const outcome = writes ? await whenLogged(durability, run) : run()
+    assert(outcome !== 'log_full', 'a batch of reads found the log full')
+    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if ('tooLarge' in outcome) {
+      return problemResponse(
+        c,
+        'batch_too_large',
+        "The batch's own entries need more than the store holds at once (--max-memory, " +
+          '--max-entries), or its log records more than the log ring holds (--wal-ring-size)',
+      ) as never
+    }
     if ('failedIndex' in outcome) {
       // The failed condition reveals state, which may be a write not yet durable.
       await durability.waitFor(store.sequence)
@@ -131,7 +162,7 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
     }
     // Everything the batch wrote, every version its reads returned, and the latest removal
     // (which may be why a read found nothing) must be durable before anyone sees them.
-    let sequence = Math.max(outcome.sequenceMax, store.removalSequence)
+    let sequence = Math.max(outcome.sequenceMax, store.missSequence)
     for (const result of outcome.results) {
       if ('version' in result && result.version !== undefined && result.version > sequence) {
         sequence = result.version

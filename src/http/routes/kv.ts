@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { codeOfStoreError, type ErrorCode } from '../../errors.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
-import { type App, type AppDeps, problemResponse, whenDurable } from '../app.js'
+import { type App, type AppDeps, problemResponse, whenDurable, whenLogged } from '../app.js'
 import { readBody } from '../body.js'
 import { decodeMediaType, encodeMediaType } from '../media-type.js'
 import { pathKey } from '../path-key.js'
@@ -171,17 +171,18 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     }
     // Single-ETag conditions are the store's own ifAbsent / ifVersion; * and lists check and
     // write in one lock hold, so nothing can slip in between.
-    let outcome: { version: number; created: boolean } | ErrorCode
-    // If-Match is evaluated first (RFC 9110 §13.2.2) and holds only for an existing key, which
-    // If-None-Match: * then refuses: together they can never both hold.
-    if (ifMatch !== undefined && ifNoneMatch !== undefined) outcome = 'precondition_failed'
-    else if (ifNoneMatch !== undefined)
-      outcome = settle(store.set(key, value, { ...options, ifAbsent: true }))
-    else if (wanted === undefined) outcome = settle(store.set(key, value, options))
-    else if (wanted !== 'any' && wanted.length === 1) {
-      outcome = settle(store.set(key, value, { ...options, ifVersion: wanted[0]! }))
-    } else {
-      outcome = store.atomically((tx) => {
+    const write = (): { version: number; created: boolean } | ErrorCode | 'log_full' => {
+      // If-Match is evaluated first (RFC 9110 §13.2.2) and holds only for an existing key, which
+      // If-None-Match: * then refuses: together they can never both hold.
+      if (ifMatch !== undefined && ifNoneMatch !== undefined) return 'precondition_failed'
+      if (ifNoneMatch !== undefined) {
+        return settle(store.set(key, value, { ...options, ifAbsent: true }))
+      }
+      if (wanted === undefined) return settle(store.set(key, value, options))
+      if (wanted !== 'any' && wanted.length === 1) {
+        return settle(store.set(key, value, { ...options, ifVersion: wanted[0]! }))
+      }
+      return store.atomically((tx) => {
         const version = tx.peekVersion(key)
         if (version === undefined || (wanted !== 'any' && !wanted.includes(version))) {
           return 'precondition_failed' as const
@@ -189,6 +190,7 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
         return settle(tx.set(key, value, options))
       })
     }
+    const outcome = await whenLogged(durability, write)
     if (typeof outcome === 'string') {
       // A failed condition reveals state, which may be a write not yet durable.
       if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)
@@ -212,7 +214,7 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.removalSequence, () =>
+      return whenDurable(durability, store.missSequence, () =>
         problemResponse(c, 'not_found'),
       ) as never
     }
@@ -239,20 +241,23 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     if (ifMatch !== undefined && wanted === undefined) {
       return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
     }
-    const outcome = store.atomically((tx) => {
-      if (wanted !== undefined && wanted !== 'any') {
-        const version = tx.peekVersion(key)
-        if (version === undefined) return 'not_found' as const
-        if (!wanted.includes(version)) return 'precondition_failed' as const
-      }
-      const result = tx.delete(key)
-      return result.ok ? result.sequence : codeOfStoreError(result.code)
-    })
-    if (typeof outcome === 'string') {
+    const outcome = await whenLogged(durability, () =>
+      store.atomically((tx) => {
+        if (wanted !== undefined && wanted !== 'any') {
+          const version = tx.peekVersion(key)
+          if (version === undefined) return 'not_found' as const
+          if (!wanted.includes(version)) return 'precondition_failed' as const
+        }
+        const result = tx.delete(key)
+        if (result.ok) return result.sequence
+        return result.code === 'log_full' ? result.code : codeOfStoreError(result.code)
+      }),
+    )
+    if (outcome === 'not_found' || outcome === 'precondition_failed') {
       // Absent, or at another version: state that may come from a write not yet durable.
       await durability.waitFor(store.sequence)
-      return problemResponse(c, outcome) as never
     }
+    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
     await durability.waitFor(outcome)
     return c.body(null, 204) as never
   })
@@ -263,9 +268,8 @@ function respondBytes(c: Context, body: Uint8Array, headers: Record<string, stri
 }
 
 function settle(result: StoreResult<{ version: number; created: boolean }>) {
-  return result.ok
-    ? { version: result.version, created: result.created }
-    : codeOfStoreError(result.code)
+  if (result.ok) return { version: result.version, created: result.created }
+  return result.code === 'log_full' ? result.code : codeOfStoreError(result.code)
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

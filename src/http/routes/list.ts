@@ -73,16 +73,26 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
     ) {
       const page = store.scan(prefix, cursor, limit - items.length)
       cursor = page.cursor
-      for (const item of page.items) {
+      for (const scanned of page.items) {
+        let item = scanned
         let size = item.valueSize
         let contentType = decodeMediaType(item.contentType, new Uint8Array(0)).mediaType
         if (item.contentType === tagInline) {
-          // Uncommon media types live inside the value; read it to report them exactly.
+          // Uncommon media types live inside the value; read it to report them exactly. The
+          // entry read may be newer than the one scanned: everything shown is then the newer
+          // one's, version included, so the wait below covers what is shown.
           const entry = store.peek(item.key)
           if (entry === undefined) continue
           const decoded = decodeMediaType(entry.contentType, entry.value)
           contentType = decoded.mediaType
           size = decoded.body.byteLength
+          item = {
+            key: item.key,
+            valueSize: size,
+            contentType: entry.contentType,
+            version: entry.version,
+            expiresAt: entry.expiresAt,
+          }
         }
         const ttl = item.expiresAt === 0 ? null : Math.max(0, (item.expiresAt - now) / 1000)
         items.push({ key: item.key, size, contentType, version: item.version, ttl })
@@ -90,7 +100,7 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
     }
     // No version may be shown before it is durable, nor an absence a removal caused.
     await durability.waitFor(
-      items.reduce((max, item) => Math.max(max, item.version), store.removalSequence),
+      items.reduce((max, item) => Math.max(max, item.version), store.missSequence),
     )
     return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200)
   })

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type App, type AppDeps, whenDurable } from '../app.js'
+import { type App, type AppDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 import { seedValidationError } from '../validation.js'
@@ -95,10 +95,14 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     const bytes = Buffer.from(JSON.stringify(value), 'utf8')
     if (bytes.byteLength > config.limits.valueSizeMax)
       return c.json({ detail: 'Value too large' }, 413)
-    const result = store.set(key, bytes, {
-      contentType: tagJson,
-      ...(ttl !== undefined && { ttlMs: ttl * 1000 }),
+    const result = await whenLogged(durability, () => {
+      const set = store.set(key, bytes, {
+        contentType: tagJson,
+        ...(ttl !== undefined && { ttlMs: ttl * 1000 }),
+      })
+      return !set.ok && set.code === 'log_full' ? set.code : set
     })
+    if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
         return c.json({ detail: 'Value too large' }, 413)
@@ -121,7 +125,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const entry = store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.removalSequence, () => c.json(notFound, 404)) as never
+      return whenDurable(durability, store.missSequence, () => c.json(notFound, 404)) as never
     }
     return whenDurable(durability, entry.version, () => {
       const { body } = decodeMediaType(entry.contentType, entry.value)
@@ -133,7 +137,11 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
   app.openapi(deleteRoute, async (c) => {
     const key = pathKey(c, '/delete/')
     if (key === undefined) return c.json(invalidPathKey, 422) as never
-    const result = store.delete(key)
+    const result = await whenLogged(durability, () => {
+      const deleted = store.delete(key)
+      return !deleted.ok && deleted.code === 'log_full' ? deleted.code : deleted
+    })
+    if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       await durability.waitFor(store.sequence) // The absence may be a delete not yet durable.
       return c.json(notFound, 404)
