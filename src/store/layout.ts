@@ -64,6 +64,11 @@ export const I32 = {
   walState: 22,
   /** Set to 1 by the main thread to make the WAL writer flush, sync and return. */
   walStop: 23,
+  /**
+   * The salt the log's records are checksummed with (src/wal/record.ts), as an i32: drawn by the
+   * WAL writer before any record is appended, read by whoever encodes or checks one.
+   */
+  walSalt: 24,
 } as const
 const headerI32Count = 32
 

@@ -14,16 +14,28 @@ import type { MutationOp, MutationRecord } from '../store/types.js'
 //   4       8     sequence    u64 as two u32 (low, high); every record's is one more than the last
 //   12      1     type        1 set, 2 delete, 3 evict, 4 expire, 5 clear
 //   13      n     payload     by type, below
-//   13 + n  4     crc32       over bytes 0 .. 13 + n: a damaged length fails the check too
+//   13 + n  4     crc32       over bytes 0 .. 13 + n, seeded with the file's salt: a damaged
+//                             length fails the check too
 //
 //   set:                      [u16 key size][key UTF-8][u8 content type][f64 expiresAt][value]
 //   delete, evict, expire:    [u16 key size][key UTF-8]
 //   clear:                    (empty)
 //
-// A segment file starts with a header:
+// A segment file starts with a header (format version 2, 24 bytes):
 //
-//   0  4  magic "SKVW"   4  2  format version   6  2  reserved (0)
-//   8  8  first sequence (two u32)              16 4  crc32 over bytes 0 .. 16
+//   0  4  magic "SKVW"   4  2  format version (2)   6  2  reserved (0)
+//   8  8  first sequence (two u32)                  16 4  salt
+//   20 4  crc32 over bytes 0 .. 20
+//
+// The salt is random, drawn when a server starts; every record in the file is checksummed with
+// it as the CRC's starting value. Client bytes inside a value can so never pass for a record:
+// a frame that a client built inside a value checks out only with the salt, which no client
+// sees (a guess holds one time in 2^32). Without it, a value holding a well-formed frame with a
+// plausible sequence number turned a crash's torn tail into "valid records follow the damage",
+// and the server refused to start. SQLite's WAL salts its checksums the same way.
+//
+// Format version 1 (the first release) has a 20-byte header without the salt, and checksums
+// seeded with 0; such files still load. A file is written in one version only.
 //
 // A snapshot file is the same header with magic "SKVS" and the sequence number it covers (every
 // mutation up to it is in the snapshot), then one set record per entry from least to most
@@ -38,8 +50,11 @@ export const segmentMagic = 0x57564b53 // "SKVW" read little-endian
 export const snapshotMagic = 0x53564b53 // "SKVS"
 const snapshotFooterMagic = 0x45564b53 // "SKVE"
 export const snapshotFooterSize = 12
-export const formatVersion = 1
-export const segmentHeaderSize = 20
+/** The version this code writes; it reads 1 and 2. */
+export const formatVersion = 2
+const headerSizeOf: (number | undefined)[] = [undefined, 20, 24]
+/** The size of the header this code writes. */
+export const segmentHeaderSize = 24
 /** Bytes a record adds around its payload: length, sequence, type, checksum. */
 export const recordOverheadSize = 17
 const lengthFieldSize = 4
@@ -85,16 +100,17 @@ export function recordSize(op: MutationOp, keySize: number, valueSize: number): 
 }
 
 /**
- * Writes the record at `offset` and returns its size. Then, with `verify` (the default), decodes
- * what it wrote and compares: a record that would not read back as itself must never reach the
- * disk. The WAL ring passes false: it encodes under the store lock, where a full decode would
- * double the time every writer waits, and the WAL writer checks each record's frame and
- * checksum right before it writes it (ring.ts), off the lock.
+ * Writes the record at `offset`, checksummed with `salt` (the file's), and returns its size.
+ * Then, with `verify` (the default), decodes what it wrote and compares: a record that would not
+ * read back as itself must never reach the disk. The WAL ring passes false: it encodes under the
+ * store lock, where a full decode would double the time every writer waits, and the WAL writer
+ * checks each record's frame and checksum right before it writes it (ring.ts), off the lock.
  */
 export function encodeRecord(
   record: MutationRecord,
   target: Uint8Array,
   offset: number,
+  salt: number,
   verify = true,
 ): number {
   const keySize = Buffer.byteLength(record.key, 'utf8')
@@ -121,17 +137,17 @@ export function encodeRecord(
     if (record.value !== undefined) target.set(record.value, offset + at)
     at += record.value?.byteLength ?? 0
   }
-  view.setUint32(at, crc32(target.subarray(offset, offset + at)), true)
+  view.setUint32(at, crc32(target.subarray(offset, offset + at), salt), true)
   if (!verify) return size
 
-  const check = decodeRecord(target, offset)
+  const check = decodeRecord(target, offset, salt)
   assert(check.ok && check.size === size, 'an encoded record does not decode')
   assert(sameRecord(check.record, record), 'an encoded record decodes differently')
   return size
 }
 
-/** Reads the record at `offset`; never throws on bad bytes. */
-export function decodeRecord(bytes: Uint8Array, offset: number): Decoded {
+/** Reads the record at `offset` of a file salted with `salt`; never throws on bad bytes. */
+export function decodeRecord(bytes: Uint8Array, offset: number, salt: number): Decoded {
   const available = bytes.length - offset
   if (available < recordOverheadSize) return { ok: false, reason: 'truncated' }
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, available)
@@ -140,7 +156,7 @@ export function decodeRecord(bytes: Uint8Array, offset: number): Decoded {
   if (length < fixedFieldsSize) return { ok: false, reason: 'malformed' }
   if (size > available) return { ok: false, reason: 'truncated' }
   const checksum = view.getUint32(size - 4, true)
-  if (crc32(bytes.subarray(offset, offset + size - 4)) !== checksum)
+  if (crc32(bytes.subarray(offset, offset + size - 4), salt) !== checksum)
     return { ok: false, reason: 'checksum' }
 
   const sequence = view.getUint32(4, true) + view.getUint32(8, true) * 2 ** 32
@@ -177,18 +193,23 @@ export function decodeRecord(bytes: Uint8Array, offset: number): Decoded {
 }
 
 /**
- * The size of the well-framed record at `offset` whose checksum holds, reading no further than
- * `end`; 0 otherwise. Checks the frame only, decoding nothing: the WAL writer's check before it
- * writes, and recovery's search for valid records past a bad one.
+ * The size of the well-framed record at `offset` whose checksum holds with `salt`, reading no
+ * further than `end`; 0 otherwise. Checks the frame only, decoding nothing: the WAL writer's
+ * check before it writes, and recovery's search for valid records past a bad one.
  */
-export function checkRecord(bytes: Uint8Array, offset: number, end = bytes.length): number {
+export function checkRecord(
+  bytes: Uint8Array,
+  offset: number,
+  salt: number,
+  end = bytes.length,
+): number {
   if (end - offset < recordOverheadSize) return 0
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, end - offset)
   const length = view.getUint32(0, true)
   if (length < fixedFieldsSize) return 0
   const size = lengthFieldSize + length + 4
   if (size > end - offset) return 0
-  return crc32(bytes.subarray(offset, offset + size - 4)) === view.getUint32(size - 4, true)
+  return crc32(bytes.subarray(offset, offset + size - 4), salt) === view.getUint32(size - 4, true)
     ? size
     : 0
 }
@@ -199,11 +220,32 @@ export function sequenceAt(bytes: Uint8Array, offset: number): number {
   return view.getUint32(4, true) + view.getUint32(8, true) * 2 ** 32
 }
 
-export function encodeSegmentHeader(firstSequence: number, magic = segmentMagic): Uint8Array {
+/** A header of the current version (2), for a file whose records are checksummed with `salt`. */
+export function encodeSegmentHeader(
+  firstSequence: number,
+  salt: number,
+  magic = segmentMagic,
+): Uint8Array {
   const header = new Uint8Array(segmentHeaderSize)
   const view = new DataView(header.buffer)
   view.setUint32(0, magic, true)
   view.setUint16(4, formatVersion, true)
+  view.setUint32(8, firstSequence % 2 ** 32, true)
+  view.setUint32(12, Math.floor(firstSequence / 2 ** 32), true)
+  view.setUint32(16, salt >>> 0, true)
+  view.setUint32(20, crc32(header.subarray(0, 20)), true)
+  return header
+}
+
+/** A version 1 header: no salt, records checksummed from 0. What the first release wrote. */
+export function encodeSegmentHeaderVersion1(
+  firstSequence: number,
+  magic = segmentMagic,
+): Uint8Array {
+  const header = new Uint8Array(headerSizeOf[1]!)
+  const view = new DataView(header.buffer)
+  view.setUint32(0, magic, true)
+  view.setUint16(4, 1, true)
   view.setUint32(8, firstSequence % 2 ** 32, true)
   view.setUint32(12, Math.floor(firstSequence / 2 ** 32), true)
   view.setUint32(16, crc32(header.subarray(0, 16)), true)
@@ -211,17 +253,43 @@ export function encodeSegmentHeader(firstSequence: number, magic = segmentMagic)
 }
 
 export type DecodedHeader =
-  | { ok: true; firstSequence: number }
+  | {
+      ok: true
+      version: number
+      firstSequence: number
+      /** What the file's record checksums start from (0 in version 1). */
+      salt: number
+      /** Where the first record starts. */
+      size: number
+    }
   | { ok: false; reason: 'truncated' | 'magic' | 'version' | 'checksum' }
 
+/** Reads a header of either version. */
 export function decodeSegmentHeader(bytes: Uint8Array, magic = segmentMagic): DecodedHeader {
-  if (bytes.length < segmentHeaderSize) return { ok: false, reason: 'truncated' }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, segmentHeaderSize)
+  if (bytes.length < 8) return { ok: false, reason: 'truncated' }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
   if (view.getUint32(0, true) !== magic) return { ok: false, reason: 'magic' }
-  if (crc32(bytes.subarray(0, 16)) !== view.getUint32(16, true))
+  const version = view.getUint16(4, true)
+  const size = headerSizeOf[version]
+  // An unknown version's size is unknown too; a damaged version field fails the checksum of
+  // either known layout.
+  if (size === undefined) {
+    const asVersion2 =
+      bytes.length >= 24 && crc32(bytes.subarray(0, 20)) === view.getUint32(20, true)
+    const asVersion1 =
+      bytes.length >= 20 && crc32(bytes.subarray(0, 16)) === view.getUint32(16, true)
+    return { ok: false, reason: asVersion1 || asVersion2 ? 'version' : 'checksum' }
+  }
+  if (bytes.length < size) return { ok: false, reason: 'truncated' }
+  if (crc32(bytes.subarray(0, size - 4)) !== view.getUint32(size - 4, true))
     return { ok: false, reason: 'checksum' }
-  if (view.getUint16(4, true) !== formatVersion) return { ok: false, reason: 'version' }
-  return { ok: true, firstSequence: view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32 }
+  return {
+    ok: true,
+    version,
+    firstSequence: view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32,
+    salt: version === 1 ? 0 : view.getUint32(16, true),
+    size,
+  }
 }
 
 export function encodeSnapshotFooter(entryCount: number): Uint8Array {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { MutationRecord } from '../store/types.js'
 import { classify } from './files.js'
@@ -35,8 +36,13 @@ import type { Storage } from './storage.js'
 // A torn tail can only hold unacknowledged writes: an acknowledged record was synced, and every
 // record after the first unsynced byte is unsynced too. Corruption can hide acknowledged data,
 // so it needs an operator: `slabkv wal repair` cuts the log at the damage (keeping the cut bytes).
-// "Valid" means a whole frame whose checksum holds and whose sequence number fits the gap;
-// CRC-32 detects every single-bit error, so a flip cannot make a bad record pass.
+// "Valid" means a whole frame whose checksum holds, with the file's salt, and whose sequence
+// number fits the gap; CRC-32 detects every single-bit error, so a flip cannot make a bad record
+// pass, and the salt keeps a frame a client wrote inside a value from passing (record.ts).
+// A segment header is synced before the segment's first record is written, so a bad header
+// "follows" itself when the file holds anything past a header: its records cannot be checked
+// without the salt the header holds, but their presence is enough to rule out a torn write.
+// The same holds for a later segment whose header is bad.
 
 export type Damage =
   | {
@@ -149,18 +155,19 @@ export function inspect(
       }
       return result
     }
-    let at = segmentHeaderSize
+    const salt = header.salt
+    let at = header.size
     while (at < bytes.length) {
-      const size = checkRecord(bytes, at)
+      const size = checkRecord(bytes, at, salt)
       if (size === 0) {
-        const decoded = decodeRecord(bytes, at)
+        const decoded = decodeRecord(bytes, at, salt)
         const why = decoded.ok ? 'bad record' : `bad record (${decoded.reason})`
         result.damage = judge(storage, dir, segment.name, bytes, at, expected(), why, later)
         return result
       }
       const sequence = sequenceAt(bytes, at)
       if (sequence > result.sequence) {
-        const decoded = decodeRecord(bytes, at)
+        const decoded = decodeRecord(bytes, at, salt)
         if (sequence !== expected() || !decoded.ok) {
           const why = decoded.ok
             ? `sequence ${sequence} where ${expected()} belongs`
@@ -199,32 +206,54 @@ function judge(
   // A later segment's records start at the sequence its name gives, however many records the
   // rest of this file held: its search is bounded from there, not from the damage's sequence.
   const followed =
-    hasValidRecord(bytes, offset + 1, sequence) ||
-    later.some((segment) =>
-      hasValidRecord(
-        storage.read(join(dir, segment.name)),
-        segmentHeaderSize,
-        Math.max(sequence, segment.firstSequence),
-      ),
-    )
+    (offset === 0
+      ? writtenPastHeader(bytes)
+      : hasValidRecord(bytes, offset + 1, sequence, saltOf(bytes))) ||
+    later.some((segment) => {
+      const laterBytes = storage.read(join(dir, segment.name))
+      const header = decodeSegmentHeader(laterBytes)
+      if (!header.ok) return writtenPastHeader(laterBytes)
+      const from = Math.max(sequence, segment.firstSequence)
+      return hasValidRecord(laterBytes, header.size, from, header.salt)
+    })
   if (followed) return { kind: 'corrupt', file, offset, sequence, why }
   const emptyAfter = later.map((segment) => segment.name)
   return { kind: 'torn', file, offset, size: bytes.length - offset, emptyAfter }
 }
 
 /**
- * Whether a whole record with a plausible sequence number starts anywhere at or after `from`.
- * Records after the damaged one would carry sequence numbers from `sequence` up by at most one
- * per smallest record; checking that first keeps the scan cheap (few offsets reach the CRC).
+ * Whether a whole record with a plausible sequence number, checksummed with the file's salt,
+ * starts anywhere at or after `from`. Records after the damaged one would carry sequence numbers
+ * from `sequence` up by at most one per smallest record; checking that first keeps the scan
+ * cheap (few offsets reach the CRC). The salt is what keeps a frame a client built inside a
+ * value from counting (format version 2; version 1 files have none, see record.ts).
  */
-function hasValidRecord(bytes: Uint8Array, from: number, sequence: number): boolean {
+function hasValidRecord(bytes: Uint8Array, from: number, sequence: number, salt: number): boolean {
   const sequenceMax = sequence + Math.ceil(bytes.length / recordOverheadSize)
   for (let at = from; at + recordOverheadSize <= bytes.length; at++) {
     const candidate = sequenceAt(bytes, at)
     if (candidate < sequence || candidate > sequenceMax) continue
-    if (checkRecord(bytes, at) > 0) return true
+    if (checkRecord(bytes, at, salt) > 0) return true
   }
   return false
+}
+
+/**
+ * Whether a segment whose header does not check out holds anything past a header. The writer
+ * syncs a segment's header before it appends the first record, so a crash can tear a header
+ * only while nothing follows it: bytes past it mean the header was once whole, and was damaged.
+ * (Its records cannot be checked: their salt is in the damaged header.)
+ */
+function writtenPastHeader(bytes: Uint8Array): boolean {
+  // The largest header of any version: a shorter file holds a (torn) header at most.
+  return bytes.length > segmentHeaderSize
+}
+
+/** The salt of a segment whose header checked out (judge is called past it). */
+function saltOf(bytes: Uint8Array): number {
+  const header = decodeSegmentHeader(bytes)
+  assert(header.ok, 'a record is judged only in a segment whose header holds')
+  return header.salt
 }
 
 /**

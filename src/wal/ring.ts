@@ -53,6 +53,11 @@ export class WalRing implements LogRoom {
     this.#recordSizeMax = walRecordSizeMax(views.layout.limits)
   }
 
+  /** What the records are checksummed with: the current segment's salt (src/wal/record.ts). */
+  get salt(): number {
+    return this.#header[I32.walSalt]! >>> 0
+  }
+
   get capacity(): number {
     return this.#size - 1
   }
@@ -89,7 +94,7 @@ export class WalRing implements LogRoom {
       head = 0
     }
     // Verified by the writer before it writes (readable() checks every frame), off the lock.
-    encodeRecord(record, this.#bytes, head, false)
+    encodeRecord(record, this.#bytes, head, this.salt, false)
     head += size
     if (head === this.#size) head = 0
     // The store makes the record bytes visible to the writer before the new head: Atomics
@@ -127,7 +132,7 @@ export class WalRing implements LogRoom {
     while (at < end && !(at > tail && this.#isWrapPoint(at))) {
       // The pair assertion before the disk (STYLE.md): the writer checks every record's frame
       // and checksum right before writing it, so a bug that scribbles on the ring crashes here.
-      const size = checkRecord(this.#bytes, at, end)
+      const size = checkRecord(this.#bytes, at, this.salt, end)
       assert(size > 0, `a record in the WAL ring is damaged at offset ${at}`)
       sequenceLast = sequenceAt(this.#bytes, at)
       recordCount++

@@ -44,6 +44,7 @@ export class SnapshotWriter {
   readonly #dir: string
   readonly #copy: Store
   readonly sequence: number
+  readonly #salt: number
   /** Undefined once closed: a closed descriptor's number may already be another file's. */
   #fd: FileDescriptor | undefined
   #cursor: Slot | undefined
@@ -51,16 +52,17 @@ export class SnapshotWriter {
   #size = 0
   #unsyncedSize = 0
 
-  constructor(storage: Storage, dir: string, copy: Store, sequence: number) {
+  constructor(storage: Storage, dir: string, copy: Store, sequence: number, salt: number) {
     this.#storage = storage
     this.#dir = dir
     this.#copy = copy
     this.sequence = sequence
+    this.#salt = salt
     const path = join(dir, snapshotTempName)
     if (storage.exists(path)) storage.unlink(path) // Left by a crash mid-snapshot.
     this.#fd = storage.openAppend(path)
     try {
-      storage.append(this.#fd, encodeSegmentHeader(sequence, snapshotMagic))
+      storage.append(this.#fd, encodeSegmentHeader(sequence, salt, snapshotMagic))
     } catch (error) {
       // Nobody gets an object to abort(): the descriptor and the file go here.
       this.abort()
@@ -96,7 +98,7 @@ export class SnapshotWriter {
     }
     const bytes = new Uint8Array(size)
     let at = 0
-    for (const record of records) at += encodeRecord(record, bytes, at)
+    for (const record of records) at += encodeRecord(record, bytes, at, this.#salt)
     const fd = this.#open()
     this.#storage.append(fd, bytes)
     this.#size += bytes.byteLength
@@ -169,11 +171,12 @@ export function readSnapshot(
 ): SnapshotRead {
   const header = decodeSegmentHeader(bytes, snapshotMagic)
   if (!header.ok) return { ok: false, offset: 0, why: `bad header (${header.reason})` }
+  const salt = header.salt
   let recordCount = 0
-  let at = segmentHeaderSize
+  let at = header.size
   let footer = decodeSnapshotFooter(bytes, at)
   while (footer === undefined) {
-    const size = checkRecord(bytes, at)
+    const size = checkRecord(bytes, at, salt)
     if (size === 0) return { ok: false, offset: at, why: 'a damaged record' }
     recordCount++
     at += size
@@ -187,8 +190,8 @@ export function readSnapshot(
     }
   }
   const sequence = header.firstSequence
-  for (at = segmentHeaderSize; recordCount > 0; recordCount--) {
-    const decoded = decodeRecord(bytes, at)
+  for (at = header.size; recordCount > 0; recordCount--) {
+    const decoded = decodeRecord(bytes, at, salt)
     if (!decoded.ok || decoded.record.op !== 'set' || decoded.record.sequence > sequence) {
       return { ok: false, offset: at, why: 'a record that is not an entry of this snapshot' }
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
 import { join } from 'node:path'
 import {
   F64,
@@ -66,6 +67,8 @@ export interface WalWriterOptions {
   /** How often a full disk is tried again. */
   noSpaceRetryMs: number
   clock?: () => number
+  /** The checksum salt of the files this writer starts (tests fix it); random otherwise. */
+  salt?: number
   /** Things an operator wants in the log: segments, snapshots, the disk filling up. */
   onEvent?: (message: string, fields: Record<string, unknown>) => void
 }
@@ -83,6 +86,8 @@ export class WalWriter {
   readonly #options: WalWriterOptions
   readonly #storage: Storage
   readonly #clock: () => number
+  /** Every segment and snapshot this writer starts is checksummed with it (record.ts). */
+  readonly #salt: number
   #fd: FileDescriptor | undefined
   #segmentPath = ''
   /** Bytes of the current segment known to be whole records (where a failed write is cut). */
@@ -115,6 +120,10 @@ export class WalWriter {
     this.#options = options
     this.#storage = options.storage
     this.#clock = options.clock ?? Date.now
+    // Drawn before any producer appends (the server starts them once the writer is ready), and
+    // published for the ring, which checksums records as it encodes them.
+    this.#salt = (options.salt ?? randomInt(1, 2 ** 32)) >>> 0
+    Atomics.store(store.views.headerI32, I32.walSalt, this.#salt | 0)
     this.#sequenceWritten = store.sequence
     this.#sequenceSynced = store.sequence
     this.#logSizeSinceSnapshot = logSizeSinceSnapshot
@@ -285,7 +294,7 @@ export class WalWriter {
     if (this.#storage.exists(path)) this.#storage.truncate(path, 0)
     const fd = this.#storage.openAppend(path)
     try {
-      this.#storage.append(fd, encodeSegmentHeader(firstSequence))
+      this.#storage.append(fd, encodeSegmentHeader(firstSequence, this.#salt))
       // The header is durable, and then the file's name: until the directory is synced, a
       // crash may forget the file, and with it records acknowledged from it.
       this.#storage.fdatasync(fd)
@@ -404,7 +413,13 @@ export class WalWriter {
     this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
     this.#logSizeSinceSnapshot = 0
     try {
-      this.#snapshot = new SnapshotWriter(this.#storage, this.#options.dir, copy, sequence)
+      this.#snapshot = new SnapshotWriter(
+        this.#storage,
+        this.#options.dir,
+        copy,
+        sequence,
+        this.#salt,
+      )
     } catch (error) {
       this.#abandonSnapshot(error)
     }

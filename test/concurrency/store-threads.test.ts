@@ -133,7 +133,7 @@ function expectUnlocked(store: Store): void {
 const sum = <T>(items: T[], field: (item: T) => number) =>
   items.reduce((total, item) => total + field(item), 0)
 
-beforeAll(assertBuilt)
+beforeAll(() => assertBuilt(workerSources))
 
 afterEach(async () => {
   await Promise.all([...running].map((worker) => worker.terminate()))

@@ -2,16 +2,12 @@ import { basename } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { MutationRecord } from '../../src/store/types.js'
 import { classify } from '../../src/wal/files.js'
-import {
-  decodeRecord,
-  segmentHeaderSize,
-  sequenceAt,
-  snapshotFooterSize,
-} from '../../src/wal/record.js'
+import { sequenceAt } from '../../src/wal/record.js'
 import { inspect } from '../../src/wal/recovery.js'
 import { prng, testSeed } from '../support/seed.js'
 import { SimulatedDisk } from '../support/simulated-disk.js'
-import { LogSession, modelAfter, recordStarts, writeMore, writeWorkload } from './wal-log.js'
+import { recordStarts, snapshotRecordStarts } from '../support/wal-files.js'
+import { LogSession, modelAfter, writeMore, writeWorkload } from './wal-log.js'
 
 // A disk that flips one bit of a log: CRC-32 catches every single-bit error, so recovery must
 // notice every flip and judge it by the decision table in src/wal/recovery.ts. A flip in the
@@ -36,15 +32,7 @@ interface Layout {
 /** Where one file's parts start (header, records, a snapshot's footer); the last is its end. */
 function partStarts(name: string, bytes: Uint8Array): number[] {
   if (name.endsWith('.log')) return [0, ...recordStarts(bytes)]
-  const starts = [0]
-  for (let at = segmentHeaderSize; at < bytes.length - snapshotFooterSize; ) {
-    starts.push(at)
-    const decoded = decodeRecord(bytes, at)
-    if (!decoded.ok) throw new Error(`the snapshot does not decode at ${at}`)
-    at += decoded.size
-  }
-  starts.push(bytes.length - snapshotFooterSize, bytes.length)
-  return starts
+  return [0, ...snapshotRecordStarts(bytes), bytes.length]
 }
 
 function inspectFiles(files: Map<string, Uint8Array>) {
@@ -128,7 +116,7 @@ function flipBits(
   const starts = partStarts(name, original)
   const isSnapshot = classify([name]).snapshots.length === 1
   // The entries and records inspect hands on before it reaches this file.
-  const firstRecordSequence = isSnapshot ? 0 : sequenceAt(original, segmentHeaderSize)
+  const firstRecordSequence = isSnapshot ? 0 : sequenceAt(original, starts[1]!)
   const before = layout.applied.findIndex((r) => r.sequence === firstRecordSequence)
   const counts: Counts = { torn: 0, corrupt: 0, total: 0 }
   for (const [offset, mask] of flips(original.length)) {

@@ -3,7 +3,8 @@ import { Store } from '../../src/store/store.js'
 import { classify } from '../../src/wal/files.js'
 import { CorruptLogError, inspect, recover } from '../../src/wal/recovery.js'
 import { SimulatedDisk } from '../support/simulated-disk.js'
-import { clockStartMs, filler, LogSession, limits, recordStarts } from './wal-log.js'
+import { recordStarts } from '../support/wal-files.js'
+import { clockStartMs, filler, LogSession, limits } from './wal-log.js'
 
 // The decision table calls damage corruption when a valid record follows it "in the same or a
 // later file". Here the damage ends segment 1 (its synced tail lost: the rest of it unreadable),

@@ -15,14 +15,8 @@ import { segmentName } from '../../src/wal/files.js'
 import { segmentHeaderSize } from '../../src/wal/record.js'
 import { type RecoveryReport, recover } from '../../src/wal/recovery.js'
 import { realStorage } from '../../src/wal/storage.js'
-import {
-  expectStoreIs,
-  freshStore,
-  LogSession,
-  recordStarts,
-  writeMore,
-  writeWorkload,
-} from './wal-log.js'
+import { recordStarts } from '../support/wal-files.js'
+import { expectStoreIs, freshStore, LogSession, writeMore, writeWorkload } from './wal-log.js'
 
 // A crash during a write leaves the log's last record cut short: a torn tail. Recovery must cut
 // it off, keep the cut bytes in a .broken file, load exactly the records wholly before the cut,

@@ -2,7 +2,6 @@ import { expect } from 'vitest'
 import { Store } from '../../src/store/store.js'
 import type { MutationRecord } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
-import { decodeRecord, segmentHeaderSize } from '../../src/wal/record.js'
 import { WalRing } from '../../src/wal/ring.js'
 import type { Storage } from '../../src/wal/storage.js'
 import { WalWriter, type WalWriterOptions } from '../../src/wal/writer.js'
@@ -47,6 +46,7 @@ export class LogSession {
         // The value is the caller's buffer, not a copy.
         this.records.push({ ...record, value: record.value?.slice() })
       },
+      logRoom: ring,
     })
     this.writer = new WalWriter(store, ring, {
       storage,
@@ -156,18 +156,6 @@ export function expectStoreIs(store: Store, records: readonly MutationRecord[], 
   expect(sorted(storeState(store)), what).toEqual(sorted(modelAfter(records)))
   expect(store.sequence, what).toBe(records.at(-1)?.sequence ?? 0)
   expect(verifyStore(store.buffer), what).toEqual([])
-}
-
-/** Where each record of a segment starts, and where the last one ends (the file's length). */
-export function recordStarts(segment: Uint8Array): number[] {
-  const starts = [segmentHeaderSize]
-  for (let at = segmentHeaderSize; at < segment.length; ) {
-    const decoded = decodeRecord(segment, at)
-    if (!decoded.ok) throw new Error(`the log does not decode at ${at}: ${decoded.reason}`)
-    at += decoded.size
-    starts.push(at)
-  }
-  return starts
 }
 
 /** A store like the one the log was written from, empty, to recover into. */

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { segmentName } from '../../src/wal/files.js'
-import { decodeRecord, segmentHeaderSize } from '../../src/wal/record.js'
 import { freePort, keyPath, killAll, runCli, startServer } from '../support/server.js'
+import { recordStarts } from '../support/wal-files.js'
 import { expectJson } from './http.js'
 
 // `slabkv wal check|repair DIR` and `slabkv serve --data-dir DIR` over damaged data directories,
@@ -44,13 +44,7 @@ beforeAll(async () => {
   expect(await server.stop('SIGTERM')).toBe(0)
   expect(readdirSync(pristine)).toEqual([segment])
   const bytes = readFileSync(join(pristine, segment))
-  starts = [segmentHeaderSize]
-  for (let at = segmentHeaderSize; at < bytes.length; ) {
-    const decoded = decodeRecord(bytes, at)
-    if (!decoded.ok) throw new Error(`the server's log does not decode at ${at}`)
-    at += decoded.size
-    starts.push(at)
-  }
+  starts = recordStarts(bytes)
   expect(starts.length).toBe(entries.length + 1)
 })
 

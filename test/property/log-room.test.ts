@@ -134,7 +134,7 @@ describe('a store whose log has room only now and then', () => {
               if (readable === undefined) return
               const bytes = ring.bytes(readable.start, readable.end)
               for (let at = 0; at < bytes.length; ) {
-                const decoded = decodeRecord(bytes, at)
+                const decoded = decodeRecord(bytes, at, ring.salt)
                 if (!decoded.ok) throw new Error(`a damaged record in the ring at ${at}`)
                 drained.push(decoded.record)
                 at += decoded.size

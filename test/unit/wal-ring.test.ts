@@ -34,8 +34,12 @@ const limits = (walRingSize?: number): StoreLimits => ({
 // ring is 2 × 130 + 21 + 8 = 289.
 const ringSize = 300
 
+/** The checksum salt the WAL writer would draw; the ring encodes and checks records with it. */
+const salt = 0x5a17c0de
+
 function makeRing(size = ringSize): { ring: WalRing; views: Views } {
   const views = createViews(limits(size))
+  views.headerI32[I32.walSalt] = salt | 0
   return { ring: new WalRing(views), views }
 }
 
@@ -49,7 +53,7 @@ function setOfSize(size: number, sequence: number): MutationRecord {
 
 function encode(record: MutationRecord): Uint8Array {
   const bytes = new Uint8Array(encodedSize(record))
-  encodeRecord(record, bytes, 0)
+  encodeRecord(record, bytes, 0, salt)
   return bytes
 }
 
@@ -65,7 +69,7 @@ function drain(ring: WalRing, expected: MutationRecord[], countMax = Number.POSI
   let sequenceLast = 0
   for (; at < readable.end && count < countMax; count++) {
     const want = expected.shift()
-    const decoded = decodeRecord(ring.bytes(at, readable.end), 0)
+    const decoded = decodeRecord(ring.bytes(at, readable.end), 0, salt)
     if (want === undefined || !decoded.ok) {
       throw new Error(`at ${at}: ${want === undefined ? 'a record never appended' : 'damage'}`)
     }
@@ -190,7 +194,10 @@ describe('WAL ring', () => {
     const record = setOfSize(129, sequence.next++)
     ring.append(record)
     expect(head(views)).toBe(129)
-    expect(decodeRecord(views.walRing, 129)).toMatchObject({ ok: true, record: { sequence: 2 } })
+    expect(decodeRecord(views.walRing, 129, salt)).toMatchObject({
+      ok: true,
+      record: { sequence: 2 },
+    })
     expect(ring.readable()).toEqual({ start: 0, end: 129, sequenceLast: 4, recordCount: 1 })
     expect(drain(ring, [record])).toBe(1)
     expect(ring.readable()).toBeUndefined()
@@ -264,6 +271,7 @@ describe('WAL ring back-pressure', () => {
     assertBuilt(producerSources)
     const small = { ...limits(), keySizeMax: 8, valueSizeMax: 64 }
     const views = createViews({ ...small, walRingSize: walRingSizeMin(small) })
+    views.headerI32[I32.walSalt] = salt | 0
     const size = views.layout.walRingSize
     const ring = new WalRing(views)
     const count = 3000
