@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { envName, helpText, optionSpecs, resolveConfig } from './config.js'
+import { envName, helpText, optionSpecs, resolveConfig, storeLimitsOf } from './config.js'
 import { createLog } from './log.js'
 
 // The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
@@ -22,8 +22,10 @@ Commands:
   set KEY VALUE|- [--ttl S] Store VALUE (- reads it from stdin), optionally for S seconds
   del KEY                   Delete the key
   ls [PREFIX]               List keys, one per line
-  wal check DIR             Report a data directory's log state; changes nothing
-  wal repair DIR            Cut a corrupt log at the damage (cut bytes kept in .broken files)
+  wal check DIR [options]   Report a data directory's log state; changes nothing
+  wal repair DIR [options]  Cut a corrupt log at the damage (cut bytes kept in .broken files)
+                            Both replay the log as a start would: give them the limits the
+                            server runs with (serve's options, or SLABKV_* variables)
 
 Client options:
   --url URL      Server address (default http://127.0.0.1:8000, env SLABKV_URL)
@@ -38,14 +40,23 @@ function version(): string {
   return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version
 }
 
-async function serve(argv: string[]): Promise<number> {
+/** serve's options (each flag and --help), and the positionals after them. */
+function parseServeOptions(argv: string[], positionalsAllowed: boolean) {
   const options = Object.fromEntries([
     ...optionSpecs.map((spec) => [spec.flag, { type: 'string' as const }]),
     ['help', { type: 'boolean' as const, short: 'h' }],
   ])
+  const parsed = parseArgs({ args: argv, options, allowPositionals: positionalsAllowed })
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    positionals: parsed.positionals,
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>
   try {
-    values = parseArgs({ args: argv, options, allowPositionals: false }).values as typeof values
+    values = parseServeOptions(argv, false).values
   } catch (error) {
     process.stderr.write(`slabkv serve: ${(error as Error).message}\n\n${helpText()}`)
     return exitUsage
@@ -70,10 +81,11 @@ async function serve(argv: string[]): Promise<number> {
     const { CorruptLogError } = await import('./wal/recovery.js')
     if (error instanceof CorruptLogError) {
       const { walExitCorrupt } = await import('./wal/admin.js')
-      log.error('refusing to start: the log is corrupt', {
-        error: error.message,
-        ...error.damage,
-      })
+      const what =
+        error.damage.kind === 'corrupt'
+          ? 'refusing to start: the log is corrupt'
+          : 'refusing to start: a logged record does not fit the limits'
+      log.error(what, { error: error.message, ...error.damage })
       return walExitCorrupt
     }
     log.error('could not start', { error: (error as Error).message })
@@ -172,15 +184,33 @@ async function serverError(response: Response): Promise<number> {
 }
 
 async function wal(argv: string[]): Promise<number> {
-  const [action, dir, ...extra] = argv
+  let parsed: ReturnType<typeof parseServeOptions>
+  try {
+    parsed = parseServeOptions(argv, true)
+  } catch (error) {
+    process.stderr.write(`slabkv wal: ${(error as Error).message}\n\n${usage}`)
+    return exitUsage
+  }
+  if (parsed.values.help) {
+    process.stdout.write(usage)
+    return 0
+  }
+  const [action, dir, ...extra] = parsed.positionals
   if ((action !== 'check' && action !== 'repair') || dir === undefined || extra.length > 0) {
     process.stderr.write(`slabkv wal: expected 'check DIR' or 'repair DIR'\n\n${usage}`)
     return exitUsage
   }
+  // The limits a start would use: the same options and environment as serve.
+  const resolved = resolveConfig(parsed.values as Record<string, string | undefined>, process.env)
+  if (!resolved.ok) {
+    process.stderr.write(`slabkv wal: ${resolved.message}\n`)
+    return exitUsage
+  }
+  const limits = storeLimitsOf(resolved.config)
   const { walCheck, walRepair } = await import('./wal/admin.js')
   const { realStorage } = await import('./wal/storage.js')
   const print = (line: string) => process.stdout.write(`${line}\n`)
-  if (action === 'check') return walCheck(realStorage, dir, print)
+  if (action === 'check') return walCheck(realStorage, dir, print, limits)
   // A repair cuts files: never under a running server. (A missing directory has nothing to cut.)
   const { DataDirInUseError, lockDataDir } = await import('./wal/dir-lock.js')
   let unlock: () => void
@@ -200,7 +230,7 @@ async function wal(argv: string[]): Promise<number> {
     unlock = () => {}
   }
   try {
-    return walRepair(realStorage, dir, print)
+    return walRepair(realStorage, dir, print, limits)
   } finally {
     unlock()
   }

@@ -377,11 +377,7 @@ export function resolveConfig(
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     return { ok: false, message: '--headers-timeout-ms must not exceed --request-timeout-ms' }
   }
-  // What the store holds: a value as sent plus an uncommon media type kept inline with it.
-  const storeLimits = {
-    ...config.limits,
-    valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
-  }
+  const storeLimits = storeLimitsOf(config)
   if (config.limits.walRingSize !== undefined) {
     const needed = walRingSizeMin(storeLimits)
     if (config.limits.walRingSize < needed) {
@@ -410,6 +406,15 @@ export function resolveConfig(
     }
   }
   return { ok: true, config }
+}
+
+/**
+ * The limits the store is allocated with. The routes hold bodies to --max-value-size; an
+ * uncommon media type stored inline with the value (http/media-type.ts) may add up to
+ * inlinePrefixSizeMax bytes to what the store keeps.
+ */
+export function storeLimitsOf(config: Pick<ServerConfig, 'limits'>): StoreLimits {
+  return { ...config.limits, valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax }
 }
 
 export function isLoopback(host: string): boolean {

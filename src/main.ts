@@ -4,16 +4,15 @@ import { createServer as createNetServer, type ListenOptions } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
 import type { HttpWorkerTask } from '../workers/http-worker.js'
-import type { ServerConfig } from './config.js'
+import { type ServerConfig, storeLimitsOf } from './config.js'
 import type { Durability } from './durability.js'
 import { type App, createApp, type Runtime } from './http/app.js'
-import { inlinePrefixSizeMax } from './http/media-type.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
 import { lockDataDir } from './wal/dir-lock.js'
 import { logDurability } from './wal/durability.js'
-import { recover } from './wal/recovery.js'
+import { recover, replayInto } from './wal/recovery.js'
 import { WalRing } from './wal/ring.js'
 import { realStorage } from './wal/storage.js'
 import { startWalWriterThread, type WalWriterThread } from './wal/writer-thread.js'
@@ -62,27 +61,16 @@ export async function start(config: ServerConfig, log: Log): Promise<Running> {
 }
 
 async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> {
-  // The routes hold bodies to --max-value-size; an uncommon media type stored inline with the
-  // value (http/media-type.ts) may add up to inlinePrefixSizeMax bytes to what the store keeps.
-  const limits = {
-    ...config.limits,
-    valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax,
-  }
-  const recovering = Store.create({ limits })
+  const recovering = Store.create({ limits: storeLimitsOf(config) })
   let progressLoggedSize = 0
   // Throws CorruptLogError on corruption: the CLI exits with walExitCorrupt.
-  const recovery = recover(
-    realStorage,
-    config.dataDir,
-    (record, snapshotSequence) => recovering.replay(record, snapshotSequence),
-    (bytesRead) => {
-      // Progress for big logs only: a line per recoveryProgressSize read.
-      if (bytesRead >= progressLoggedSize + recoveryProgressSize) {
-        progressLoggedSize = bytesRead
-        log.info('recovering', { bytesRead })
-      }
-    },
-  )
+  const recovery = recover(realStorage, config.dataDir, replayInto(recovering), (bytesRead) => {
+    // Progress for big logs only: a line per recoveryProgressSize read.
+    if (bytesRead >= progressLoggedSize + recoveryProgressSize) {
+      progressLoggedSize = bytesRead
+      log.info('recovering', { bytesRead })
+    }
+  })
   const { logSize, ...recovered } = recovery
   if (recovery.tornBytesCut > 0) {
     log.warn('cut a torn tail off the log: the bytes a crash left half-written', {

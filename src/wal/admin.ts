@@ -1,11 +1,17 @@
 import { join } from 'node:path'
+import type { StoreLimits } from '../store/layout.js'
+import { Store } from '../store/store.js'
 import { classify } from './files.js'
-import { cutLog, inspect } from './recovery.js'
+import { cutLog, type Inspection, inspect, replayInto } from './recovery.js'
 import type { Storage } from './storage.js'
 
 // `slabkv wal check DIR` and `slabkv wal repair DIR`: what an operator runs when the server
 // refuses to start over a corrupt log. Check changes nothing; repair cuts the log at the damage,
 // keeping every cut byte in .broken files, so that the server can start with what precedes it.
+//
+// Both replay the log into a store with the limits the server would start with (the same
+// options), exactly as boot recovery does: a directory the server would refuse is never called
+// clean, and the refusal names the same file, offset and sequence.
 
 /** Exit codes: what a script can rely on. */
 export const walExitClean = 0
@@ -14,8 +20,18 @@ export const walExitTorn = 1
 /** Corruption: the server refuses to start until it is repaired. Also `slabkv serve`'s code. */
 export const walExitCorrupt = 4
 
-export function walCheck(storage: Storage, dir: string, print: (line: string) => void): number {
-  const found = inspect(storage, dir)
+/** What recovery would make of the directory, replayed into a store of `limits`. */
+function inspectAsRecovery(storage: Storage, dir: string, limits: StoreLimits): Inspection {
+  return inspect(storage, dir, replayInto(Store.create({ limits })))
+}
+
+export function walCheck(
+  storage: Storage,
+  dir: string,
+  print: (line: string) => void,
+  limits: StoreLimits,
+): number {
+  const found = inspectAsRecovery(storage, dir, limits)
   print(`data directory: ${dir}`)
   print(
     found.snapshot === undefined
@@ -38,6 +54,13 @@ export function walCheck(storage: Storage, dir: string, print: (line: string) =>
     )
     return walExitTorn
   }
+  if (damage.kind === 'refused') {
+    print(
+      `state: REFUSED in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}): ${damage.why}. ` +
+        'Nothing is damaged: a server started with these limits refuses this log; start (and check) with the limits it was written with',
+    )
+    return walExitCorrupt
+  }
   print(
     `state: CORRUPT in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}): ${damage.why}. ` +
       'Valid records follow the damage; `slabkv wal repair` cuts the log there and keeps the rest in .broken files',
@@ -45,12 +68,24 @@ export function walCheck(storage: Storage, dir: string, print: (line: string) =>
   return walExitCorrupt
 }
 
-export function walRepair(storage: Storage, dir: string, print: (line: string) => void): number {
-  const found = inspect(storage, dir)
+export function walRepair(
+  storage: Storage,
+  dir: string,
+  print: (line: string) => void,
+  limits: StoreLimits,
+): number {
+  const found = inspectAsRecovery(storage, dir, limits)
   const damage = found.damage
   if (damage === undefined) {
     print('nothing to repair: the log is clean')
     return walExitClean
+  }
+  if (damage.kind === 'refused') {
+    print(
+      `nothing to repair: ${damage.file} is whole, but at offset ${damage.offset} (sequence ${damage.sequence}) ${damage.why}. ` +
+        'Start with the limits the log was written with; cutting it would lose acknowledged writes',
+    )
+    return walExitCorrupt
   }
   const files = classify(storage.list(dir))
   if (files.snapshots.some((s) => s.name === damage.file)) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import type { Store } from '../store/store.js'
 import type { MutationRecord } from '../store/types.js'
 import { classify } from './files.js'
 import {
@@ -32,6 +33,11 @@ import type { Storage } from './storage.js'
 //   the one expected                                           missing)
 //   snapshot, anywhere           -                            corruption (a snapshot is renamed
 //                                                              into place only once synced whole)
+//   a whole record that does     -                            refused: the store's limits are
+//   not apply to the store                                     smaller than the log was written
+//   (a key or value too large)                                 with. Refuse to start, name the
+//                                                              record and the limit; nothing is
+//                                                              damaged, so repair cuts nothing.
 //
 // A torn tail can only hold unacknowledged writes: an acknowledged record was synced, and every
 // record after the first unsynced byte is unsynced too. Corruption can hide acknowledged data,
@@ -55,6 +61,10 @@ export type Damage =
       emptyAfter: string[]
     }
   | { kind: 'corrupt'; file: string; offset: number; sequence: number; why: string }
+  | { kind: 'refused'; file: string; offset: number; sequence: number; why: string }
+
+/** What replays a record: undefined when it applied, else why it does not (see replayInto). */
+export type Apply = (record: MutationRecord, snapshotSequence?: number) => string | undefined
 
 export interface Inspection {
   snapshot: { file: string; sequence: number; entryCount: number } | undefined
@@ -67,13 +77,41 @@ export interface Inspection {
   damage: Damage | undefined
 }
 
+/** The log cannot be loaded as it is: damage, or a record the store's limits refuse. */
 export class CorruptLogError extends Error {
-  constructor(readonly damage: Extract<Damage, { kind: 'corrupt' }>) {
+  constructor(readonly damage: Extract<Damage, { kind: 'corrupt' | 'refused' }>) {
     super(
-      `the log is corrupt in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}): ` +
-        `${damage.why}; valid records follow, so this is damage, not a torn write. ` +
-        '`slabkv wal check DIR` reports; `slabkv wal repair DIR` cuts the log there.',
+      damage.kind === 'corrupt'
+        ? `the log is corrupt in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}): ` +
+            `${damage.why}; valid records follow, so this is damage, not a torn write. ` +
+            '`slabkv wal check DIR` reports; `slabkv wal repair DIR` cuts the log there.'
+        : `a record in ${damage.file} at offset ${damage.offset} (sequence ${damage.sequence}) ` +
+            `does not apply: ${damage.why}. Nothing is damaged: start with the limits the log ` +
+            'was written with (`slabkv wal check DIR` takes the same options, to try them).',
     )
+  }
+}
+
+/**
+ * Replays into `store`: what boot recovery does, and what `slabkv wal check` does to find every
+ * record a start would refuse. A refusal names the limit that refused it.
+ */
+export function replayInto(store: Store): Apply {
+  const limits = store.layout.limits
+  return (record, snapshotSequence) => {
+    const code = store.replay(record, snapshotSequence)
+    if (code === undefined) return undefined
+    const keySize = Buffer.byteLength(record.key, 'utf8')
+    const valueSize = record.value?.byteLength ?? 0
+    const why =
+      code === 'key_too_large'
+        ? `its key is ${keySize} bytes, over --max-key-size (${limits.keySizeMax})`
+        : code === 'value_too_large'
+          ? `its value is ${valueSize} bytes, over what --max-value-size lets the store hold (${limits.valueSizeMax})`
+          : code === 'entry_too_large'
+            ? `its key and value are ${keySize + valueSize} bytes, over --max-memory (${limits.memorySizeMax})`
+            : `no writer makes such a record (${code})`
+    return `a logged ${record.op} ${why}`
   }
 }
 
@@ -84,7 +122,7 @@ export class CorruptLogError extends Error {
 export function inspect(
   storage: Storage,
   dir: string,
-  apply: (record: MutationRecord, snapshotSequence?: number) => void = () => {},
+  apply: Apply = () => undefined,
   onProgress: (bytesRead: number) => void = () => {},
 ): Inspection {
   const files = classify(storage.exists(dir) ? storage.list(dir) : [])
@@ -101,7 +139,7 @@ export function inspect(
     const read = readSnapshot(storage.read(join(dir, newest.name)), apply)
     if (!read.ok) {
       result.damage = {
-        kind: 'corrupt',
+        kind: read.refused ? 'refused' : 'corrupt',
         file: newest.name,
         offset: read.offset,
         sequence: newest.sequence,
@@ -181,7 +219,17 @@ export function inspect(
           }
           return result
         }
-        apply(decoded.record)
+        const refused = apply(decoded.record)
+        if (refused !== undefined) {
+          result.damage = {
+            kind: 'refused',
+            file: segment.name,
+            offset: at,
+            sequence,
+            why: refused,
+          }
+          return result
+        }
         result.sequence = sequence
         result.recordCount++
       }
@@ -321,14 +369,14 @@ export interface RecoveryReport {
 export function recover(
   storage: Storage,
   dir: string,
-  apply: (record: MutationRecord, snapshotSequence?: number) => void,
+  apply: Apply,
   onProgress?: (bytesRead: number) => void,
 ): RecoveryReport & { logSize: number } {
   const startedAt = performance.now()
   storage.mkdirp(dir)
   const inspection = inspect(storage, dir, apply, onProgress)
   const damage = inspection.damage
-  if (damage?.kind === 'corrupt') throw new CorruptLogError(damage)
+  if (damage?.kind === 'corrupt' || damage?.kind === 'refused') throw new CorruptLogError(damage)
   const brokenFiles =
     damage === undefined ? [] : cutLog(storage, dir, damage.file, damage.offset, damage.emptyAfter)
   // What was replayed may have been only in the page cache: written by a process that died

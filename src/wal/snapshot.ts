@@ -158,16 +158,17 @@ export class SnapshotWriter {
 
 export type SnapshotRead =
   | { ok: true; sequence: number; entryCount: number }
-  | { ok: false; offset: number; why: string }
+  /** refused: the entry is whole, but `apply` refused it (the store's limits); else damage. */
+  | { ok: false; offset: number; why: string; refused?: boolean }
 
 /**
  * Checks a snapshot file whole (every frame and checksum, the footer's count), and only then
  * decodes each entry and hands it to `apply`, oldest first: a damaged snapshot must not
- * half-load.
+ * half-load. `apply` returns why an entry does not apply, if it does not; reading stops there.
  */
 export function readSnapshot(
   bytes: Uint8Array,
-  apply: (record: MutationRecord, sequence: number) => void,
+  apply: (record: MutationRecord, sequence: number) => string | undefined,
 ): SnapshotRead {
   const header = decodeSegmentHeader(bytes, snapshotMagic)
   if (!header.ok) return { ok: false, offset: 0, why: `bad header (${header.reason})` }
@@ -195,7 +196,8 @@ export function readSnapshot(
     if (!decoded.ok || decoded.record.op !== 'set' || decoded.record.sequence > sequence) {
       return { ok: false, offset: at, why: 'a record that is not an entry of this snapshot' }
     }
-    apply(decoded.record, sequence)
+    const refused = apply(decoded.record, sequence)
+    if (refused !== undefined) return { ok: false, offset: at, why: refused, refused: true }
     at += decoded.size
   }
   return { ok: true, sequence, entryCount: footer }

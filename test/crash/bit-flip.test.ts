@@ -39,6 +39,7 @@ function inspectFiles(files: Map<string, Uint8Array>) {
   const applied: MutationRecord[] = []
   const inspection = inspect(SimulatedDisk.fromFiles(files), dir, (record) => {
     applied.push(record)
+    return undefined
   })
   return { inspection, applied }
 }

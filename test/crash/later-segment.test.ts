@@ -39,7 +39,7 @@ describe('damage at the end of a segment that a later segment follows', () => {
     // Boot recovery must refuse, not cut segment 1 and move segment 2 (acknowledged records
     // 151 and 152) aside to a .broken file with a mere warning.
     const disk2 = SimulatedDisk.fromFiles(damagedFiles)
-    expect(() => recover(disk2, dir, () => {})).toThrow(CorruptLogError)
+    expect(() => recover(disk2, dir, () => undefined)).toThrow(CorruptLogError)
     expect(disk2.list(dir).sort()).toEqual(segments.map((s) => s.name))
   })
 })

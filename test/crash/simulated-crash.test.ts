@@ -145,7 +145,7 @@ function recoverFrom(disk: SimulatedDisk, nowMs: number): Recovered | { unrepair
     // Pages of an unsynced write can land out of order, leaving a hole before valid records;
     // recovery cannot tell that from damage, so it refuses, and the operator repairs.
     let said = ''
-    if (walRepair(disk, dir, (line) => (said += line)) !== 0) return { unrepairable: said }
+    if (walRepair(disk, dir, (line) => (said += line), limits) !== 0) return { unrepairable: said }
     repaired = true
     return { ...recoverFrom(disk, nowMs), repaired }
   }

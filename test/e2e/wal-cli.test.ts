@@ -232,3 +232,103 @@ describe('slabkv serve --data-dir over a damaged log', () => {
     expect(readFileSync(join(dir, `${segment}.at-${offset}.broken`)).length).toBe(cut)
   })
 })
+
+describe('slabkv wal check and a start agree', () => {
+  it('refuses, in both, a log whose record the limits do not allow: same file, offset, sequence', async () => {
+    const dir = join(root, 'limits')
+    const written = await startServer(['--data-dir', dir, '--max-value-size', '4KiB'])
+    try {
+      for (const [key, size] of [
+        ['small', 10],
+        ['large', 2048],
+      ] as const) {
+        const response = await fetch(`${written.url}/v1/kv/${key}`, {
+          method: 'PUT',
+          body: new Uint8Array(size).fill(7),
+        })
+        expect(response.status, await response.text()).toBe(201)
+      }
+    } finally {
+      expect(await written.stop('SIGTERM')).toBe(0)
+    }
+    const before = contents(dir)
+    const [logFile] = readdirSync(dir).filter((name) => name.endsWith('.log'))
+    const offset = recordStarts(readFileSync(join(dir, logFile!)))[1]!
+
+    const port = await freePort()
+    const refused = await runCli([
+      'serve',
+      '--port',
+      String(port),
+      '--data-dir',
+      dir,
+      '--max-value-size',
+      '1KiB',
+    ])
+    const what = `slabkv serve exited ${refused.code}:\n${refused.stdout}\n${refused.stderr}`
+    expect(refused.code, what).toBe(4)
+    const error = refused.logs.find((line) => line.level === 'error')
+    expect(error, what).toMatchObject({ kind: 'refused', file: logFile, offset, sequence: 2 })
+    expect(String(error?.error), what).toContain('--max-value-size')
+
+    const checked = await runCli(['wal', 'check', dir, '--max-value-size', '1KiB'])
+    const checkedWhat = `slabkv wal check exited ${checked.code}:\n${checked.stdout}`
+    expect(checked.code, checkedWhat).toBe(4)
+    expect(checked.stdout, checkedWhat).toContain(
+      `state: REFUSED in ${logFile} at offset ${offset} (sequence 2)`,
+    )
+    expect(checked.stdout, checkedWhat).not.toContain('state: clean')
+    // Repair finds nothing damaged, and cuts nothing: the records are acknowledged writes.
+    const repair = await runCli(['wal', 'repair', dir, '--max-value-size', '1KiB'])
+    expect(repair.code, repair.stdout).toBe(4)
+    expect(contents(dir)).toEqual(before)
+    // With the limits the log was written with, both are content.
+    expect((await runCli(['wal', 'check', dir, '--max-value-size', '4KiB'])).code).toBe(0)
+    const restarted = await startServer(['--data-dir', dir, '--max-value-size', '4KiB'])
+    try {
+      const response = await fetch(`${restarted.url}/v1/kv/large`)
+      expect((await response.arrayBuffer()).byteLength).toBe(2048)
+    } finally {
+      expect(await restarted.stop('SIGTERM')).toBe(0)
+    }
+  })
+
+  it('restarts on keys that begin with U+FEFF, each kept apart from the key without it', async () => {
+    const dir = join(root, 'bom')
+    const first = await startServer(['--data-dir', dir])
+    const put = async (url: string, key: string, value: string) => {
+      const response = await fetch(`${url}/v1/kv/${encodeURIComponent(key)}`, {
+        method: 'PUT',
+        body: value,
+      })
+      expect(response.status, `PUT ${JSON.stringify(key)}`).toBe(201)
+    }
+    try {
+      await put(first.url, '\uFEFF', 'a lone BOM')
+      await put(first.url, 'abc', 'REAL')
+      await put(first.url, '\uFEFFabc', 'EVIL')
+      await put(first.url, '\uFEFFgone', 'deleted')
+      const deleted = await fetch(`${first.url}/v1/kv/${encodeURIComponent('\uFEFFgone')}`, {
+        method: 'DELETE',
+      })
+      expect(deleted.status).toBe(204)
+    } finally {
+      expect(await first.stop('SIGTERM')).toBe(0)
+    }
+    const checked = await runCli(['wal', 'check', dir])
+    expect(checked.stdout).toContain('state: clean')
+    const second = await startServer(['--data-dir', dir])
+    try {
+      const get = async (key: string) => {
+        const response = await fetch(`${second.url}/v1/kv/${encodeURIComponent(key)}`)
+        return response.status === 200 ? response.text() : response.status
+      }
+      expect(await get('abc')).toBe('REAL')
+      expect(await get('\uFEFFabc')).toBe('EVIL')
+      expect(await get('\uFEFF')).toBe('a lone BOM')
+      expect(await get('\uFEFFgone')).toBe(404)
+    } finally {
+      expect(await second.stop('SIGTERM')).toBe(0)
+    }
+  })
+})

@@ -158,6 +158,7 @@ describe('WAL writer segments and snapshots', () => {
       const bytes = Buffer.from(record.value!).toString('hex')
       const { key, sequence, contentType, expiresAt } = record
       entries.push(`${key} ${bytes} v${sequence} t${contentType} x${expiresAt}`)
+      return undefined
     })
     expect(read).toMatchObject({ ok: true, entryCount: wal.store.stats().entryCount })
     expect(entries).toEqual(contents(wal.store))
