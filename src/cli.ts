@@ -229,8 +229,13 @@ async function wal(argv: string[]): Promise<number> {
     }
     unlock = () => {}
   }
+  const { CutNotKeptError } = await import('./wal/recovery.js')
   try {
     return walRepair(realStorage, dir, print, limits)
+  } catch (error) {
+    if (!(error instanceof CutNotKeptError)) throw error
+    process.stderr.write(`slabkv wal repair: ${error.message}\n`)
+    return 1
   } finally {
     unlock()
   }

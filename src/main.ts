@@ -76,6 +76,9 @@ async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> 
     log.warn('cut a torn tail off the log: the bytes a crash left half-written', {
       bytes: recovery.tornBytesCut,
       keptIn: recovery.brokenFiles,
+      ...(recovery.tornBytesNotKept > 0 && {
+        notKept: `the disk is full: ${recovery.tornBytesNotKept} bytes (never acknowledged) were cut without a copy`,
+      }),
     })
   }
   log.info('recovered', { ...recovered, entryCount: recovering.stats().entryCount })

@@ -99,7 +99,7 @@ export function walRepair(
   const later = files.segments
     .filter((s) => damaged !== undefined && s.firstSequence > damaged.firstSequence)
     .map((s) => s.name)
-  const kept = cutLog(storage, dir, damage.file, damage.offset, later)
+  const { kept } = cutLog(storage, dir, damage.file, damage.offset, later)
   print(
     `cut ${damage.file} at offset ${damage.offset}; the log now ends at sequence ${found.sequence}. ` +
       `Cut bytes kept in: ${kept.map((name) => join(dir, name)).join(', ')}`,

@@ -12,7 +12,7 @@ import {
   sequenceAt,
 } from './record.js'
 import { readSnapshot } from './snapshot.js'
-import type { Storage } from './storage.js'
+import { isNoSpace, type Storage } from './storage.js'
 
 // Recovery reads a data directory: the newest snapshot, then every record after it, in sequence
 // order, handing each to the caller (replay into the store, or nothing for `slabkv wal check`).
@@ -304,11 +304,19 @@ function saltOf(bytes: Uint8Array): number {
   return header.salt
 }
 
+/** A cut that must keep its bytes found no room for them: nothing was cut. */
+export class CutNotKeptError extends Error {}
+
 /**
  * Cuts a file at `offset`: the bytes from there go to `<file>.at-<offset>.broken` first
  * (synced), then the file is truncated (or removed, at 0) and synced, and the `later` segments
  * are renamed to .broken too. Boot recovery does this for a torn tail; `slabkv wal repair` for
  * corruption.
+ *
+ * On a full disk the copy may not fit. Repair may cut acknowledged records, so it must keep them
+ * (`keepRequired`): it throws CutNotKeptError, having cut nothing. A torn tail holds nothing
+ * acknowledged, so boot recovery cuts it anyway, rather than refuse to start on a full disk (a
+ * crash while the disk was full leaves exactly that), and says how many bytes it did not keep.
  */
 export function cutLog(
   storage: Storage,
@@ -316,23 +324,21 @@ export function cutLog(
   file: string,
   offset: number,
   later: string[],
-): string[] {
+  keepRequired = true,
+): { kept: string[]; notKeptSize: number } {
   const kept: string[] = []
+  let notKeptSize = 0
   const path = join(dir, file)
   const cut = storage.read(path).subarray(offset)
   if (cut.length > 0) {
     const brokenName = `${file}.at-${offset}.broken`
-    const brokenPath = join(dir, brokenName)
-    // Left by a cut a crash interrupted: the same bytes, written again from the start.
-    if (storage.exists(brokenPath)) storage.truncate(brokenPath, 0)
-    const broken = storage.openAppend(brokenPath)
-    storage.append(broken, cut)
-    storage.fdatasync(broken)
-    storage.close(broken)
-    // The copy's name must be durable before the original bytes go: repair may cut
-    // acknowledged records, and a crash must not lose them from both places.
-    storage.syncDir(dir)
-    kept.push(brokenName)
+    if (keepCopy(storage, dir, brokenName, cut)) kept.push(brokenName)
+    else if (keepRequired) {
+      throw new CutNotKeptError(
+        `the disk is full: the ${cut.length} bytes to cut from ${file} cannot be kept in ` +
+          `${brokenName}; nothing was cut. Free some space and run it again`,
+      )
+    } else notKeptSize = cut.length
   }
   if (offset === 0) {
     storage.unlink(path) // A segment with no valid header has nothing to keep.
@@ -347,7 +353,29 @@ export function cutLog(
     kept.push(`${name}.broken`)
   }
   storage.syncDir(dir)
-  return kept
+  return { kept, notKeptSize }
+}
+
+/** Writes `bytes` to `name`, durably; false, leaving no such file, when the disk is full. */
+function keepCopy(storage: Storage, dir: string, name: string, bytes: Uint8Array): boolean {
+  const path = join(dir, name)
+  // Left by a cut a crash interrupted: the same bytes, written again from the start.
+  if (storage.exists(path)) storage.truncate(path, 0)
+  const fd = storage.openAppend(path)
+  try {
+    storage.append(fd, bytes)
+    storage.fdatasync(fd)
+  } catch (error) {
+    storage.close(fd)
+    if (!isNoSpace(error)) throw error
+    storage.unlink(path)
+    return false
+  }
+  storage.close(fd)
+  // The copy's name must be durable before the original bytes go: repair may cut acknowledged
+  // records, and a crash must not lose them from both places.
+  storage.syncDir(dir)
+  return true
 }
 
 export interface RecoveryReport {
@@ -358,6 +386,8 @@ export interface RecoveryReport {
   bytesRead: number
   tornBytesCut: number
   brokenFiles: string[]
+  /** Torn bytes cut without a copy: the disk had no room for the .broken file. */
+  tornBytesNotKept: number
   sequence: number
   durationMs: number
 }
@@ -377,8 +407,10 @@ export function recover(
   const inspection = inspect(storage, dir, apply, onProgress)
   const damage = inspection.damage
   if (damage?.kind === 'corrupt' || damage?.kind === 'refused') throw new CorruptLogError(damage)
-  const brokenFiles =
-    damage === undefined ? [] : cutLog(storage, dir, damage.file, damage.offset, damage.emptyAfter)
+  const cut =
+    damage === undefined
+      ? { kept: [], notKeptSize: 0 }
+      : cutLog(storage, dir, damage.file, damage.offset, damage.emptyAfter, false)
   // What was replayed may have been only in the page cache: written by a process that died
   // before its fdatasync (or ran with --fsync no). The writer publishes everything recovered as
   // durable, so it must be durable first, or a power loss after the restart could drop records
@@ -399,7 +431,8 @@ export function recover(
     recordsReplayed: inspection.recordCount,
     bytesRead: inspection.logSize,
     tornBytesCut: damage?.size ?? 0,
-    brokenFiles,
+    brokenFiles: cut.kept,
+    tornBytesNotKept: cut.notKeptSize,
     sequence: inspection.sequence,
     durationMs: Math.round(performance.now() - startedAt),
     logSize: inspection.logSize - (damage?.size ?? 0),

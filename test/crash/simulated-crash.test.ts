@@ -9,6 +9,7 @@ import { WalWriter } from '../../src/wal/writer.js'
 import { prng, testSeed } from '../support/seed.js'
 import { SimulatedCrash, SimulatedDisk } from '../support/simulated-disk.js'
 import { delegatingStorage } from '../support/wal-harness.js'
+import { judgeRecovery, recoverLive } from './crash-check.js'
 
 // Crash the write-ahead log at every storage operation of a workload, on a disk that loses, tears
 // and reorders whatever was not synced (test/support/simulated-disk.ts), and check what recovery
@@ -109,56 +110,18 @@ function runWorkload(storage: Storage, seed: number): Outcome {
   return outcome
 }
 
-/** The live entries after mutations 1..sequence, as the store's peek would show them at nowMs. */
-function modelAt(history: MutationRecord[], sequence: number, nowMs: number) {
-  const entries = new Map<string, MutationRecord>()
-  for (const record of history) {
-    if (record.sequence > sequence) break
-    if (record.op === 'set') entries.set(record.key, record)
-    else if (record.op === 'clear') entries.clear()
-    else entries.delete(record.key)
-  }
-  for (const [key, record] of entries) {
-    if (record.expiresAt !== undefined && record.expiresAt !== 0 && record.expiresAt <= nowMs)
-      entries.delete(key)
-  }
-  return entries
-}
-
 /** What recovery rebuilds from a crashed disk, repairing it first if it refuses to start. */
-interface Recovered {
-  live: Map<string, { value: Uint8Array; version: number; contentType: number }>
-  sequence: number
-  repaired: boolean
-}
-
-function recoverFrom(disk: SimulatedDisk, nowMs: number): Recovered | { unrepairable: string } {
-  const store = Store.create({ limits, clock: () => nowMs })
-  const apply = (record: MutationRecord, snapshotSequence?: number) =>
-    store.replay(record, snapshotSequence)
-  let repaired = false
-  let report: ReturnType<typeof recover>
+function recoverFrom(disk: SimulatedDisk, nowMs: number) {
   try {
-    report = recover(disk, dir, apply)
+    return { ...recoverLive(disk, dir, limits, nowMs), repaired: false }
   } catch (error) {
     if (!(error instanceof CorruptLogError)) throw error
     // Pages of an unsynced write can land out of order, leaving a hole before valid records;
     // recovery cannot tell that from damage, so it refuses, and the operator repairs.
     let said = ''
     if (walRepair(disk, dir, (line) => (said += line), limits) !== 0) return { unrepairable: said }
-    repaired = true
-    return { ...recoverFrom(disk, nowMs), repaired }
+    return { ...recoverLive(disk, dir, limits, nowMs), repaired: true }
   }
-  const live = new Map<string, { value: Uint8Array; version: number; contentType: number }>()
-  for (let cursor: number | null = 0; cursor !== null; ) {
-    const page = store.scan('', cursor, 1000)
-    for (const item of page.items) {
-      const entry = store.peek(item.key)!
-      live.set(item.key, entry)
-    }
-    cursor = page.cursor
-  }
-  return { live, sequence: report.sequence, repaired }
 }
 
 /** Crashes the workload at every storage operation; returns what went wrong, if anything. */
@@ -181,29 +144,9 @@ function enumerateCrashes(seed: number, wrap: (disk: SimulatedDisk) => Storage =
         failures.push(`${where}: recovery refused and repair failed: ${recovered.unrepairable}`)
         continue
       }
-      const { live, sequence, repaired } = recovered
-      if (repaired) repairs++
-      const lastSequence = outcome.history.at(-1)?.sequence ?? 0
-      if (sequence < outcome.acknowledged) {
-        failures.push(`${where}: recovered up to ${sequence}, acknowledged ${outcome.acknowledged}`)
-        continue
-      }
-      if (sequence > lastSequence) {
-        failures.push(`${where}: recovered ${sequence}, but only ${lastSequence} were written`)
-        continue
-      }
-      const model = modelAt(outcome.history, sequence, outcome.nowMs)
-      const wrong = [...new Set([...model.keys(), ...live.keys()])].filter((key) => {
-        const want = model.get(key)
-        const got = live.get(key)
-        if (want === undefined || got === undefined) return want !== got
-        return (
-          want.sequence !== got.version ||
-          want.contentType !== got.contentType ||
-          Buffer.compare(want.value!, got.value) !== 0
-        )
-      })
-      if (wrong.length > 0) failures.push(`${where}: keys differ from the model: ${wrong}`)
+      if (recovered.repaired) repairs++
+      const wrong = judgeRecovery(outcome.history, outcome.acknowledged, outcome.nowMs, recovered)
+      if (wrong !== undefined) failures.push(`${where}: ${wrong}`)
     }
   }
   return { full, operationCount, failures, repairs }

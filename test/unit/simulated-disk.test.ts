@@ -86,6 +86,22 @@ describe('SimulatedDisk data', () => {
     expect([...seen].sort()).toEqual(['hole', 'kept', 'lost', 'torn'])
   })
 
+  it('never leaves a hole in unsynced appends when told the filesystem keeps them in order', () => {
+    const random = prng(seed)
+    const synced = pattern(5_000, 1)
+    const unsynced = pattern(3 * 4096, 2)
+    const disk = diskWithUnsyncedTail(synced, unsynced)
+    const seen = new Set<string>()
+    for (let i = 0; i < crashCount; i++) {
+      const content = disk.crash(random, { pageHoles: false }).read(path)
+      const tail = content.subarray(synced.length)
+      // A prefix of what was written, torn anywhere or whole: never a zero where a page was.
+      expectBytes(tail, unsynced.subarray(0, tail.length))
+      seen.add(tail.length === 0 ? 'lost' : tail.length === unsynced.length ? 'kept' : 'torn')
+    }
+    expect([...seen].sort()).toEqual(['kept', 'lost', 'torn'])
+  })
+
   it('drops an unsynced truncation with what followed it, or keeps it', () => {
     const random = prng(seed)
     const durable = pattern(100, 1)
@@ -225,6 +241,15 @@ describe('SimulatedDisk errors', () => {
     disk.capacityBytes = 20
     disk.append(fd, pattern(4, 4))
     expect(disk.size(path)).toBe(14)
+  })
+
+  it('shrinks a file even on a disk fuller than its capacity, and refuses to grow one there', () => {
+    // A crash can bring back a file whose unlink was lost: usage then exceeds the capacity.
+    const disk = SimulatedDisk.fromFiles([[path, pattern(40, 1)]])
+    disk.capacityBytes = 10
+    disk.truncate(path, 20)
+    expect(disk.size(path)).toBe(20)
+    expect(codeOf(() => disk.truncate(path, 21))).toBe('ENOSPC')
   })
 
   it('throws EIO from the next fdatasync only', () => {

@@ -1,9 +1,21 @@
+import { basename, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { I32, walRingSizeMin, walStateFailed, walStateReadOnly } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
+import { walRepair } from '../../src/wal/admin.js'
+import { CutNotKeptError } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
 import { prng, testSeed } from '../support/seed.js'
-import { contents, openWal, recoverStore } from '../support/wal-harness.js'
+import { SimulatedDisk } from '../support/simulated-disk.js'
+import { recordStarts } from '../support/wal-files.js'
+import {
+  contents,
+  dataFiles,
+  openWal,
+  recoverStore,
+  walDir,
+  walLimits,
+} from '../support/wal-harness.js'
 
 // What the log does at its edges: a restart after records that only reached the page cache,
 // producers facing a ring that cannot drain because the log failed or the disk is full.
@@ -116,5 +128,49 @@ describe('a producer facing a ring that cannot drain', () => {
     const expiry = ring.readable()!
     expect(expiry.recordCount).toBe(1)
     expect(expiry.sequenceLast).toBe(sequence + 1)
+  })
+})
+
+describe('recovery on a full disk', () => {
+  /** A log whose last record a crash tore, on a disk with no byte free. */
+  function tornLogOnFullDisk() {
+    const wal = openWal()
+    for (let i = 0; i < 5; i++) wal.store.set(`key-${i}`, new Uint8Array(40).fill(i))
+    wal.writer.step()
+    wal.writer.close()
+    const [segment] = dataFiles(wal.disk).segments
+    const path = join(walDir, segment!.name)
+    const size = wal.disk.size(path)
+    wal.disk.truncate(path, size - 7)
+    wal.disk.capacityBytes = wal.disk.usedBytes
+    return { wal, path, size }
+  }
+
+  it('starts: it cuts a torn tail without the copy it has no room for, and says how much', () => {
+    const { wal, path, size } = tornLogOnFullDisk()
+    const { store, report } = recoverStore(wal.disk)
+    expect(report.tornBytesNotKept).toBeGreaterThan(0)
+    expect(report.brokenFiles).toEqual([])
+    expect(wal.disk.size(path)).toBe(size - 7 - report.tornBytesNotKept)
+    expect(store.sequence).toBe(4)
+    expect(wal.disk.list(walDir).some((name) => name.endsWith('.broken'))).toBe(false)
+  })
+
+  it('repair cuts nothing when it cannot keep the bytes it would cut, and says so', () => {
+    const wal = openWal()
+    for (let i = 0; i < 5; i++) wal.store.set(`key-${i}`, new Uint8Array(40).fill(i))
+    wal.writer.step()
+    wal.writer.close()
+    const path = join(walDir, dataFiles(wal.disk).segments[0]!.name)
+    // Corruption, not a torn tail: a flipped byte with valid records after it.
+    const bytes = wal.disk.read(path)
+    const starts = recordStarts(bytes)
+    const damaged = bytes.slice()
+    damaged[starts[1]! + 14]! ^= 0x40
+    const disk = SimulatedDisk.fromFiles([[path, damaged]])
+    disk.capacityBytes = disk.usedBytes
+    expect(() => walRepair(disk, walDir, () => {}, walLimits)).toThrow(CutNotKeptError)
+    expect(disk.read(path)).toEqual(damaged)
+    expect(disk.list(walDir)).toEqual([basename(path)])
   })
 })
