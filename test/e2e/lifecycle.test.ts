@@ -398,15 +398,15 @@ describe('connection timeouts', () => {
     // machine that stalls for seconds.
     const [headers, body, idle] = await Promise.all([
       // Headers that never end.
-      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 9000),
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 9000),
       // A body that never arrives.
       rawExchange(
         server.port,
-        'PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc',
+        'PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nabc',
         9000,
       ),
       // A complete request, then silence on a kept-alive connection.
-      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 9000),
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 9000),
     ])
     expect(headers.closedAfterMs, headers.received).not.toBeNull()
     expect(headers.closedAfterMs!).toBeGreaterThanOrEqual(400)
