@@ -102,18 +102,33 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
     }
   }
 
-  // The request in progress on each connection; the next one starts when it settles.
-  const inProgress = new WeakMap<Socket, Promise<void>>()
+  // Each connection's requests form a chain: the next starts when the one before it settles.
+  // Node parses requests as they arrive whatever the chain holds, so a client that pipelines
+  // faster than its requests complete would make it grow without end; past pipelineDepthMax
+  // waiting requests the connection is not read until the chain is short again.
+  const chains = new WeakMap<Socket, Chain>()
   const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
     const socket = incoming.socket
-    const previous = inProgress.get(socket)
-    const done =
-      previous === undefined
-        ? serveOne(incoming, outgoing)
-        : previous.then(() => serveOne(incoming, outgoing))
-    inProgress.set(socket, done)
-    void done.then(() => {
-      if (inProgress.get(socket) === done) inProgress.delete(socket)
+    let chain = chains.get(socket)
+    if (chain === undefined) {
+      chain = { tail: serveOne(incoming, outgoing), depth: 1, paused: false }
+      chains.set(socket, chain)
+    } else {
+      chain.tail = chain.tail.then(() => serveOne(incoming, outgoing))
+      chain.depth++
+      if (chain.depth > pipelineDepthMax && !chain.paused) {
+        chain.paused = true
+        socket.pause()
+      }
+    }
+    const settling = chain
+    void chain.tail.then(() => {
+      settling.depth--
+      if (settling.depth === 0 && chains.get(socket) === settling) chains.delete(socket)
+      if (settling.paused && settling.depth <= pipelineDepthMax / 2) {
+        settling.paused = false
+        socket.resume()
+      }
     })
   }
 
@@ -140,6 +155,20 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
   closeStalledConnections(server, config, log)
   return server
 }
+
+/** The requests of one connection: the last one's promise, and how many have not settled. */
+interface Chain {
+  tail: Promise<void>
+  depth: number
+  paused: boolean
+}
+
+/**
+ * How many requests may wait behind the one in progress on a connection before it is no longer
+ * read. Not a limit a client meets (nothing is refused; TCP flow control slows the sender), only
+ * a bound on what one connection's queue holds.
+ */
+const pipelineDepthMax = 32
 
 /**
  * Closes a connection whose client has not taken a byte of its answer for --send-timeout-ms.

@@ -63,6 +63,20 @@ describe('pipelined requests on one connection', () => {
     }
   })
 
+  it('answers hundreds of pipelined requests in order, reading on after a pause', async () => {
+    // Far more requests than wait on a connection before the server stops reading it.
+    const keys = Array.from({ length: 150 }, () => keyPath(uniqueKey('pipe-many')))
+    const requests = keys.flatMap((key, i) => [
+      rawRequest('PUT', `/v1/kv/${key}`, {}, `many ${i}`),
+      rawRequest('GET', `/v1/kv/${key}`),
+    ])
+    const responses = await pipeline(requests)
+    for (const [i] of keys.entries()) {
+      expect(responses[2 * i]?.status).toBe(201)
+      expect(responses[2 * i + 1]?.body.toString()).toBe(`many ${i}`)
+    }
+  })
+
   it('applies a DELETE after the batch that set the key, and the later of two PUTs', async () => {
     for (let round = 0; round < 10; round++) {
       const deleted = uniqueKey('pipe-batch-delete')
