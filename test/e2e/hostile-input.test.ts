@@ -273,6 +273,28 @@ describe('errors that say what went wrong', () => {
     await expectAbsent(key)
   })
 
+  it('names the key, body and batch limits and their flags in their refusals', async () => {
+    const longKey = 'k'.repeat(1025)
+    const key = await expectProblem(
+      await fetch(url(`/v1/kv/${longKey}`), { method: 'PUT', body: 'v' }),
+      400,
+      'key_too_large',
+    )
+    expect(String(key.detail)).toMatch(/1025 bytes.*1024 bytes \(--max-key-size\)/)
+    const body = await expectProblem(
+      await fetch(url(`/v1/kv/${uniqueKey('body-limit')}`), {
+        method: 'PUT',
+        body: new Uint8Array(4 * 1024 * 1024 + 1),
+      }),
+      413,
+      'body_too_large',
+    )
+    expect(String(body.detail)).toMatch(/4194304 bytes.*--max-body-size/)
+    const ops = Array.from({ length: 1001 }, () => ({ op: 'get', key: 'k' }))
+    const batchOps = await expectProblem(await batch(ops), 413, 'batch_too_large')
+    expect(String(batchOps.detail)).toMatch(/1001 ops.*1000 \(--max-batch-ops\)/)
+  })
+
   it('refuses a TTL too long to count in milliseconds, naming the most it takes', async () => {
     const key = uniqueKey('ttl-huge')
     const put = await fetch(url(`/v1/kv/${keyPath(key)}?ttl=${'1'.padEnd(24, '0')}`), {

@@ -252,10 +252,14 @@ const optionsWithDefaults: [string, string | undefined][] = [
   ['--max-value-size', '1MiB'],
   ['--max-body-size', '4MiB'],
   ['--max-batch-ops', '1000'],
+  ['--max-batch-read-size', '16MiB'],
+  ['--max-json-depth', '128'],
+  ['--allowed-hosts', undefined],
   ['--headers-timeout-ms', '10000'],
   ['--request-timeout-ms', '30000'],
   ['--keep-alive-timeout-ms', '5000'],
   ['--connection-check-interval-ms', '1000'],
+  ['--send-timeout-ms', '30000'],
   ['--shutdown-timeout-ms', '10000'],
 ]
 
