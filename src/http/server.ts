@@ -84,7 +84,8 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
   const serveOne = async (incoming: IncomingMessage, outgoing: ServerResponse) => {
     // A request queued behind another on a connection that has since closed has no one to answer.
     if (outgoing.destroyed) return
-    if (incoming.headers.host === undefined && incoming.url?.startsWith('/')) {
+    // An empty Host names no one either.
+    if (!incoming.headers.host && incoming.url?.startsWith('/')) {
       const detail = 'A Host header is required (HTTP/1.1 always; here HTTP/1.0 too)'
       respondProblem(outgoing, 'invalid_request', detail)
       return

@@ -344,11 +344,17 @@ describe('errors that say what went wrong', () => {
     await expectAbsent(key)
   })
 
-  it('answers an HTTP/1.0 request without Host with 400 and a body saying why', async () => {
-    const response = await rawOnce(rawRequest('GET', '/v1/stats', {}, undefined, 'HTTP/1.0'))
-    expect(response.status).toBe(400)
-    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/)
-    expect(String(JSON.parse(response.body.toString()).detail)).toMatch(/Host/)
+  it('answers a request without Host, or with an empty one, with 400 and a body saying why', async () => {
+    const requests = [
+      rawRequest('GET', '/v1/stats', {}, undefined, 'HTTP/1.0'),
+      rawRequest('GET', '/v1/stats', { Host: '' }),
+    ]
+    for (const request of requests) {
+      const response = await rawOnce(request)
+      expect(response.status).toBe(400)
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/)
+      expect(String(JSON.parse(response.body.toString()).detail)).toMatch(/Host/)
+    }
   })
 
   it('logs a client that leaves mid-body at info level, not as an error', async () => {
