@@ -60,7 +60,10 @@ const batchRoute = createRoute({
     },
     400: { description: 'An invalid op; nothing applied' },
     412: { description: 'A condition failed; nothing applied' },
-    413: { description: 'Too many ops, or a value too large' },
+    413: {
+      description:
+        'Too many ops (--max-batch-ops), a value too large, or reads over --max-batch-read-size; nothing applied',
+    },
   },
 })
 

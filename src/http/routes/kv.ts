@@ -62,7 +62,7 @@ const putRoute = createRoute({
       description: 'Created',
       content: { 'application/json': { schema: z.object({ version: z.number() }) } },
     },
-    400: { description: 'Invalid key or TTL', content: problemContent },
+    400: { description: 'Invalid key, TTL, Content-Type or condition', content: problemContent },
     412: { description: 'A condition failed; nothing changed', content: problemContent },
     413: { description: 'Value too large', content: problemContent },
   },
