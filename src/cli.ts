@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { envName, helpText, optionSpecs, resolveConfig, storeLimitsOf } from './config.js'
 import { createLog } from './log.js'
@@ -198,6 +198,11 @@ async function wal(argv: string[]): Promise<number> {
   const [action, dir, ...extra] = parsed.positionals
   if ((action !== 'check' && action !== 'repair') || dir === undefined || extra.length > 0) {
     process.stderr.write(`slabkv wal: expected 'check DIR' or 'repair DIR'\n\n${usage}`)
+    return exitUsage
+  }
+  // A path that is not a directory holds no log: say so, rather than fail deep in a read.
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    process.stderr.write(`slabkv wal ${action}: ${dir} is not a directory\n`)
     return exitUsage
   }
   // The limits a start would use: the same options and environment as serve.

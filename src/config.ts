@@ -34,14 +34,21 @@ export interface ServerConfig {
   nodeId: string
   threadCount: number
   token: string | undefined
+  /** Host names served besides loopback ones, lowercased; see src/http/host.ts. */
+  allowedHosts: string[]
   dataDir: string
   limits: StoreLimits
   bodySizeMax: number
   batchOpCountMax: number
+  /** The most bytes of values one batch may read, so that its answer stays bounded. */
+  batchReadSizeMax: number
+  /** The deepest nesting of arrays and objects a JSON value stored through /set may have. */
+  jsonDepthMax: number
   headersTimeoutMs: number
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   connectionCheckIntervalMs: number
+  sendTimeoutMs: number
   shutdownTimeoutMs: number
   /** How often the main thread reclaims expired entries nobody touched. */
   sweepIntervalMs: number
@@ -64,6 +71,12 @@ interface OptionSpec {
   choices?: readonly string[]
   apply(config: ServerConfig, value: string | number): void
 }
+
+/**
+ * A token off loopback must resist guessing; 16 characters is 96 bits or more even when drawn
+ * from base64's alphabet. On loopback only this machine's users can try, so any length goes.
+ */
+const tokenSizeMinOffLoopback = 16
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -119,9 +132,24 @@ export const optionSpecs: OptionSpec[] = [
     kind: 'string',
     default: '',
     description:
-      'Bearer token required on every route but /healthz, /readyz, the UI and the API docs.',
+      'Bearer token required on every route but /healthz, /readyz, the UI and the API docs: ' +
+      `visible ASCII characters, at least ${tokenSizeMinOffLoopback} of them to bind a non-loopback address.`,
     apply: (c, v) => {
       c.token = v === '' ? undefined : (v as string)
+    },
+  },
+  {
+    flag: 'allowed-hosts',
+    kind: 'string',
+    default: '',
+    description:
+      'Host names served besides loopback ones (localhost, 127.x.x.x, [::1]), comma-separated. ' +
+      'Without --token nothing else is served (DNS rebinding); with --token, any Host unless this is set.',
+    apply: (c, v) => {
+      c.allowedHosts = (v as string)
+        .split(',')
+        .map((name) => name.trim().toLowerCase())
+        .filter((name) => name !== '')
     },
   },
   {
@@ -249,6 +277,31 @@ export const optionSpecs: OptionSpec[] = [
     },
   },
   {
+    flag: 'max-batch-read-size',
+    kind: 'size',
+    default: '16MiB',
+    min: 1,
+    max: 1 * GiB,
+    description:
+      'Most bytes of values one /v1/batch may read; its answer is held in memory until sent. A batch reading more is refused (413).',
+    apply: (c, v) => {
+      c.batchReadSizeMax = v as number
+    },
+  },
+  {
+    flag: 'max-json-depth',
+    kind: 'integer',
+    default: '128',
+    min: 1,
+    // Serializing a value nested much deeper runs out of stack: about 5,000 levels on the main
+    // thread, where it would fail every later read of the value.
+    max: 1000,
+    description: 'Deepest nesting of arrays and objects in a JSON value stored with POST /set.',
+    apply: (c, v) => {
+      c.jsonDepthMax = v as number
+    },
+  },
+  {
     flag: 'headers-timeout-ms',
     kind: 'integer',
     default: '10000',
@@ -293,6 +346,18 @@ export const optionSpecs: OptionSpec[] = [
     },
   },
   {
+    flag: 'send-timeout-ms',
+    kind: 'integer',
+    default: '30000',
+    min: 1,
+    max: 3_600_000,
+    description:
+      'Time a client may take no bytes of its answer before its connection is closed (what the server holds for it is freed).',
+    apply: (c, v) => {
+      c.sendTimeoutMs = v as number
+    },
+  },
+  {
     flag: 'shutdown-timeout-ms',
     kind: 'integer',
     default: '10000',
@@ -333,14 +398,18 @@ export function resolveConfig(
     nodeId: '',
     threadCount: 1,
     token: undefined,
+    allowedHosts: [],
     dataDir: '',
     limits: { ...storeLimitsDefault },
     bodySizeMax: 0,
     batchOpCountMax: 0,
+    batchReadSizeMax: 0,
+    jsonDepthMax: 0,
     headersTimeoutMs: 0,
     requestTimeoutMs: 0,
     keepAliveTimeoutMs: 0,
     connectionCheckIntervalMs: 0,
+    sendTimeoutMs: 0,
     shutdownTimeoutMs: 0,
     sweepIntervalMs: 1000,
     fsync: 'always',
@@ -399,10 +468,14 @@ export function resolveConfig(
       ),
     )
   }
-  if (config.token === undefined && !isLoopback(config.host)) {
-    return {
-      ok: false,
-      message: `refusing to bind ${config.host} without a token: set --token (or ${envName('token')}) or bind 127.0.0.1`,
+  const tokenRefusal = checkToken(config)
+  if (tokenRefusal !== undefined) return { ok: false, message: tokenRefusal }
+  for (const name of config.allowedHosts) {
+    if (!hostNamePattern.test(name)) {
+      return {
+        ok: false,
+        message: `--allowed-hosts must list host names (such as kv.example.com or [2001:db8::1]), not '${name}'`,
+      }
     }
   }
   return { ok: true, config }
@@ -415,6 +488,31 @@ export function resolveConfig(
  */
 export function storeLimitsOf(config: Pick<ServerConfig, 'limits'>): StoreLimits {
   return { ...config.limits, valueSizeMax: config.limits.valueSizeMax + inlinePrefixSizeMax }
+}
+
+/** A DNS name, an IPv4 address, or an IPv6 address in brackets, as a Host header carries it. */
+const hostNamePattern =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/
+
+/** Why the token cannot be used, or undefined when it can. */
+function checkToken(config: ServerConfig): string | undefined {
+  const { token, host } = config
+  if (token === undefined) {
+    return isLoopback(host)
+      ? undefined
+      : `refusing to bind ${host} without a token: set --token (or ${envName('token')}) or bind 127.0.0.1`
+  }
+  // Clients send header values as bytes, and Node reads them back as Latin-1: a character above
+  // U+007F would arrive as different characters from most clients, so such a token could never
+  // match. Spaces and tabs at either end are trimmed by every parser, and inside a token they
+  // end it.
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    return '--token must be visible ASCII characters (! to ~, no spaces): other characters cannot be sent in an Authorization header the same way by every client'
+  }
+  if (!isLoopback(host) && token.length < tokenSizeMinOffLoopback) {
+    return `--token must be at least ${tokenSizeMinOffLoopback} characters to bind ${host} (it has ${token.length})`
+  }
+  return undefined
 }
 
 export function isLoopback(host: string): boolean {

@@ -1,3 +1,4 @@
+import type { StoreLimits } from './store/layout.js'
 import type { StoreErrorCode } from './store/types.js'
 
 // Every error a client can cause, in one table: stable code → HTTP status → title. Routes
@@ -11,13 +12,23 @@ export const errorTable = {
   key_invalid: { status: 400, title: 'The key is not well-formed UTF-8' },
   key_too_large: { status: 400, title: 'The key is larger than the key size limit' },
   ttl_invalid: { status: 400, title: 'The TTL must be a positive number of seconds' },
+  content_type_invalid: { status: 400, title: 'The content type is not a media type' },
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
   not_found: { status: 404, title: 'No such key' },
   route_not_found: { status: 404, title: 'No such route' },
   precondition_failed: { status: 412, title: 'A condition of the request failed' },
-  value_too_large: { status: 413, title: 'The value is larger than the value size limit' },
+  value_too_large: { status: 413, title: 'The value is too large to store' },
   body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
   batch_too_large: { status: 413, title: 'The batch has more ops than the limit' },
+  batch_read_too_large: {
+    status: 413,
+    title: 'The values the batch reads are larger than the batch read limit',
+  },
+  expectation_failed: { status: 417, title: 'The Expect header asks for what is not supported' },
+  host_not_allowed: {
+    status: 421,
+    title: 'This server does not answer to that Host name',
+  },
   internal: { status: 500, title: 'Internal error' },
   storage_failed: {
     status: 503,
@@ -70,4 +81,30 @@ export function codeOfStoreError(code: Exclude<StoreErrorCode, 'log_full'>): Err
     default:
       return code
   }
+}
+
+// The details of refusals that a limit decides: each names the limit and the flag that sets it,
+// so whoever reads the error knows both what to send instead and what an operator could change.
+
+/** The detail of a refused key, for the codes that have more to say than their title. */
+export function keyRefusal(
+  code: StoreErrorCode,
+  key: string,
+  limits: Pick<StoreLimits, 'keySizeMax'>,
+): string | undefined {
+  if (code !== 'key_too_large') return undefined
+  return `The key is ${Buffer.byteLength(key)} bytes of UTF-8; the limit is ${limits.keySizeMax} bytes (--max-key-size)`
+}
+
+/** A value over --max-value-size. */
+export function valueRefusal(valueSize: number, limits: Pick<StoreLimits, 'valueSizeMax'>): string {
+  return `The value is ${valueSize} bytes; the limit is ${limits.valueSizeMax} bytes (--max-value-size)`
+}
+
+/** A key and value that together would not fit even in an empty store. */
+export function entryRefusal(
+  entrySize: number,
+  limits: Pick<StoreLimits, 'memorySizeMax'>,
+): string {
+  return `The key and value are ${entrySize} bytes, more than the whole store holds: ${limits.memorySizeMax} bytes (--max-memory)`
 }

@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { createServer as createNetServer, type ListenOptions } from 'node:net'
-import { createAdaptorServer } from '@hono/node-server'
 import { Piscina } from 'piscina'
 import type { HttpWorkerTask } from '../workers/http-worker.js'
 import { type ServerConfig, storeLimitsOf } from './config.js'
 import type { Durability } from './durability.js'
 import { type App, createApp, type Runtime } from './http/app.js'
+import { createHttpServer } from './http/server.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
@@ -110,7 +110,7 @@ async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> 
   let running: { url: string; stop(): Promise<void> }
   try {
     running = threaded
-      ? await serveOnThreads(config, store, runtime)
+      ? await serveOnThreads(config, store, runtime, log)
       : await serveOnMainThread(config, store, durability, runtime, log)
   } catch (error) {
     clearInterval(sweepTimer)
@@ -145,25 +145,14 @@ async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> 
   }
 }
 
-/** The timeouts a slow client runs into, so it cannot hold a connection or a thread. */
-export function serverOptions(config: ServerConfig) {
-  return {
-    headersTimeout: config.headersTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: config.keepAliveTimeoutMs,
-    // Node checks the two timeouts above only this often; its default of 30 s would let a
-    // slow client hold a connection up to 30 s past them.
-    connectionsCheckingInterval: config.connectionCheckIntervalMs,
-  }
-}
-
 /** An HTTP server for the app's fetch handler, listening; reusePort lets threads share a port. */
 export async function listen(
   fetch: App['fetch'],
   config: ServerConfig,
   reusePort: boolean,
+  log: Log,
 ): Promise<Server> {
-  const server = createAdaptorServer({ fetch, serverOptions: serverOptions(config) }) as Server
+  const server = createHttpServer(fetch, config, log)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     // reusePort is missing from @types/node 20's ListenOptions; Node ≥ 22.12 honours it.
@@ -234,7 +223,7 @@ async function serveOnMainThread(
   log: Log,
 ) {
   const app = createApp({ store, config, durability, runtime, log })
-  const server = await listen(app.fetch, config, false)
+  const server = await listen(app.fetch, config, false, log)
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   return {
@@ -243,7 +232,7 @@ async function serveOnMainThread(
   }
 }
 
-async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime) {
+async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runtime, log: Log) {
   if (config.port === 0)
     throw new Error('--port 0 needs single-thread mode: every thread must bind the same port')
   await ensurePortFree(config)
@@ -291,13 +280,21 @@ async function serveOnThreads(config: ServerConfig, store: Store, runtime: Runti
     throw error
   }
   // A handler thread that dies while serving is a bug; the process exits and recovery rebuilds
-  // the state on the next start (DESIGN.md).
+  // the state on the next start. It says why first: the thread's own error would go unseen.
   for (const done of tasks) {
     done.then(
       () => {
-        if (!stopping) process.exit(1)
+        if (stopping) return
+        log.error('a handler thread stopped while serving: exiting')
+        process.exit(1)
       },
-      () => process.exit(1),
+      (error: unknown) => {
+        log.error('a handler thread failed: exiting', {
+          error: String(error),
+          stack: (error as Error | undefined)?.stack,
+        })
+        process.exit(1)
+      },
     )
   }
   return { url: `http://${formatHost(config.host)}:${config.port}`, stop }

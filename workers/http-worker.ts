@@ -30,7 +30,7 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   const runtime: Runtime = { ...task.runtime, ready: true }
   const durability = logDurability(store.views)
   const app = createApp({ store, config, durability, runtime, log })
-  const server = await listen(app.fetch, config, true)
+  const server = await listen(app.fetch, config, true, log)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
     control.onmessage = (event: MessageEvent) => {

@@ -1,4 +1,5 @@
 import { AssertionError } from 'node:assert'
+import type { HttpBindings } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -11,7 +12,9 @@ import type { Store } from '../store/store.js'
 import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
+import { ClientGoneError } from './body.js'
 import { registerDocs } from './docs.js'
+import { hostCheck } from './host.js'
 import { registerOpenApi } from './openapi.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerClusterRoute } from './routes/cluster.js'
@@ -114,6 +117,9 @@ export function whenDurable<T>(
 export function createApp(deps: AppDeps): App {
   const app = new OpenAPIHono({ defaultHook: validationHook })
 
+  // First, so a request for a name this server does not answer to gets nothing else.
+  const checkHost = hostCheck(deps.config)
+  if (checkHost !== undefined) app.use('*', checkHost)
   if (deps.config.token !== undefined) app.use('*', bearerAuth(deps.config.token))
   // Request bodies are bounded. A body with a Content-Length is judged by it (Node's parser
   // never reads past it); only a chunked body is counted as it streams in, by Hono's bodyLimit.
@@ -121,10 +127,11 @@ export function createApp(deps: AppDeps): App {
   // read the body through web streams: on every request that was a quarter of a GET's server
   // time, and on a PUT it cost five times the whole request of the Hono + Map reference.
   const bodySizeMax = deps.config.bodySizeMax
+  const tooLargeDetail = `The request body is larger than ${bodySizeMax} bytes, the limit (--max-body-size)`
   const tooLarge = (c: Context) =>
     isSeedPath(c.req.path)
-      ? c.json({ detail: `Request body larger than ${bodySizeMax} bytes` }, 413)
-      : problemResponse(c, 'body_too_large', `The limit is ${bodySizeMax} bytes`)
+      ? c.json({ detail: tooLargeDetail }, 413)
+      : problemResponse(c, 'body_too_large', tooLargeDetail)
   const limitChunkedBody = bodyLimit({ maxSize: bodySizeMax, onError: tooLarge })
   // Registered for the methods that carry a body only, so a GET passes through no middleware.
   app.on([...methodsWithBody], '*', async (c, next) => {
@@ -183,9 +190,15 @@ export function createApp(deps: AppDeps): App {
         ? c.json({ detail: errorTable.storage_failed.title }, 503)
         : problemResponse(c, 'storage_failed')
     }
+    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming
+    if (error instanceof ClientGoneError || (incoming?.destroyed && !incoming.complete)) {
+      // Nobody is left to answer, and nothing is wrong with the server: not an error.
+      deps.log.info('client went away', { method: c.req.method, path: c.req.path })
+      return problemResponse(c, 'invalid_request', error.message)
+    }
     if (error instanceof AssertionError) {
       // An invariant failed: the shared buffer may be half-written. Never carry on with it;
-      // crash, and let recovery rebuild the state (STYLE.md). Thrown outside the request so
+      // crash, and let recovery rebuild the state. Thrown outside the request so
       // nothing in the HTTP stack can swallow it.
       deps.log.error('invariant violated', {
         method: c.req.method,

@@ -16,6 +16,13 @@ import type { Context } from 'hono'
 // body, or a request not served by the Node adapter (app.request() in tests), goes through Hono,
 // whose bodyLimit counts it as it streams.
 
+/** The client closed the connection before its body was complete: there is nothing to answer. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection before the body was complete')
+  }
+}
+
 export function readBody(c: Context): Promise<Uint8Array> {
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming
   if (
@@ -41,11 +48,13 @@ export function readBody(c: Context): Promise<Uint8Array> {
     // The client went away before the body was complete: there is nothing to store or answer.
     const onClose = () => {
       done()
-      reject(new Error('the client closed the connection before the body was complete'))
+      reject(new ClientGoneError())
     }
-    const onError = (error: Error) => {
+    // An error on a request stream is its connection failing (a reset, a parse error in what
+    // follows): the client's side, like a close.
+    const onError = () => {
       done()
-      reject(error)
+      reject(new ClientGoneError())
     }
     const done = () => {
       incoming.off('data', onData)

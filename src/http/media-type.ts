@@ -39,8 +39,30 @@ export interface EncodedMediaType {
 
 const noPrefix = new Uint8Array(0)
 
-/** Undefined when the Content-Type header is too long to keep. */
-export function encodeMediaType(header: string | undefined): EncodedMediaType | undefined {
+// RFC 9110 §8.3.1: media-type = type "/" subtype parameters, where type and subtype are tokens
+// (§5.6.2) and parameters = *( OWS ";" OWS [ parameter ] ), a parameter being a token, "=", and a
+// token or a quoted-string (§5.6.4: tab, space and visible characters, obs-text \x80-\xFF, and
+// backslash pairs). Anything else could not be sent back as a Content-Type header: Node refuses
+// control characters and anything above \xFF, and a client would read leading or trailing
+// whitespace away. The pattern is written so that each character has one way to match (the
+// whitespace after a ";" belongs to the parameter that follows, or ends the text), and it only
+// ever sees text of at most inlineSizeMax characters, so no input makes it backtrack for long.
+const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+const quotedString = String.raw`"(?:[\t \x21\x23-\x5B\x5D-\x7E\x80-\xFF]|\\[\t \x21-\x7E\x80-\xFF])*"`
+const parameter = `${token}=(?:${token}|${quotedString})`
+const mediaTypeGrammar = new RegExp(
+  String.raw`^${token}/${token}(?:[ \t]*;(?:[ \t]*${parameter}|[ \t]*$)?)*$`,
+)
+
+/** True when the text is a media type as RFC 9110 defines it. */
+export function isMediaType(text: string): boolean {
+  return text.length <= inlineSizeMax && mediaTypeGrammar.test(text)
+}
+
+/** The encoded media type, or why it cannot be kept. */
+export function encodeMediaType(
+  header: string | undefined,
+): EncodedMediaType | 'invalid' | 'too_long' {
   if (header === undefined || header === '') return { tag: tagOctetStream, prefix: noPrefix }
   // Clients spell the same type many ways (text/plain;charset=UTF-8 is what fetch sends);
   // compare a canonical form: lowercase, one space after each semicolon.
@@ -52,13 +74,24 @@ export function encodeMediaType(header: string | undefined): EncodedMediaType | 
         .replace(/\s*;\s*/g, '; ')
         .trim(),
     )
-  if (known !== undefined) return { tag: known, prefix: noPrefix }
+  if (known !== undefined && isMediaType(header)) return { tag: known, prefix: noPrefix }
+  // Characters first: a text of more characters than the prefix keeps bytes is too long anyway,
+  // and is never given to the pattern.
+  if (header.length > inlineSizeMax) return 'too_long'
+  if (!isMediaType(header)) return 'invalid'
   const bytes = new TextEncoder().encode(header)
-  if (bytes.length > inlineSizeMax) return undefined
+  if (bytes.length > inlineSizeMax) return 'too_long'
   const prefix = new Uint8Array(1 + bytes.length)
   prefix[0] = bytes.length
   prefix.set(bytes, 1)
   return { tag: tagInline, prefix }
+}
+
+/** What a client is told when encodeMediaType refuses its content type. */
+export function mediaTypeRefusal(text: string, why: 'invalid' | 'too_long'): string {
+  return why === 'too_long'
+    ? `The content type is ${new TextEncoder().encode(text).length} bytes; at most ${inlineSizeMax} are kept`
+    : `${JSON.stringify(text)} is not a media type: type/subtype, then optional ; name=value parameters (RFC 9110 §8.3.1)`
 }
 
 export interface DecodedValue {
@@ -69,8 +102,17 @@ export interface DecodedValue {
 export function decodeMediaType(tag: number, stored: Uint8Array): DecodedValue {
   if (tag !== tagInline) return { mediaType: table[tag] ?? table[0], body: stored }
   const size = stored[0]!
+  const mediaType = new TextDecoder('utf-8', { ignoreBOM: true }).decode(
+    stored.subarray(1, 1 + size),
+  )
   return {
-    mediaType: new TextDecoder('utf-8', { ignoreBOM: true }).decode(stored.subarray(1, 1 + size)),
+    // An older version stored any text it was given; what is not a media type is never sent.
+    mediaType: isMediaType(mediaType) ? mediaType : table[0],
     body: stored.subarray(1 + size),
   }
+}
+
+/** The size of the value a client stored, without an inline media type. */
+export function bodySizeOf(tag: number, stored: Uint8Array): number {
+  return tag === tagInline ? stored.byteLength - 1 - stored[0]! : stored.byteLength
 }

@@ -218,7 +218,10 @@ describe('binding a non-loopback address', () => {
   })
 
   it('starts on 0.0.0.0 with a token and serves over loopback', async () => {
-    const open = await startServer(['--host', '0.0.0.0', '--token', token])
+    // Off loopback a token needs 16 characters or more (README "Authentication").
+    const longToken = 'a-token-of-twenty-chars'
+    const authorized = { Authorization: `Bearer ${longToken}` }
+    const open = await startServer(['--host', '0.0.0.0', '--token', longToken])
     try {
       expect(String(open.listening.url)).toContain(String(open.port))
       const response = await fetch(`${open.url}/v1/stats`, { headers: authorized })

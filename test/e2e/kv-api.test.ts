@@ -510,11 +510,14 @@ describe('an entry larger than the whole store', () => {
 
   it('is refused with 413 value_too_large, changing nothing', async () => {
     // Uint8Array bodies: fetch sends them without a Content-Type.
-    await expectProblem(
+    const refused = await expectProblem(
       await put('big', new Uint8Array(2048), {}, tiny.url),
       413,
       'value_too_large',
     )
+    // The limit that refused it is the store's size, not the value size limit (4 KiB here).
+    expect(String(refused.detail)).toMatch(/1024 bytes \(--max-memory\)/)
+    expect(String(refused.title)).not.toMatch(/value size limit/)
     expect(await read('big', tiny.url)).toBeNull()
     // Key plus value one byte over the store: 3 + 1022 = 1025 bytes.
     await expectProblem(

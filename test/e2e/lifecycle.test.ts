@@ -252,10 +252,14 @@ const optionsWithDefaults: [string, string | undefined][] = [
   ['--max-value-size', '1MiB'],
   ['--max-body-size', '4MiB'],
   ['--max-batch-ops', '1000'],
+  ['--max-batch-read-size', '16MiB'],
+  ['--max-json-depth', '128'],
+  ['--allowed-hosts', undefined],
   ['--headers-timeout-ms', '10000'],
   ['--request-timeout-ms', '30000'],
   ['--keep-alive-timeout-ms', '5000'],
   ['--connection-check-interval-ms', '1000'],
+  ['--send-timeout-ms', '30000'],
   ['--shutdown-timeout-ms', '10000'],
 ]
 
@@ -398,15 +402,15 @@ describe('connection timeouts', () => {
     // machine that stalls for seconds.
     const [headers, body, idle] = await Promise.all([
       // Headers that never end.
-      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 9000),
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 9000),
       // A body that never arrives.
       rawExchange(
         server.port,
-        'PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc',
+        'PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nabc',
         9000,
       ),
       // A complete request, then silence on a kept-alive connection.
-      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 9000),
+      rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 9000),
     ])
     expect(headers.closedAfterMs, headers.received).not.toBeNull()
     expect(headers.closedAfterMs!).toBeGreaterThanOrEqual(400)

@@ -355,7 +355,8 @@ describe('HTTP listing and durability', () => {
     const { durability, publish, asked } = manualDurability()
     const { store, request } = makeApp(durability)
     const typed = (mediaType: string, body: string) => {
-      const encoded = encodeMediaType(mediaType)!
+      const encoded = encodeMediaType(mediaType)
+      if (typeof encoded === 'string') throw new Error(`${mediaType}: ${encoded}`)
       const value = Buffer.concat([encoded.prefix, Buffer.from(body)])
       const result = store.set('typed', value, { contentType: encoded.tag })
       return result.ok ? result.version : Number.NaN

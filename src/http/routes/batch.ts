@@ -1,16 +1,26 @@
 import assert from 'node:assert/strict'
 import { isUtf8 } from 'node:buffer'
 import { createRoute, z } from '@hono/zod-openapi'
-import { codeOfStoreError } from '../../errors.js'
+import {
+  codeOfStoreError,
+  type ErrorCode,
+  entryRefusal,
+  keyRefusal,
+  valueRefusal,
+} from '../../errors.js'
 import type { StoreTransaction } from '../../store/store.js'
-import type { BatchChange, SetOptions } from '../../store/types.js'
+import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse, whenLogged } from '../app.js'
-import { decodeMediaType, encodeMediaType } from '../media-type.js'
+import { jsonArrayStream } from '../json-stream.js'
+import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
+import { isTtlSeconds, ttlRefusal } from '../ttl.js'
 
 // POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
 // against the state before the batch, and only if all hold is anything applied: all or
 // nothing, as etcd's transactions compare first and then act. Everything that can be checked
-// without the lock (key sizes, encodings, TTLs) is checked before taking it.
+// without the lock (key sizes, encodings, TTLs) is checked before taking it. What the batch
+// reads is bounded too (--max-batch-read-size): its answer is held in memory until sent, and a
+// large one is sent as the connection takes it, not built as one string.
 
 const keySchema = z.string()
 const opSchema = z.discriminatedUnion('op', [
@@ -50,7 +60,10 @@ const batchRoute = createRoute({
     },
     400: { description: 'An invalid op; nothing applied' },
     412: { description: 'A condition failed; nothing applied' },
-    413: { description: 'Too many ops, or a value too large' },
+    413: {
+      description:
+        'Too many ops (--max-batch-ops), a value too large, or reads over --max-batch-read-size; nothing applied',
+    },
   },
 })
 
@@ -69,22 +82,32 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       return problemResponse(c, refusal) as never
     }
     if (ops.length > config.batchOpCountMax) {
-      return problemResponse(c, 'batch_too_large', `At most ${config.batchOpCountMax} ops`) as never
+      const detail = `The batch has ${ops.length} ops; the limit is ${config.batchOpCountMax} (--max-batch-ops)`
+      return problemResponse(c, 'batch_too_large', detail) as never
     }
     const prepared: (PreparedSet | undefined)[] = []
     for (const [index, op] of ops.entries()) {
       const keyError = store.checkKey(op.key)
-      if (keyError !== undefined)
-        return problemResponse(c, codeOfStoreError(keyError), undefined, { index }) as never
+      if (keyError !== undefined) {
+        const detail = keyRefusal(keyError, op.key, config.limits)
+        return problemResponse(c, codeOfStoreError(keyError), detail, { index }) as never
+      }
       if (op.op !== 'set') {
         prepared.push(undefined)
         continue
       }
       const set = prepareSet(op)
-      if (typeof set === 'string') return problemResponse(c, set, undefined, { index }) as never
+      if ('code' in set) {
+        return problemResponse(c, set.code, `op ${index}: ${set.detail}`, { index }) as never
+      }
+      if (set.bodySize > config.limits.valueSizeMax) {
+        const detail = `op ${index}: ${valueRefusal(set.bodySize, config.limits)}`
+        return problemResponse(c, 'value_too_large', detail, { index }) as never
+      }
       const entrySize = Buffer.byteLength(op.key, 'utf8') + set.value.byteLength
-      if (set.bodySize > config.limits.valueSizeMax || entrySize > config.limits.memorySizeMax) {
-        return problemResponse(c, 'value_too_large', undefined, { index }) as never
+      if (entrySize > config.limits.memorySizeMax) {
+        const detail = `op ${index}: ${entryRefusal(entrySize, config.limits)}`
+        return problemResponse(c, 'value_too_large', detail, { index }) as never
       }
       prepared.push(set)
     }
@@ -108,18 +131,24 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
             return { failedIndex: index }
           }
         }
+        const earlyReads = readsWithin(tx, ops, prepared, config.batchReadSizeMax)
+        if (earlyReads === undefined) return { readsTooLarge: true as const }
         // Room in the store and in the log for every change, before the first one applies.
         if (writes) {
           const ready = tx.prepare(changes)
           if (!ready.ok) return ready.code === 'log_full' ? ready.code : { tooLarge: true }
         }
-        return applyAll(tx)
+        return applyAll(tx, earlyReads)
       })
-    const applyAll = (tx: StoreTransaction) => {
+    const applyAll = (tx: StoreTransaction, earlyReads: (Entry | undefined)[]) => {
       let sequenceMax = 0
       const results = ops.map((op, index) => {
         // Reads keep the entry as is: encoding it for JSON waits until the lock is released.
-        if (op.op === 'get') return tx.get(op.key) ?? { found: false }
+        if (op.op === 'get') {
+          return (
+            (index < earlyReads.length ? earlyReads[index] : tx.get(op.key)) ?? { found: false }
+          )
+        }
         if (op.op === 'delete') {
           const result = tx.delete(op.key)
           if (result.ok) sequenceMax = result.sequence
@@ -140,6 +169,10 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
     const outcome = writes ? await whenLogged(durability, run) : run()
     assert(outcome !== 'log_full', 'a batch of reads found the log full')
     if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if ('readsTooLarge' in outcome) {
+      const detail = `The values this batch reads come to more than ${config.batchReadSizeMax} bytes, the limit (--max-batch-read-size); nothing was applied`
+      return problemResponse(c, 'batch_read_too_large', detail) as never
+    }
     if ('tooLarge' in outcome) {
       return problemResponse(
         c,
@@ -169,23 +202,91 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       }
     }
     await durability.waitFor(sequence)
-    const results = outcome.results.map((result) => {
+    const encode = (result: (typeof outcome.results)[number]) => {
       if (!('value' in result)) return result
       const { mediaType, body } = decodeMediaType(result.contentType, result.value)
       return encodeValue(body, mediaType, result.version)
-    })
-    return c.json({ results }, 200)
+    }
+    let readSize = 0
+    for (const result of outcome.results) {
+      if ('value' in result) readSize += result.value.byteLength
+    }
+    if (readSize <= streamedReadSizeMin)
+      return c.json({ results: outcome.results.map(encode) }, 200)
+    const stream = jsonArrayStream('results', outcome.results.length, (index) =>
+      encode(outcome.results[index]!),
+    )
+    return c.body(stream, 200, { 'Content-Type': 'application/json' }) as never
   })
+}
+
+/**
+ * Answers up to this many bytes of values are built as one string; larger ones are streamed,
+ * a result at a time as the connection takes them, so the encoded answer never sits whole in
+ * memory beside the values it encodes.
+ */
+const streamedReadSizeMin = 256 * 1024
+
+/**
+ * Checks, before anything is applied, that the values the batch reads fit in sizeMax bytes, and
+ * returns the results of its reads that come before its first write, done here (nothing before
+ * them changes their answer); undefined when the reads would not fit. A read after a write is
+ * sized from the batch's own writes when it reads a key the batch wrote, or from the entry as it
+ * is now, without being done: done now, it would answer from the state before the writes. A set
+ * that evicts another key the batch then reads makes the count larger than the answer, never
+ * smaller. Reads done before a refusal have refreshed their keys' recency; nothing else changed.
+ */
+function readsWithin(
+  tx: StoreTransaction,
+  ops: Op[],
+  prepared: (PreparedSet | undefined)[],
+  sizeMax: number,
+): (Entry | undefined)[] | undefined {
+  const early: (Entry | undefined)[] = []
+  let size = 0
+  let index = 0
+  for (; index < ops.length && ops[index]!.op === 'get'; index++) {
+    const entry = tx.get(ops[index]!.key)
+    early.push(entry)
+    if (entry !== undefined) size += bodySizeOf(entry.contentType, entry.value)
+    if (size > sizeMax) return undefined
+  }
+  // The size of each key's value as the batch's writes so far leave it: 0 once deleted.
+  const written = new Map<string, number>()
+  for (; index < ops.length; index++) {
+    const op = ops[index]!
+    if (op.op === 'set') written.set(op.key, prepared[index]!.bodySize)
+    else if (op.op === 'delete') written.set(op.key, 0)
+    else {
+      const entry = written.has(op.key) ? undefined : tx.peek(op.key)
+      size +=
+        written.get(op.key) ??
+        (entry === undefined ? 0 : bodySizeOf(entry.contentType, entry.value))
+      if (size > sizeMax) return undefined
+    }
+  }
+  return early
 }
 
 function prepareSet(
   op: Extract<Op, { op: 'set' }>,
-): PreparedSet | 'invalid_request' | 'ttl_invalid' {
+): PreparedSet | { code: ErrorCode; detail: string } {
   const mediaType = encodeMediaType(op.contentType)
-  if (mediaType === undefined) return 'invalid_request'
+  if (typeof mediaType === 'string') {
+    return {
+      code: 'content_type_invalid',
+      detail: `contentType: ${mediaTypeRefusal(op.contentType ?? '', mediaType)}`,
+    }
+  }
   let body: Uint8Array
   if (op.encoding === 'base64') {
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(op.value)) return 'invalid_request'
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(op.value)) {
+      return {
+        code: 'invalid_request',
+        detail:
+          'value is not base64 (A-Z, a-z, 0-9, + and /, then at most two =), as "encoding":"base64" says',
+      }
+    }
     body = Buffer.from(op.value, 'base64')
   } else {
     body = Buffer.from(op.value, 'utf8')
@@ -193,11 +294,9 @@ function prepareSet(
   const value = mediaType.prefix.length === 0 ? body : Buffer.concat([mediaType.prefix, body])
   const options: SetOptions = { contentType: mediaType.tag }
   if (op.ttl !== undefined) {
-    // Checked in milliseconds: 1e306 seconds is finite, its milliseconds are not, and the store
-    // refusing it inside the lock would leave the batch half-applied.
-    const ttlMs = op.ttl * 1000
-    if (!(Number.isFinite(ttlMs) && ttlMs > 0)) return 'ttl_invalid'
-    options.ttlMs = ttlMs
+    // Checked here: the store refusing it inside the lock would leave the batch half-applied.
+    if (!isTtlSeconds(op.ttl)) return { code: 'ttl_invalid', detail: ttlRefusal }
+    options.ttlMs = op.ttl * 1000
   }
   return { value, options, bodySize: body.byteLength }
 }

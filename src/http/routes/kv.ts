@@ -1,17 +1,26 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { codeOfStoreError, type ErrorCode } from '../../errors.js'
+import type { ServerConfig } from '../../config.js'
+import {
+  codeOfStoreError,
+  type ErrorCode,
+  entryRefusal,
+  keyRefusal,
+  valueRefusal,
+} from '../../errors.js'
+import type { Store } from '../../store/store.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse, whenDurable, whenLogged } from '../app.js'
 import { readBody } from '../body.js'
-import { decodeMediaType, encodeMediaType } from '../media-type.js'
+import { etagOf, parseEtags, versionsOf } from '../etag.js'
+import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 
 // /v1/kv/{key}: raw bytes in and out, with their Content-Type, ETags from versions, and
 // conditional requests (RFC 9110 §13): If-Match for compare-and-set, If-None-Match: * for
 // create-only, If-None-Match on reads for 304.
 
-const keyPathPrefix = '/v1/kv/'
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
 const problemContent = {
   'application/problem+json': {
@@ -54,7 +63,7 @@ const putRoute = createRoute({
       description: 'Created',
       content: { 'application/json': { schema: z.object({ version: z.number() }) } },
     },
-    400: { description: 'Invalid key or TTL', content: problemContent },
+    400: { description: 'Invalid key, TTL, Content-Type or condition', content: problemContent },
     412: { description: 'A condition failed; nothing changed', content: problemContent },
     413: { description: 'Value too large', content: problemContent },
   },
@@ -89,28 +98,13 @@ const deleteRoute = createRoute({
   },
 })
 
-/** The versions an If-Match / If-None-Match header lists, or 'any' for *; undefined if malformed. */
-export function parseEtags(header: string): number[] | 'any' | undefined {
-  if (header.trim() === '*') return 'any'
-  const versions: number[] = []
-  for (const part of header.split(',')) {
-    const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(part)
-    if (match === null) return undefined
-    versions.push(Number(match[1]))
-  }
-  return versions
-}
-
-export function etagOf(version: number): string {
-  return `"${version}"`
-}
-
-/** Seconds to live from a query string value; undefined when absent, NaN when invalid. */
-export function parseTtlSeconds(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined
-  if (!/^\d+(\.\d+)?$/.test(text)) return Number.NaN
-  const seconds = Number(text)
-  return seconds > 0 ? seconds : Number.NaN
+/**
+ * The versions If-Match accepts: 'any' for *, a list (empty when no tag names a version of
+ * ours, which then fails like any other mismatch), or undefined when the header is malformed.
+ */
+function ifMatchVersions(header: string): number[] | 'any' | undefined {
+  const tags = parseEtags(header)
+  return tags === undefined || tags === 'any' ? tags : versionsOf(tags, 'strong')
 }
 
 function entryHeaders(entry: Entry, mediaType: string, size: number): Record<string, string> {
@@ -118,10 +112,13 @@ function entryHeaders(entry: Entry, mediaType: string, size: number): Record<str
     'Content-Type': mediaType,
     'Content-Length': String(size),
     ETag: etagOf(entry.version),
+    // A stored value is never a page of this origin: no content sniffing, and a page stored as
+    // text/html runs sandboxed, without the origin's cookies, storage or API (DNS rebinding
+    // and stored scripts get nothing from the UI's origin).
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': 'sandbox',
   }
-  if (entry.expiresAt !== 0) {
-    headers['Slabkv-Ttl'] = String(Math.max(0, (entry.expiresAt - Date.now()) / 1000).toFixed(3))
-  }
+  if (entry.expiresAt !== 0) headers['Slabkv-Ttl'] = formatTtlSeconds(entry.expiresAt, Date.now())
   return headers
 }
 
@@ -139,30 +136,37 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     },
   })
   const valueSizeMax = config.limits.valueSizeMax
+  // A key route without a key is a request for the empty key, which no key can be.
+  app.on(['PUT', 'GET', 'DELETE'], '/v1/kv/', (c) => problemResponse(c, 'key_empty') as never)
   // Like GET below, documented from its declaration but served by a plain Hono route: the
   // handler checks the key, query and headers itself, so zod would only parse them twice.
   app.openAPIRegistry.registerPath(putRoute)
   app.put('/v1/kv/:key', async (c) => {
-    const key = pathKey(c, keyPathPrefix)
+    const key = pathKey(c)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
+    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
     const ttlSeconds = parseTtlSeconds(c.req.query('ttl'))
-    if (Number.isNaN(ttlSeconds)) return problemResponse(c, 'ttl_invalid') as never
-    const mediaType = encodeMediaType(c.req.header('content-type'))
-    if (mediaType === undefined) {
-      return problemResponse(c, 'invalid_request', 'Content-Type is longer than 255 bytes') as never
+    if (Number.isNaN(ttlSeconds)) return problemResponse(c, 'ttl_invalid', ttlRefusal) as never
+    const contentType = c.req.header('content-type')
+    const mediaType = encodeMediaType(contentType)
+    if (typeof mediaType === 'string') {
+      const detail = mediaTypeRefusal(contentType ?? '', mediaType)
+      return problemResponse(c, 'content_type_invalid', detail) as never
     }
     const body = await readBody(c)
     // The limit is on the body; an uncommon media type stored inline does not count against it.
-    if (body.byteLength > valueSizeMax) return problemResponse(c, 'value_too_large') as never
+    if (body.byteLength > valueSizeMax) {
+      const detail = valueRefusal(body.byteLength, config.limits)
+      return problemResponse(c, 'value_too_large', detail) as never
+    }
     const value = mediaType.prefix.length === 0 ? body : concat(mediaType.prefix, body)
     const options: SetOptions = { contentType: mediaType.tag }
     if (ttlSeconds !== undefined) options.ttlMs = ttlSeconds * 1000
 
     const ifMatch = c.req.header('if-match')
     const ifNoneMatch = c.req.header('if-none-match')
-    const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
+    const wanted = ifMatch === undefined ? undefined : ifMatchVersions(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {
       return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
     }
@@ -194,7 +198,12 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     if (typeof outcome === 'string') {
       // A failed condition reveals state, which may be a write not yet durable.
       if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)
-      return problemResponse(c, outcome) as never
+      // The value fits its own limit (checked above): the store refused it as larger than itself.
+      const detail =
+        outcome === 'value_too_large'
+          ? entryRefusal(Buffer.byteLength(key) + value.byteLength, config.limits)
+          : undefined
+      return problemResponse(c, outcome, detail) as never
     }
     await durability.waitFor(outcome.version)
     return c.json({ version: outcome.version }, outcome.created ? 201 : 200, {
@@ -207,10 +216,10 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
   // and the handler decodes and checks the key itself (pathKey, then the store).
   app.openAPIRegistry.registerPath(getRoute)
   app.get('/v1/kv/:key', (c) => {
-    const key = pathKey(c, keyPathPrefix)
+    const key = pathKey(c)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
+    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) {
@@ -221,8 +230,9 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     return whenDurable(durability, entry.version, () => {
       const ifNoneMatch = c.req.header('if-none-match')
       if (ifNoneMatch !== undefined) {
-        const versions = parseEtags(ifNoneMatch)
-        if (versions === 'any' || versions?.includes(entry.version)) {
+        // If-None-Match compares weakly (RFC 9110 §13.1.2): W/"n" matches version n too.
+        const tags = parseEtags(ifNoneMatch)
+        if (tags === 'any' || (tags && versionsOf(tags, 'weak').includes(entry.version))) {
           return c.body(null, 304, { ETag: etagOf(entry.version) }) as never
         }
       }
@@ -232,12 +242,12 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
   })
 
   app.openapi(deleteRoute, async (c) => {
-    const key = pathKey(c, keyPathPrefix)
+    const key = pathKey(c)
     if (key === undefined) return problemResponse(c, 'key_invalid') as never
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return problemResponse(c, codeOfStoreError(keyError)) as never
+    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
     const ifMatch = c.req.header('if-match')
-    const wanted = ifMatch === undefined ? undefined : parseEtags(ifMatch)
+    const wanted = ifMatch === undefined ? undefined : ifMatchVersions(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {
       return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
     }
@@ -261,6 +271,15 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
     await durability.waitFor(outcome)
     return c.body(null, 204) as never
   })
+}
+
+function keyProblem(
+  c: Context,
+  code: NonNullable<ReturnType<Store['checkKey']>>,
+  key: string,
+  config: ServerConfig,
+) {
+  return problemResponse(c, codeOfStoreError(code), keyRefusal(code, key, config.limits))
 }
 
 function respondBytes(c: Context, body: Uint8Array, headers: Record<string, string>) {

@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { entryRefusal, keyRefusal, valueRefusal } from '../../errors.js'
 import { type App, type AppDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { isTtlSeconds, ttlSecondsMax } from '../ttl.js'
 import { seedValidationError } from '../validation.js'
 
 // The PyKV-compatible routes, with the seed's exact status codes and bodies so its clients and
@@ -86,15 +88,31 @@ const deleteRoute = createRoute({
 // ignoreBOM: a value that begins with U+FEFF is returned with it, as it was stored.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
+/** As on every value response (routes/kv.ts): a stored value is never a page of this origin. */
+const valueHeaders = {
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': 'sandbox',
+} as const
+
 export function registerSeedRoutes(app: App, { store, durability, config }: AppDeps): void {
   app.openapi(setRoute, async (c) => {
     const body = c.req.valid('json')
     if (!('value' in body))
       return c.json(seedValidationError('missing', ['body', 'value'], 'Field required'), 422)
     const { key, value, ttl } = body
+    // Checked before the value is serialized, which would run out of stack thousands deep.
+    if (jsonDepthOf(value, config.jsonDepthMax) > config.jsonDepthMax) {
+      const message = `Value is nested deeper than ${config.jsonDepthMax} levels of arrays and objects (--max-json-depth)`
+      return c.json(seedValidationError('json_too_deep', ['body', 'value'], message), 422)
+    }
+    if (ttl !== undefined && !isTtlSeconds(ttl)) {
+      const message = `Input should be less than or equal to ${ttlSecondsMax.toFixed(0)}`
+      return c.json(seedValidationError('less_than_equal', ['body', 'ttl'], message), 422)
+    }
     const bytes = Buffer.from(JSON.stringify(value), 'utf8')
-    if (bytes.byteLength > config.limits.valueSizeMax)
-      return c.json({ detail: 'Value too large' }, 413)
+    if (bytes.byteLength > config.limits.valueSizeMax) {
+      return c.json({ detail: valueRefusal(bytes.byteLength, config.limits) }, 413)
+    }
     const result = await whenLogged(durability, () => {
       const set = store.set(key, bytes, {
         contentType: tagJson,
@@ -105,13 +123,14 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
-        return c.json({ detail: 'Value too large' }, 413)
+        const entrySize = Buffer.byteLength(key) + bytes.byteLength
+        return c.json({ detail: entryRefusal(entrySize, config.limits) }, 413)
       }
       return c.json(
         seedValidationError(
           result.code,
           ['body', result.code === 'ttl_invalid' ? 'ttl' : 'key'],
-          messageOf(result.code),
+          keyRefusal(result.code, key, config.limits) ?? messageOf(result.code),
         ),
         422,
       )
@@ -121,7 +140,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
   })
 
   app.openapi(getRoute, (c) => {
-    const key = pathKey(c, '/get/')
+    const key = pathKey(c)
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const entry = store.get(key)
     if (entry === undefined) {
@@ -130,12 +149,19 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     return whenDurable(durability, entry.version, () => {
       const { body } = decodeMediaType(entry.contentType, entry.value)
       const text = decoder.decode(body)
-      return c.json({ key, value: entry.contentType === tagJson ? parseOrText(text) : text }, 200)
+      // Stored JSON goes out as the text it is, not parsed and serialized again: serializing runs
+      // out of stack on a value nested thousands deep (PUT stores any bytes), and parsing never
+      // does. The text is spliced in only once it has parsed, so the answer is always JSON.
+      const valueJson = entry.contentType === tagJson && isJson(text) ? text : JSON.stringify(text)
+      return c.body(`{"key":${JSON.stringify(key)},"value":${valueJson}}`, 200, {
+        'Content-Type': 'application/json',
+        ...valueHeaders,
+      })
     }) as never
   })
 
   app.openapi(deleteRoute, async (c) => {
-    const key = pathKey(c, '/delete/')
+    const key = pathKey(c)
     if (key === undefined) return c.json(invalidPathKey, 422) as never
     const result = await whenLogged(durability, () => {
       const deleted = store.delete(key)
@@ -152,12 +178,33 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
 }
 
 /** A value PUT as application/json need not be valid JSON; it is then returned as text. */
-function parseOrText(text: string): unknown {
+function isJson(text: string): boolean {
   try {
-    return JSON.parse(text)
+    JSON.parse(text)
+    return true
   } catch {
-    return text
+    return false
   }
+}
+
+/**
+ * How deeply arrays and objects nest in a parsed JSON value (0 for a scalar), counted without
+ * recursion and only as far as depthMax + 1: past that, the exact depth does not matter.
+ */
+function jsonDepthOf(value: unknown, depthMax: number): number {
+  let deepest = 0
+  const pending: [unknown, number][] = [[value, 0]]
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    const [node, depth] = item
+    if (node === null || typeof node !== 'object') continue
+    const inner = depth + 1
+    if (inner > deepest) deepest = inner
+    if (inner > depthMax) return inner
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') pending.push([child, inner])
+    }
+  }
+  return deepest
 }
 
 function messageOf(code: string): string {

@@ -1,0 +1,48 @@
+import type { MiddlewareHandler } from 'hono'
+import type { ServerConfig } from '../config.js'
+import { problem } from '../errors.js'
+
+// DNS rebinding: a web page the user visits points a name it controls at 127.0.0.1, and the
+// browser then lets that page read and write this server as its own origin. The Host header
+// still carries the attacker's name, so without a token only loopback names are served:
+// localhost and its subdomains (RFC 6761: browsers resolve them to loopback themselves),
+// 127.0.0.0/8 and [::1], with any port, plus the names --allowed-hosts adds. With a token, a
+// page cannot send requests that carry it, so any name is served unless --allowed-hosts is set.
+
+/** The host name of an absolute URL, lowercased, without its port (brackets kept for IPv6). */
+export function hostNameOf(url: string): string {
+  const start = url.indexOf('//') + 2
+  let end = url.indexOf('/', start)
+  if (end === -1) end = url.length
+  const host = url.slice(start, end)
+  const portStart = host.lastIndexOf(':')
+  // A colon inside brackets belongs to an IPv6 address, not to a port.
+  const name = portStart > host.lastIndexOf(']') ? host.slice(0, portStart) : host
+  return name.toLowerCase()
+}
+
+export function isLoopbackName(name: string): boolean {
+  return (
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    name === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+  )
+}
+
+/** Refuses requests for names this server does not answer to (421), or undefined for none. */
+export function hostCheck(config: ServerConfig): MiddlewareHandler | undefined {
+  if (config.token !== undefined && config.allowedHosts.length === 0) return undefined
+  const allowed = new Set(config.allowedHosts)
+  return async (c, next) => {
+    // The adapter builds the URL from the Host header, or from an absolute request target,
+    // which RFC 9112 §3.2.2 says takes precedence over Host.
+    const name = hostNameOf(c.req.url)
+    if (isLoopbackName(name) || allowed.has(name)) return next()
+    const detail = `This server answers to loopback names only (localhost, 127.0.0.1, [::1])${
+      allowed.size === 0 ? '' : ` and ${[...allowed].join(', ')}`
+    }, not '${name}'; --allowed-hosts adds names`
+    const body = problem('host_not_allowed', detail)
+    return c.body(JSON.stringify(body), 421, { 'Content-Type': 'application/problem+json' })
+  }
+}
