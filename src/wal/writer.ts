@@ -137,7 +137,23 @@ export class WalWriter {
 
   /** Starts a fresh segment after what recovery loaded. */
   open(): void {
-    this.#startSegment(this.#sequenceWritten + 1)
+    this.#openSegment()
+  }
+
+  /**
+   * Starts the segment the next records go to. On a full disk (a restart after a crash while it
+   * was full finds one) the log turns read-only instead, serving reads and refusing writes, and
+   * the next retry tries again. Returns whether a segment is open.
+   */
+  #openSegment(): boolean {
+    try {
+      this.#startSegment(this.#sequenceWritten + 1)
+    } catch (error) {
+      if (!isNoSpace(error)) throw error
+      this.#enterReadOnly(error)
+      return false
+    }
+    return true
   }
 
   /**
@@ -158,6 +174,10 @@ export class WalWriter {
     // First, before a full disk returns early: these deletions free the space it waits for.
     this.#deleteObsolete()
     if (this.#noSpaceSinceMs !== undefined && !this.#retryDue()) return false
+    if (this.#fd === undefined) {
+      if (!this.#openSegment()) return false
+      this.#leaveReadOnly()
+    }
     const wrote = this.#drain()
     if (wrote === undefined) return false // The disk is full; retried later.
     if (wrote) this.#store.views.headerF64[F64.walGroupCommits]! += 1
@@ -192,7 +212,9 @@ export class WalWriter {
 
   /** Writes and syncs everything left, whatever the mode, and closes the segment. */
   close(): void {
-    while (!this.#ring.isEmpty()) {
+    // With no segment open (it could not be created on a full disk), nothing can be written:
+    // what the ring holds stays unacknowledged, as on a full disk below.
+    while (this.#fd !== undefined && !this.#ring.isEmpty()) {
       if (this.#drain() === undefined) break // Full disk: what did not fit stays unacknowledged.
     }
     if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
@@ -266,7 +288,8 @@ export class WalWriter {
   #enterReadOnly(error: unknown): void {
     // What part of the write reached the file is unknown: cut back to the last whole record, so
     // the retry appends the same bytes at the same place and recovery never sees a partial one.
-    this.#storage.truncate(this.#segmentPath, this.#segmentSize)
+    // (With no segment open, the one that failed to start removed itself.)
+    if (this.#fd !== undefined) this.#storage.truncate(this.#segmentPath, this.#segmentSize)
     if (this.#noSpaceSinceMs === undefined) {
       this.#options.onEvent?.('the disk is full: writes are refused until space returns', {
         error: String(error),

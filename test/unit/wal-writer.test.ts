@@ -196,6 +196,34 @@ describe('WAL writer storage errors', () => {
     expectRecovers(wal, wal.disk.crash(prng(seed)))
   })
 
+  it('opens read-only on a full disk, and starts its segment at the first retry once space returns', () => {
+    // A restart after a crash while the disk was full: recovery read the log, but not one byte
+    // more fits, not even a new segment's header.
+    let full = true
+    const wal = openWal({ noSpaceRetryMs: 1000 }, walLimits, (inner) => ({
+      ...inner,
+      append: (fd, bytes) => {
+        if (full) throw Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' })
+        inner.append(fd, bytes)
+      },
+    }))
+    expect(wal.walState()).toBe(walStateReadOnly)
+    expect(dataFiles(wal.disk).segments).toEqual([]) // The header that did not fit left no file.
+    expect(wal.disk.openFileCount).toBe(0)
+    expect(wal.writer.step()).toBe(false)
+    full = false
+    wal.clock.now += 999
+    wal.writer.step()
+    expect(wal.walState()).toBe(walStateReadOnly) // Not before the retry is due.
+    wal.clock.now += 1
+    wal.writer.step()
+    expect(wal.walState()).toBe(walStateOk)
+    wal.store.set('after', text('accepted'))
+    wal.writer.step()
+    expect(wal.durable()).toBe(wal.store.sequence)
+    expectRecovers(wal, wal.disk.crash(prng(seed)))
+  })
+
   it('keeps the old segment when a full disk refuses the next one, and rotates once space returns', () => {
     const wal = openWal({ noSpaceRetryMs: 500, segmentSizeMax: 200 })
     for (let i = 0; i < 4; i++) wal.store.set(`key-${i}`, new Uint8Array(40).fill(i))
