@@ -282,7 +282,11 @@ function enumerateCrashes(seed: number, planted: Planted, stopAtFirstFailure = f
   const random = prng(seed ^ 0x2545f491)
   let recoveries = 0
   let answeredReads = 0
-  for (let crashAt = 1; crashAt < operationCount; crashAt++) {
+  // Looking for a planted bug, the latest crash points go first: most of what it breaks shows
+  // only once the disk has had space back and the log has moved on.
+  const crashPoints = Array.from({ length: operationCount - 1 }, (_, i) => i + 1)
+  if (stopAtFirstFailure) crashPoints.reverse()
+  for (const crashAt of crashPoints) {
     const disk = new SimulatedDisk()
     disk.mkdirp(dir)
     disk.armCrash(crashAt)
