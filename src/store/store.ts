@@ -96,6 +96,17 @@ export interface StoreTransaction {
 
 const logFull = { ok: false, code: 'log_full' } as const
 
+const nextAfterBits = new Float64Array(1)
+const nextAfterWord = new BigUint64Array(nextAfterBits.buffer)
+
+/** The least double greater than `x` (a non-negative finite number): one unit in the last place up. */
+function nextAfter(x: number): number {
+  if (x === 0) return Number.MIN_VALUE
+  nextAfterBits[0] = x
+  nextAfterWord[0]! += 1n
+  return nextAfterBits[0]!
+}
+
 /** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
 const scanSlotsPerCallMax = 4096
 
@@ -604,7 +615,11 @@ export class Store {
       if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
         return { ok: false, code: 'ttl_invalid' }
       }
-      expiresAt = this.#instant() + options.ttlMs
+      const now = this.#instant()
+      // A TTL too small to move the clock (1e-9 ms on top of today's epoch milliseconds) would
+      // make an entry expired at birth, which the rest of this hold of the lock would then have
+      // to remove: a batch did not reserve room for that. It lives for the least time there is.
+      expiresAt = Math.max(now + options.ttlMs, nextAfter(now))
     } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
       if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
         return { ok: false, code: 'ttl_invalid' }
@@ -625,6 +640,11 @@ export class Store {
       this.#reservedSize = 0
       this.#reservedSizeMax = 0
     }
+  }
+
+  /** A reserved record is being appended: what it takes is no longer only promised. */
+  #consumeReserved(size: number): void {
+    this.#reservedSize = Math.max(0, this.#reservedSize - size)
   }
 
   /** #set once its own record has room in the log: the key probed, the options checked. */
@@ -696,6 +716,7 @@ export class Store {
     }
     v.headerF64[F64.sets]! += 1
     if (this.#replaying) return { ok: true, version, created }
+    if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, valueSize))
     this.#onMutation?.({
       op: 'set',
       sequence: version,
@@ -735,10 +756,14 @@ export class Store {
   #prepare(changes: readonly BatchChange[]): StoreResult<object> {
     assert(!this.#prepared, 'a batch is prepared once')
     const v = this.views
-    // Per key the batch touches: its key size, and its entry's bytes (-1 while absent).
+    // Per key the batch writes: its key size, and its entry's bytes (-1 while absent). A key it
+    // only reads is not the batch's own: what its later ops evict, a later read may miss, as
+    // when the same ops run one by one.
     const touched = new Map<string, { keySize: number; size: number; slot: Slot }>()
+    const seen = new Set<string>()
     for (const change of changes) {
-      if (touched.has(change.key)) continue
+      if (seen.has(change.key)) continue
+      seen.add(change.key)
       const hash = this.#probe(change.key)
       assert(hash !== undefined, 'a batch key is checked before prepare')
       const keySize = this.#key.size
@@ -749,7 +774,9 @@ export class Store {
         slot = slotNone
       }
       const size = slot === slotNone ? -1 : keySize + v.valueSizes[slot]!
-      touched.set(change.key, { keySize, size, slot })
+      if (changes.some((other) => other.key === change.key && other.op !== 'get')) {
+        touched.set(change.key, { keySize, size, slot })
+      }
     }
     let touchedSize = 0
     let touchedCount = 0
@@ -792,9 +819,11 @@ export class Store {
     }
     const logRoom = this.#logRoom
     // Beside its reserved records, the log must take at least one eviction's (made one at a
-    // time across retries if need be), or the batch could never get room.
+    // time across retries if need be), or the batch could never get room: that is what the room
+    // check of an eviction asks for, with the larger record's worth for a wrap.
     const evictionSizeMax = this.#recordSize('evict', limits.keySizeMax, 0)
-    if (logRoom !== undefined && recordSize + recordSizeMax + evictionSizeMax > logRoom.capacity) {
+    const roomNeeded = recordSize + evictionSizeMax + Math.max(recordSizeMax, evictionSizeMax)
+    if (logRoom !== undefined && roomNeeded > logRoom.capacity) {
       return { ok: false, code: 'batch_too_large' }
     }
     if (logRoom !== undefined && !logRoom.hasRoom(recordSize, recordSizeMax)) return logFull
@@ -866,6 +895,7 @@ export class Store {
       // reserved. An expiry (a get op's key) still needs room of its own.
       assert(op !== 'evict', 'a prepared batch evicted')
       if (op === 'expire' && !this.#hasLogRoom(op, keySize, 0)) return undefined
+      if (op === 'delete') this.#consumeReserved(this.#recordSize(op, keySize, 0))
     } else if (!this.#hasLogRoom(op, keySize, 0)) return undefined
     if (op === 'expire') this.#noteMiss(v.versions[slot]!)
     const key = this.#onMutation ? decodeKey(v.arena, this.#arena.keyOffset(slot), keySize) : ''

@@ -9,7 +9,7 @@ import { WalRing } from '../../src/wal/ring.js'
 // the cases a random workload reaches only now and then, built by hand: a set that must evict
 // many entries, and batches, whose records must stay reserved while they make room.
 
-const limits: StoreLimits = {
+const limitsSmall: StoreLimits = {
   entryCountMax: 200,
   memorySizeMax: 400,
   keySizeMax: 8,
@@ -17,8 +17,8 @@ const limits: StoreLimits = {
   headroomPerMille: 0,
 }
 
-function storeWithRing(walRingSize = walRingSizeMin(limits)) {
-  const base = Store.create({ limits: { ...limits, walRingSize }, hashSeed: 5 })
+function storeWithRing(walRingSize = walRingSizeMin(limitsSmall)) {
+  const base = Store.create({ limits: { ...limitsSmall, walRingSize }, hashSeed: 5 })
   const ring = new WalRing(base.views)
   const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
   const drain = () => {
@@ -32,7 +32,7 @@ function storeWithRing(walRingSize = walRingSizeMin(limits)) {
 /** Fills the store with one-byte values under short keys until its bytes are full. */
 function fillWithSmallEntries(store: Store, drain: () => void): string[] {
   const keys: string[] = []
-  for (let i = 0; store.stats().bytesUsed + 4 <= limits.memorySizeMax; i++) {
+  for (let i = 0; store.stats().bytesUsed + 4 <= limitsSmall.memorySizeMax; i++) {
     const key = `s${i}`
     expect(store.set(key, new Uint8Array(1)).ok).toBe(true)
     keys.push(key)
@@ -152,5 +152,80 @@ describe('a prepared batch', () => {
       ok: false,
       code: 'batch_too_large',
     })
+  })
+})
+
+describe('batch plans a review found wanting', () => {
+  /** A store whose clock is late enough that a TTL under a microsecond adds nothing to it. */
+  function lateStore(limits: StoreLimits, walRingSize = walRingSizeMin(limits)) {
+    const now = 1_765_000_000_000
+    const base = Store.create({ limits: { ...limits, walRingSize }, hashSeed: 5 })
+    const ring = new WalRing(base.views)
+    const store = Store.attach(base.buffer, {
+      onMutation: (r) => ring.append(r),
+      logRoom: ring,
+      clock: () => now,
+    })
+    return { ring, store }
+  }
+
+  it('never writes an entry expired at birth: a later op of the batch on its key needs no expiry', () => {
+    const limits = { ...limitsSmall, entryCountMax: 100, memorySizeMax: 10_000 }
+    const { store } = lateStore(limits)
+    const big = new Uint8Array(140)
+    const outcome = store.atomically((tx) => {
+      expect(
+        tx.prepare([
+          { op: 'set', key: 'k', valueSize: big.byteLength },
+          { op: 'set', key: 'k', valueSize: 0 },
+        ]),
+      ).toEqual({ ok: true })
+      // 1e-9 ms on top of today's clock is no time at all in a double.
+      expect(tx.set('k', big, { ttlMs: 1e-9 }).ok).toBe(true)
+      return tx.set('k', new Uint8Array(0))
+    })
+    expect(outcome.ok).toBe(true)
+    expect(store.peek('k')?.value.byteLength).toBe(0)
+  })
+
+  it('refuses at once (batch_too_large) a batch whose evictions could never get log room', () => {
+    // A 64-byte key's eviction takes 83 bytes of log, more than each of the batch's small sets:
+    // the room an eviction asks for beside the batch's records never fits the smallest ring.
+    const limits = {
+      ...limitsSmall,
+      entryCountMax: 2,
+      memorySizeMax: 10_000,
+      keySizeMax: 64,
+      valueSizeMax: 8,
+    }
+    const { store, ring } = lateStore(limits)
+    expect(store.set('a'.repeat(64), new Uint8Array(0)).ok).toBe(true)
+    expect(store.set('b'.repeat(64), new Uint8Array(0)).ok).toBe(true)
+    for (let readable = ring.readable(); readable; readable = ring.readable())
+      ring.release(readable.end)
+    const changes: BatchChange[] = Array.from({ length: 6 }, () => ({
+      op: 'set',
+      key: 'n',
+      valueSize: 0,
+    }))
+    expect(store.atomically((tx) => tx.prepare(changes))).toEqual({
+      ok: false,
+      code: 'batch_too_large',
+    })
+  })
+
+  it('counts against the batch only the entries it writes, not one it only reads', () => {
+    const limits = { ...limitsSmall, entryCountMax: 100, memorySizeMax: 100, valueSizeMax: 80 }
+    const { store } = lateStore(limits, 64 * 1024)
+    expect(store.set('g', new Uint8Array(59)).ok).toBe(true) // 60 of 100 bytes.
+    // Read g, then write 51 bytes: one by one, the write evicts g after it was read.
+    const ready = store.atomically((tx) => {
+      expect(tx.get('g')).toBeDefined()
+      return tx.prepare([
+        { op: 'get', key: 'g' },
+        { op: 'set', key: 'n', valueSize: 50 },
+      ])
+    })
+    expect(ready).toEqual({ ok: true })
   })
 })
