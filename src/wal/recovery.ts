@@ -26,9 +26,9 @@ import { isNoSpace, type Storage } from './storage.js'
 //   record or segment header     no                           torn tail: what a crash during a
 //   (frame, checksum, content)                                write leaves. Cut it off (the bytes
 //                                                              go to a .broken file), warn, go on.
-//   record or segment header     yes (same or later file)     corruption: the disk damaged data
-//                                                              that was once whole. Refuse to
-//                                                              start; name file, offset, sequence.
+//   record or segment header     yes (same or later file),    corruption: the disk damaged data
+//                                or a later segment starts     that was once whole. Refuse to
+//                                past it                       start; name file, offset, sequence.
 //   a record's sequence is not   -                            corruption (a record or a file is
 //   the one expected                                           missing)
 //   snapshot, anywhere           -                            corruption (a snapshot is renamed
@@ -253,7 +253,12 @@ function judge(
 ): Damage {
   // A later segment's records start at the sequence its name gives, however many records the
   // rest of this file held: its search is bounded from there, not from the damage's sequence.
+  // A segment named after the damaged record's sequence was started only once every record
+  // before it had been synced (a rotation syncs first; a restart's recovery syncs every segment),
+  // so its mere presence, empty or not, says the damaged record was once whole. One named at the
+  // damaged record's own sequence or earlier may be what a crash left of a segment being started.
   const followed =
+    later.some((segment) => segment.firstSequence > sequence) ||
     (offset === 0
       ? writtenPastHeader(bytes)
       : hasValidRecord(bytes, offset + 1, sequence, saltOf(bytes))) ||

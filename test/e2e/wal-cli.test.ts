@@ -332,3 +332,44 @@ describe('slabkv wal check and a start agree', () => {
     }
   })
 })
+
+describe('damage at the end of a segment that a later one follows', () => {
+  it('is corruption, not a torn tail, even when the later segment holds only its header', async () => {
+    const dir = join(root, 'later-empty')
+    const first = await startServer(['--data-dir', dir])
+    try {
+      for (const [key, value] of [
+        ['a', 'one'],
+        ['b', 'two'],
+        ['c', 'three, acknowledged and synced'],
+      ] as const) {
+        const response = await fetch(`${first.url}/v1/kv/${key}`, { method: 'PUT', body: value })
+        expect(response.status).toBe(201)
+      }
+    } finally {
+      expect(await first.stop('SIGTERM')).toBe(0)
+    }
+    // A restart with no write, then a clean stop: a second segment with only its header, which
+    // the writer started after syncing every record of the first.
+    const second = await startServer(['--data-dir', dir])
+    expect(await second.stop('SIGTERM')).toBe(0)
+    expect(readdirSync(dir).filter((name) => name.endsWith('.log'))).toEqual([
+      segmentName(1),
+      segmentName(4),
+    ])
+    // Bit rot in the last record of the first segment: an acknowledged write.
+    const path = join(dir, segmentName(1))
+    const bytes = readFileSync(path)
+    bytes[recordStarts(bytes)[2]! + 40]! ^= 0x01
+    writeFileSync(path, bytes)
+    const before = contents(dir)
+
+    const checked = await runCli(['wal', 'check', dir])
+    expect(checked.code, checked.stdout).toBe(4)
+    expect(checked.stdout).toContain(`state: CORRUPT in ${segmentName(1)}`)
+    const port = await freePort()
+    const refused = await runCli(['serve', '--port', String(port), '--data-dir', dir])
+    expect(refused.code, refused.stdout).toBe(4)
+    expect(contents(dir)).toEqual(before)
+  })
+})
