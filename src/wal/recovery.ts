@@ -336,7 +336,7 @@ export function cutLog(
   const path = join(dir, file)
   const cut = storage.read(path).subarray(offset)
   if (cut.length > 0) {
-    const brokenName = `${file}.at-${offset}.broken`
+    const brokenName = brokenNameFor(storage, dir, `${file}.at-${offset}`, cut)
     if (keepCopy(storage, dir, brokenName, cut)) kept.push(brokenName)
     else if (keepRequired) {
       throw new CutNotKeptError(
@@ -354,17 +354,35 @@ export function cutLog(
     storage.close(fd)
   }
   for (const name of later) {
-    storage.rename(join(dir, name), join(dir, `${name}.broken`))
-    kept.push(`${name}.broken`)
+    const brokenName = brokenNameFor(storage, dir, name)
+    storage.rename(join(dir, name), join(dir, brokenName))
+    kept.push(brokenName)
   }
   storage.syncDir(dir)
   return { kept, notKeptSize }
 }
 
+/**
+ * A name for bytes cut from a file: `<stem>.broken`, or `<stem>.2.broken` and on when an earlier
+ * cut took that name for other bytes. Segment names come back (a header-only segment's name is
+ * the next one's too), so a second repair must not overwrite the bytes a first one kept. A file
+ * that holds a prefix of `bytes` is this very cut, interrupted by a crash: its name is reused.
+ */
+function brokenNameFor(storage: Storage, dir: string, stem: string, bytes?: Uint8Array): string {
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? `${stem}.broken` : `${stem}.${n}.broken`
+    const path = join(dir, name)
+    if (!storage.exists(path)) return name
+    if (bytes === undefined) continue
+    const existing = storage.read(path)
+    if (Buffer.compare(existing, bytes.subarray(0, existing.length)) === 0) return name
+  }
+}
+
 /** Writes `bytes` to `name`, durably; false, leaving no such file, when the disk is full. */
 function keepCopy(storage: Storage, dir: string, name: string, bytes: Uint8Array): boolean {
   const path = join(dir, name)
-  // Left by a cut a crash interrupted: the same bytes, written again from the start.
+  // Left by this cut when a crash interrupted it: the same bytes, written again from the start.
   if (storage.exists(path)) storage.truncate(path, 0)
   const fd = storage.openAppend(path)
   try {
