@@ -1,10 +1,13 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { lstatSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
 // One process per data directory. Two servers appending to the same log would interleave their
 // segments, and the second one's recovery would cut the first one's unsynced tail as "torn".
-// Node has no flock(2), so the lock is a file created exclusively that names its process and
-// the boot it runs in, as PostgreSQL's postmaster.pid does. A process that dies without
+// Node has no flock(2), so the lock is a symbolic link created exclusively whose target names its
+// process and the boot it runs in, as PostgreSQL's postmaster.pid does in a file (and Emacs's
+// lock files in a link). A link's short target lives in its inode, not in a data block: a server
+// takes its directory even on a full disk, where a crash may well have left it. (A regular file
+// from an earlier version, holding the same text, is still read.) A process that dies without
 // removing it (kill -9, a power loss) leaves it stale, and the next start takes it over when:
 // - it names another boot: after a reboot its pid may belong to any process;
 // - its process no longer runs, or is a zombie (dead, not yet reaped by its parent);
@@ -22,9 +25,8 @@ export function lockDataDir(dir: string): () => void {
   const path = join(dir, lockFileName)
   const boot = bootId()
   for (let attempt = 0; attempt < 2; attempt++) {
-    let fd: number
     try {
-      fd = openSync(path, 'wx')
+      symlinkSync(`${process.pid}\n${boot ?? ''}\n`, path)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const holder = lockHolder(path)
@@ -36,14 +38,6 @@ export function lockDataDir(dir: string): () => void {
       }
       rmSync(path, { force: true })
       continue
-    }
-    try {
-      writeSync(fd, `${process.pid}\n${boot ?? ''}\n`)
-    } catch (error) {
-      rmSync(path, { force: true })
-      throw error
-    } finally {
-      closeSync(fd)
     }
     return () => {
       if (lockHolder(path)?.pid === process.pid) rmSync(path, { force: true })
@@ -57,15 +51,20 @@ interface Holder {
   boot: string | undefined
 }
 
-/** What a lock file names, or undefined for a file that names no process (a torn write). */
-function lockHolder(path: string): Holder | undefined {
-  let text: string
+/** The lock's text: its link's target, or an earlier version's file; undefined when absent. */
+export function readLock(path: string): string | undefined {
   try {
-    text = readFileSync(path, 'utf8')
+    return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : readFileSync(path, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   }
+}
+
+/** What a lock names, or undefined for one that names no process (a torn write, garbage). */
+function lockHolder(path: string): Holder | undefined {
+  const text = readLock(path)
+  if (text === undefined) return undefined
   const [pidText = '', boot = ''] = text.split('\n')
   const pid = Number(pidText)
   if (pidText === '' || !Number.isSafeInteger(pid) || pid <= 0) return undefined

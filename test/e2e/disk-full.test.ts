@@ -218,4 +218,26 @@ describe.skipIf(mountError !== undefined)('a full disk', () => {
     expect(status).toBe(201)
     expect(await second.stop('SIGTERM')).toBe(0)
   })
+
+  it('starts read-only on a disk that filled after a clean stop, when the lock must be taken anew', async () => {
+    const dataDir = join(mountPoint, 'stopped')
+    const flags = ['--data-dir', dataDir, '--max-memory', '4MiB']
+    const first = await startServer(flags)
+    expect((await fetch(`${first.url}/v1/kv/k`, { method: 'PUT', body: 'kept' })).status).toBe(201)
+    expect(await first.stop('SIGTERM')).toBe(0)
+    const { bavail, bsize } = statfsSync(mountPoint)
+    writeFileSync(fillerPath, new Uint8Array(bavail * bsize))
+    try {
+      const second = await startServer(flags)
+      expect(await (await fetch(`${second.url}/v1/kv/k`)).text()).toBe('kept')
+      await expectProblem(
+        await fetch(`${second.url}/v1/kv/n`, { method: 'PUT', body: 'refused' }),
+        507,
+        'storage_full',
+      )
+      expect(await second.stop('SIGTERM')).toBe(0)
+    } finally {
+      unlinkSync(fillerPath)
+    }
+  })
 })

@@ -1,12 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DataDirInUseError, lockDataDir, lockFileName } from '../../src/wal/dir-lock.js'
+import { DataDirInUseError, lockDataDir, lockFileName, readLock } from '../../src/wal/dir-lock.js'
 
 // One process per data directory (src/wal/dir-lock.ts): a live holder keeps it; the lock of a
-// process that is gone, or of another boot, is taken over.
+// process that is gone, or of another boot, is taken over. Locks written as regular files (what
+// an earlier version wrote, and what the stale-lock cases below plant) are read like links.
 
 const dirs: string[] = []
 const thisBoot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
@@ -55,9 +56,9 @@ describe('data directory lock', () => {
   it('names this process and boot while held, and is gone once released', () => {
     const { dir, lockPath } = dataDir()
     const unlock = lockDataDir(dir)
-    expect(readFileSync(lockPath, 'utf8')).toBe(ownLock)
+    expect(readLock(lockPath)).toBe(ownLock)
     unlock()
-    expect(existsSync(lockPath)).toBe(false)
+    expect(readLock(lockPath) !== undefined).toBe(false)
     // Released, it can be taken again.
     lockDataDir(dir)()
   })
@@ -72,7 +73,7 @@ describe('data directory lock', () => {
       const { dir, lockPath } = dataDir(text)
       expect(() => lockDataDir(dir)).toThrow(DataDirInUseError)
       expect(() => lockDataDir(dir)).toThrow(`in use by process ${process.ppid} `)
-      expect(readFileSync(lockPath, 'utf8')).toBe(text)
+      expect(readLock(lockPath)).toBe(text)
     },
   )
 
@@ -85,24 +86,34 @@ describe('data directory lock', () => {
   ])('takes over a lock naming %s', (_, lockText) => {
     const { dir, lockPath } = dataDir(lockText())
     const unlock = lockDataDir(dir)
-    expect(readFileSync(lockPath, 'utf8')).toBe(ownLock)
+    expect(readLock(lockPath)).toBe(ownLock)
     unlock()
-    expect(existsSync(lockPath)).toBe(false)
+    expect(readLock(lockPath) !== undefined).toBe(false)
   })
 
   it('takes over the lock of a zombie: dead, though not yet reaped', async () => {
     await withZombie((pid) => {
       const { dir, lockPath } = dataDir(`${pid}\n${thisBoot}\n`)
       lockDataDir(dir)()
-      expect(existsSync(lockPath)).toBe(false)
+      expect(readLock(lockPath) !== undefined).toBe(false)
     })
   })
 
   it('does not remove a lock another process took after this one', () => {
     const { dir, lockPath } = dataDir()
     const unlock = lockDataDir(dir)
+    // Another process takes it over meanwhile (as if this one were gone) and holds it.
+    rmSync(lockPath)
     writeFileSync(lockPath, `${process.ppid}\n${thisBoot}\n`)
     unlock()
-    expect(readFileSync(lockPath, 'utf8')).toBe(`${process.ppid}\n${thisBoot}\n`)
+    expect(readLock(lockPath)).toBe(`${process.ppid}\n${thisBoot}\n`)
+  })
+
+  it('is a link whose target names the holder: it needs no data block, so a full disk takes it', () => {
+    const { dir, lockPath } = dataDir()
+    const unlock = lockDataDir(dir)
+    expect(lstatSync(lockPath).isSymbolicLink()).toBe(true)
+    expect(readlinkSync(lockPath)).toBe(ownLock)
+    unlock()
   })
 })
