@@ -103,7 +103,8 @@ async function startOnDataDir(config: ServerConfig, log: Log): Promise<Running> 
   // sweep never holds the lock for long.
   // Not while the log cannot take writes: the expiries would only queue up in the ring.
   const sweepTimer = setInterval(() => {
-    if (durability.refusal() === undefined) store.sweep(1000)
+    // Never waiting for the lock: this thread must stay free to notice a dead WAL writer.
+    if (durability.refusal() === undefined) store.trySweep(1000)
   }, config.sweepIntervalMs)
   sweepTimer.unref()
 

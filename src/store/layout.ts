@@ -69,6 +69,12 @@ export const I32 = {
    * WAL writer before any record is appended, read by whoever encodes or checks one.
    */
   walSalt: 24,
+  /**
+   * 1 while the WAL writer thread holds the store lock (to copy the store for a snapshot). A
+   * thread that dies there runs no finally: the main thread then releases the lock for it
+   * (src/wal/writer-thread.ts), which is safe because that hold only reads the store.
+   */
+  walWriterHoldsLock: 25,
 } as const
 const headerI32Count = 32
 

@@ -304,6 +304,14 @@ export class Store {
     }
   }
 
+  /**
+   * The sweep, only if the lock is free at once; undefined otherwise. For a thread that must never
+   * wait on the lock (the main thread, which watches the others and must stay free to).
+   */
+  trySweep(countMax: number): number | undefined {
+    return this.tryExclusively(() => this.#reclaimExpired(this.#clock(), countMax))?.value
+  }
+
   /** Reclaims up to `countMax` expired entries; returns how many. The incremental sweep. */
   sweep(countMax: number): number {
     this.#enter()

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import type { WalWriterData, WalWriterMessage } from '../../workers/wal-writer.js'
 import { attachViews, I32 } from '../store/layout.js'
+import { Mutex } from '../store/lock.js'
 import { WalRing } from './ring.js'
 import { markLogFailed } from './writer.js'
 
@@ -43,6 +44,11 @@ export async function startWalWriterThread(
     if (dead) return
     dead = true
     markLogFailed(views)
+    // Ended inside its hold of the store lock (its snapshot copy, which only reads the store):
+    // nobody else would ever release it, and every thread would wait on it for good.
+    if (Atomics.exchange(views.headerI32, I32.walWriterHoldsLock, 0) === 1) {
+      new Mutex(views.headerI32, I32.lock).unlock()
+    }
     onDeath(cause)
   }
   let ready: () => void = () => {}

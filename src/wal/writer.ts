@@ -419,11 +419,19 @@ export class WalWriter {
    * the snapshot covers. The copy is serialized a step at a time while writes go on.
    */
   #beginSnapshot(): void {
+    const header = this.#store.views.headerI32
     const taken = this.#store.tryExclusively(() => {
-      while (!this.#ring.isEmpty()) {
-        if (this.#drain() === undefined) return undefined
+      // Set just after the lock is won and cleared just before it is released: should this
+      // thread die in between, whoever sees the flag knows the lock is a dead thread's.
+      Atomics.store(header, I32.walWriterHoldsLock, 1)
+      try {
+        while (!this.#ring.isEmpty()) {
+          if (this.#drain() === undefined) return undefined
+        }
+        return { copy: this.#store.copy(this.#copyTarget?.buffer), sequence: this.#store.sequence }
+      } finally {
+        Atomics.store(header, I32.walWriterHoldsLock, 0)
       }
-      return { copy: this.#store.copy(this.#copyTarget?.buffer), sequence: this.#store.sequence }
     })
     // Another thread holds the lock, or the disk is full: try again on a later step.
     if (taken?.value === undefined) return

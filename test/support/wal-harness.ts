@@ -75,6 +75,8 @@ export interface Wal {
   store: Store
   /** Every mutation the store reported, in order (values are the callers' bytes, not copies). */
   records: MutationRecord[]
+  /** The writer's own handle on the same buffer (in the server, another thread's). */
+  base: Store
   writer: WalWriter
   disk: SimulatedDisk
   storage: Storage
@@ -122,6 +124,7 @@ export function openWal(
   return {
     store,
     records,
+    base,
     writer,
     disk,
     storage,

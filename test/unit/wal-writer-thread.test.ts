@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StorageFailedError } from '../../src/durability.js'
+import { I32 } from '../../src/store/layout.js'
+import { Mutex } from '../../src/store/lock.js'
 import { Store } from '../../src/store/store.js'
 import { logDurability } from '../../src/wal/durability.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -80,5 +82,19 @@ describe('the WAL writer thread', () => {
     const sequence = store.sequence
     expect(store.set('b', new Uint8Array(1))).toEqual({ ok: false, code: 'log_full' })
     expect(store.sequence).toBe(sequence)
+  })
+
+  it('releases the store lock the thread held when it ended inside its snapshot copy', async () => {
+    const { thread, store, deaths } = await startThread()
+    const header = store.views.headerI32
+    // What the writer does around its snapshot copy (test/unit/wal-writer.test.ts checks that it
+    // does): the lock won, then the flag set. The thread ends right there, as an out-of-memory
+    // kill would end it, and runs nothing more.
+    expect(new Mutex(header, I32.lock).tryLock()).toBe(true)
+    Atomics.store(header, I32.walWriterHoldsLock, 1)
+    await thread.worker.terminate()
+    await expect.poll(() => deaths.length).toBe(1)
+    expect(store.tryExclusively(() => true)).toEqual({ value: true })
+    expect(Atomics.load(header, I32.walWriterHoldsLock)).toBe(0)
   })
 })
