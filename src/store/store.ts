@@ -129,6 +129,9 @@ export class Store {
   #reservedSizeMax = 0
   /** True from a batch's prepare() to the end of its lock hold: its records are reserved. */
   #prepared = false
+  /** Records of the prepared batch's group so far; a commit record closes them (record.ts). */
+  #groupedCount = 0
+  #commitSequence = 0
   readonly #seed: number
   readonly #limits: StoreLimits
   readonly #transaction: StoreTransaction
@@ -260,10 +263,22 @@ export class Store {
   atomically<T>(body: (transaction: StoreTransaction) => T): T {
     this.#enter()
     try {
-      return body(this.#transaction)
+      const result = body(this.#transaction)
+      // A prepared batch's records are one group: the commit record closes it (record.ts).
+      if (this.#groupedCount > 0) this.#commitGroup()
+      return result
     } finally {
       this.#leave()
     }
+  }
+
+  /**
+   * The sequence number of the commit record this handle's latest prepared transaction wrote, read
+   * like `sequence` right after atomically() returns; 0 before any. What a batch's answer waits
+   * for: without its commit durable, a crash drops the whole batch.
+   */
+  get commitSequence(): number {
+    return this.#commitSequence
   }
 
   /**
@@ -419,7 +434,8 @@ export class Store {
         }
       } else if (record.op === 'clear') {
         this.#reset()
-      } else {
+      } else if (record.op !== 'commit') {
+        // A commit changes nothing; it only took its number (recovery applied its group).
         const hash = this.#probe(record.key)
         const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
         if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
@@ -539,6 +555,7 @@ export class Store {
     this.#reservedSize = 0
     this.#reservedSizeMax = 0
     this.#prepared = false
+    this.#groupedCount = 0
     this.#inside = false
     this.#lock.unlock()
   }
@@ -732,6 +749,7 @@ export class Store {
       value,
       contentType: v.contentTypes[slot]!,
       expiresAt,
+      ...this.#group(),
     })
     return { ok: true, version, created }
   }
@@ -825,6 +843,8 @@ export class Store {
     if (touchedSizePeak > limits.memorySizeMax || touchedCountPeak > limits.entryCountMax) {
       return { ok: false, code: 'batch_too_large' }
     }
+    // The commit record that closes the batch's group of records.
+    recordSize += this.#recordSize('commit', 0, 0)
     const logRoom = this.#logRoom
     // Beside its reserved records, the log must take at least one eviction's (made one at a
     // time across retries if need be), or the batch could never get room: that is what the room
@@ -960,13 +980,28 @@ export class Store {
   }
 
   /** Reports a removal or a clear; sets report themselves, with their value. */
-  #emit(op: Exclude<MutationOp, 'set'>, key: string): number {
+  #emit(op: Exclude<MutationOp, 'set' | 'commit'>, key: string): number {
     if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
     // An expiry's own record need not be durable before a miss is told (see missSequence).
     if (op !== 'expire') this.#noteMiss(sequence)
-    this.#onMutation?.({ op, sequence, key })
+    this.#onMutation?.({ op, sequence, key, ...this.#group() })
     return sequence
+  }
+
+  /** Marks the record as one of the prepared batch's group, when there is one. */
+  #group(): { grouped?: true } {
+    if (!this.#prepared) return {}
+    this.#groupedCount++
+    return { grouped: true }
+  }
+
+  /** Closes the prepared batch's group with its commit record, whose room prepare() reserved. */
+  #commitGroup(): void {
+    const sequence = this.#nextSequence()
+    this.#commitSequence = sequence
+    this.#groupedCount = 0
+    this.#onMutation?.({ op: 'commit', sequence, key: '' })
   }
 
   #reset(): void {

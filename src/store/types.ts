@@ -70,7 +70,11 @@ export interface ScanPage {
   cursor: number | null
 }
 
-export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear'
+/**
+ * What a log record does. `commit` changes nothing: it closes a group of records that must apply
+ * together or not at all (a batch's changes), so recovery can drop a group a crash cut short.
+ */
+export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear' | 'commit'
 
 /**
  * The bounded log a store's mutations go to (the WAL ring, src/wal/ring.ts). The store asks it
@@ -100,8 +104,13 @@ export type BatchChange =
 export interface MutationRecord {
   op: MutationOp
   sequence: number
-  /** Empty for clear. */
+  /** Empty for clear and commit. */
   key: string
+  /**
+   * Part of a group that a later commit record closes: recovery applies the group's records
+   * only once it reaches that commit. A batch's changes are one group.
+   */
+  grouped?: boolean
   /** Set only: the caller's bytes, not a copy; a listener that keeps them must copy. */
   value?: Uint8Array
   contentType?: number

@@ -12,14 +12,20 @@ import type { MutationOp, MutationRecord } from '../store/types.js'
 //   offset  size  field
 //   0       4     length      bytes from `sequence` through the end of `payload`
 //   4       8     sequence    u64 as two u32 (low, high); every record's is one more than the last
-//   12      1     type        1 set, 2 delete, 3 evict, 4 expire, 5 clear
+//   12      1     type        1 set, 2 delete, 3 evict, 4 expire, 5 clear, 6 commit; plus
+//                             0x80 when the record is part of a group a commit closes
 //   13      n     payload     by type, below
 //   13 + n  4     crc32       over bytes 0 .. 13 + n, seeded with the file's salt: a damaged
 //                             length fails the check too
 //
 //   set:                      [u16 key size][key UTF-8][u8 content type][f64 expiresAt][value]
 //   delete, evict, expire:    [u16 key size][key UTF-8]
-//   clear:                    (empty)
+//   clear, commit:            (empty)
+//
+// A group is records that must apply together or not at all: a batch's changes. Each of them has
+// the 0x80 bit, and a commit record (type 6, without it) follows the last. A crash can cut a group
+// short (its records may go to disk over several writes, even two segments); recovery applies a
+// group only once it reads its commit, and cuts an unfinished group off as part of a torn tail.
 //
 // A segment file starts with a header (format version 2, 24 bytes):
 //
@@ -61,8 +67,25 @@ const lengthFieldSize = 4
 /** Sequence, type: the bytes the length counts before the payload. */
 const fixedFieldsSize = 9
 
-const typeOf: Record<MutationOp, number> = { set: 1, delete: 2, evict: 3, expire: 4, clear: 5 }
-const opOf: (MutationOp | undefined)[] = [undefined, 'set', 'delete', 'evict', 'expire', 'clear']
+const typeOf: Record<MutationOp, number> = {
+  set: 1,
+  delete: 2,
+  evict: 3,
+  expire: 4,
+  clear: 5,
+  commit: 6,
+}
+const opOf: (MutationOp | undefined)[] = [
+  undefined,
+  'set',
+  'delete',
+  'evict',
+  'expire',
+  'clear',
+  'commit',
+]
+/** The type byte's bit for a record of a group (see above). */
+const groupedBit = 0x80
 
 const encoder = new TextEncoder()
 // ignoreBOM: a key may begin with U+FEFF, which is a character like any other here; without
@@ -82,7 +105,7 @@ export type Decoded =
   | { ok: false; reason: DecodeFailure }
 
 function payloadSize(record: MutationRecord, keySize: number): number {
-  if (record.op === 'clear') return 0
+  if (record.op === 'clear' || record.op === 'commit') return 0
   if (record.op !== 'set') return 2 + keySize
   return 2 + keySize + 1 + 8 + (record.value?.byteLength ?? 0)
 }
@@ -94,7 +117,7 @@ export function encodedSize(record: MutationRecord): number {
 
 /** The size on disk of a record of this kind, from the key's UTF-8 size and the value's size. */
 export function recordSize(op: MutationOp, keySize: number, valueSize: number): number {
-  if (op === 'clear') return recordOverheadSize
+  if (op === 'clear' || op === 'commit') return recordOverheadSize
   if (op !== 'set') return recordOverheadSize + 2 + keySize
   return recordOverheadSize + 2 + keySize + 1 + 8 + valueSize
 }
@@ -121,9 +144,9 @@ export function encodeRecord(
   view.setUint32(0, size - lengthFieldSize - 4, true)
   view.setUint32(4, record.sequence % 2 ** 32, true)
   view.setUint32(8, Math.floor(record.sequence / 2 ** 32), true)
-  view.setUint8(12, typeOf[record.op])
+  view.setUint8(12, typeOf[record.op] | (record.grouped ? groupedBit : 0))
   let at = 13
-  if (record.op !== 'clear') {
+  if (record.op !== 'clear' && record.op !== 'commit') {
     view.setUint16(at, keySize, true)
     // Straight into the target: no intermediate array for the key.
     const written = encoder.encodeInto(record.key, target.subarray(offset + at + 2)).written
@@ -160,13 +183,18 @@ export function decodeRecord(bytes: Uint8Array, offset: number, salt: number): D
     return { ok: false, reason: 'checksum' }
 
   const sequence = view.getUint32(4, true) + view.getUint32(8, true) * 2 ** 32
-  const op = opOf[view.getUint8(12)]
+  const typeByte = view.getUint8(12)
+  const op = opOf[typeByte & ~groupedBit]
   if (op === undefined || !Number.isSafeInteger(sequence)) return { ok: false, reason: 'malformed' }
+  // A commit closes a group and is never part of one.
+  const grouped = (typeByte & groupedBit) !== 0
+  if (grouped && op === 'commit') return { ok: false, reason: 'malformed' }
+  const group = grouped ? { grouped } : {}
   const end = size - 4
   let at = 13
-  if (op === 'clear') {
+  if (op === 'clear' || op === 'commit') {
     return at === end
-      ? { ok: true, record: { op, sequence, key: '' }, size }
+      ? { ok: true, record: { op, sequence, key: '', ...group }, size }
       : { ok: false, reason: 'malformed' }
   }
   if (at + 2 > end) return { ok: false, reason: 'malformed' }
@@ -182,14 +210,18 @@ export function decodeRecord(bytes: Uint8Array, offset: number, salt: number): D
   at += keySize
   if (op !== 'set')
     return at === end
-      ? { ok: true, record: { op, sequence, key }, size }
+      ? { ok: true, record: { op, sequence, key, ...group }, size }
       : { ok: false, reason: 'malformed' }
   if (at + 9 > end) return { ok: false, reason: 'malformed' }
   const contentType = view.getUint8(at)
   const expiresAt = view.getFloat64(at + 1, true)
   at += 9
   const value = bytes.slice(offset + at, offset + end)
-  return { ok: true, record: { op, sequence, key, value, contentType, expiresAt }, size }
+  return {
+    ok: true,
+    record: { op, sequence, key, value, contentType, expiresAt, ...group },
+    size,
+  }
 }
 
 /**
@@ -212,6 +244,11 @@ export function checkRecord(
   return crc32(bytes.subarray(offset, offset + size - 4), salt) === view.getUint32(size - 4, true)
     ? size
     : 0
+}
+
+/** Whether the record at `offset` is part of a group a later commit closes (see above). */
+export function isGroupedAt(bytes: Uint8Array, offset: number): boolean {
+  return (bytes[offset + 12]! & groupedBit) !== 0
 }
 
 /** The sequence field of the record at `offset`, whether or not the record is valid. */
@@ -312,6 +349,7 @@ export function decodeSnapshotFooter(bytes: Uint8Array, offset: number): number 
 
 function sameRecord(a: MutationRecord, b: MutationRecord): boolean {
   if (a.op !== b.op || a.sequence !== b.sequence || a.key !== b.key) return false
+  if ((a.grouped ?? false) !== (b.grouped ?? false)) return false
   if (a.op !== 'set') return true
   const valueA = a.value ?? new Uint8Array(0)
   const valueB = b.value ?? new Uint8Array(0)

@@ -33,6 +33,11 @@ import { isNoSpace, type Storage } from './storage.js'
 //   the one expected                                           missing)
 //   snapshot, anywhere           -                            corruption (a snapshot is renamed
 //                                                              into place only once synced whole)
+//   the log ends inside a group  -                            torn tail from the group's first
+//   (a batch without its commit)                               record: a batch goes whole or not
+//                                                              at all (its answer waited for the
+//                                                              commit); so does a torn tail that
+//                                                              starts inside a group
 //   a whole record that does     -                            refused: the store's limits are
 //   not apply to the store                                     smaller than the log was written
 //   (a key or value too large)                                 with. Refuse to start, name the
@@ -158,6 +163,10 @@ export function inspect(
       (files.segments[i + 1]?.firstSequence ?? Number.POSITIVE_INFINITY) > result.sequence + 1,
   )
   let bytesRead = 0
+  // A group of records (a batch) is applied only once its commit record is read; until then its
+  // records wait here, with where they lie. One a crash cut short is part of the torn tail.
+  let group: OpenGroup | undefined
+  const expected = () => (group?.sequenceLast ?? result.sequence) + 1
   for (const [i, segment] of segments.entries()) {
     const bytes = storage.read(join(dir, segment.name))
     result.segments.push({
@@ -168,19 +177,11 @@ export function inspect(
     bytesRead += bytes.length
     result.logSize += bytes.length
     const later = segments.slice(i + 1)
-    const expected = () => result.sequence + 1
     const header = decodeSegmentHeader(bytes)
     if (!header.ok) {
-      result.damage = judge(
-        storage,
-        dir,
-        segment.name,
-        bytes,
-        0,
-        expected(),
-        `bad segment header (${header.reason})`,
-        later,
-      )
+      const why = `bad segment header (${header.reason})`
+      const damage = judge(storage, dir, segment.name, bytes, 0, expected(), why, later)
+      result.damage = tornFromGroup(storage, dir, damage, group, segments)
       return result
     }
     if (header.firstSequence > expected()) {
@@ -200,44 +201,103 @@ export function inspect(
       if (size === 0) {
         const decoded = decodeRecord(bytes, at, salt)
         const why = decoded.ok ? 'bad record' : `bad record (${decoded.reason})`
-        result.damage = judge(storage, dir, segment.name, bytes, at, expected(), why, later)
+        const damage = judge(storage, dir, segment.name, bytes, at, expected(), why, later)
+        result.damage = tornFromGroup(storage, dir, damage, group, segments)
         return result
       }
       const sequence = sequenceAt(bytes, at)
-      if (sequence > result.sequence) {
+      if (sequence >= expected()) {
         const decoded = decodeRecord(bytes, at, salt)
-        if (sequence !== expected() || !decoded.ok) {
-          const why = decoded.ok
-            ? `sequence ${sequence} where ${expected()} belongs`
-            : `a malformed record (${decoded.reason})`
-          result.damage = {
+        const corrupt = (why: string): Inspection => {
+          const damage = {
             kind: 'corrupt',
             file: segment.name,
             offset: at,
             sequence: expected(),
             why,
           }
+          result.damage = damage as Damage
           return result
         }
-        const refused = apply(decoded.record)
-        if (refused !== undefined) {
-          result.damage = {
-            kind: 'refused',
+        if (!decoded.ok) return corrupt(`a malformed record (${decoded.reason})`)
+        if (sequence !== expected())
+          return corrupt(`sequence ${sequence} where ${expected()} belongs`)
+        const record = decoded.record
+        if (record.grouped) {
+          group ??= {
             file: segment.name,
             offset: at,
-            sequence,
-            why: refused,
+            segmentIndex: i,
+            records: [],
+            sequenceLast: 0,
           }
-          return result
+          group.records.push({ record, file: segment.name, offset: at })
+          group.sequenceLast = sequence
+        } else {
+          if (group !== undefined && record.op !== 'commit') {
+            return corrupt(`a ${record.op} record inside a group, before its commit`)
+          }
+          for (const member of [
+            ...(group?.records ?? []),
+            { record, file: segment.name, offset: at },
+          ]) {
+            const refused = apply(member.record)
+            if (refused !== undefined) {
+              result.damage = {
+                kind: 'refused',
+                file: member.file,
+                offset: member.offset,
+                sequence: member.record.sequence,
+                why: refused,
+              }
+              return result
+            }
+            result.recordCount++
+          }
+          group = undefined
+          result.sequence = sequence
         }
-        result.sequence = sequence
-        result.recordCount++
       }
       at += size
     }
     onProgress(bytesRead)
   }
+  // The log ends inside a group: its commit never reached the disk, so neither did the batch.
+  if (group !== undefined) {
+    result.damage = tornFromGroup(storage, dir, undefined, group, segments)
+  }
   return result
+}
+
+/** A group of records read, not yet applied: it waits for its commit record. */
+interface OpenGroup {
+  /** Where its first record lies. */
+  file: string
+  offset: number
+  segmentIndex: number
+  records: { record: MutationRecord; file: string; offset: number }[]
+  sequenceLast: number
+}
+
+/**
+ * A torn tail inside an open group starts where the group does: a batch a crash cut short goes
+ * whole, never in part. With no damage (the log just ends), the group is the torn tail. Damage
+ * that is not torn, or no open group, is left as it is.
+ */
+function tornFromGroup(
+  storage: Storage,
+  dir: string,
+  damage: Damage | undefined,
+  group: OpenGroup | undefined,
+  segments: { name: string }[],
+): Damage | undefined {
+  if (group === undefined || (damage !== undefined && damage.kind !== 'torn')) return damage
+  const emptyAfter = segments.slice(group.segmentIndex + 1).map((segment) => segment.name)
+  const size =
+    storage.size(join(dir, group.file)) -
+    group.offset +
+    emptyAfter.reduce((sum, name) => sum + storage.size(join(dir, name)), 0)
+  return { kind: 'torn', file: group.file, offset: group.offset, size, emptyAfter }
 }
 
 /** The decision table's first two rows: torn tail when nothing valid follows, else corruption. */

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { I32, type Views, walRecordSizeMax, walStateFailed } from '../store/layout.js'
 import type { LogRoom, MutationOp, MutationRecord } from '../store/types.js'
-import { checkRecord, encodedSize, encodeRecord, recordSize, sequenceAt } from './record.js'
+import {
+  checkRecord,
+  encodedSize,
+  encodeRecord,
+  isGroupedAt,
+  recordSize,
+  sequenceAt,
+} from './record.js'
 
 // The bounded ring that carries encoded log records from the threads that change the store to
 // the WAL writer thread. It lives in the store's SharedArrayBuffer (layout.ts places it).
@@ -35,6 +42,11 @@ export interface Readable {
   end: number
   /** The sequence number of the last record in [start, end). */
   sequenceLast: number
+  /**
+   * The sequence number of the last record in [start, end) that ends a group or is in none (a
+   * group's members are not, until its commit); 0 when every record there is a group's member.
+   */
+  sequenceBoundaryLast: number
   recordCount: number
 }
 
@@ -128,6 +140,7 @@ export class WalRing implements LogRoom {
     const end = tail < head ? head : this.#size
     let at = tail
     let sequenceLast = 0
+    let sequenceBoundaryLast = 0
     let recordCount = 0
     while (at < end && !(at > tail && this.#isWrapPoint(at))) {
       // The pair assertion before the disk (STYLE.md): the writer checks every record's frame
@@ -135,10 +148,11 @@ export class WalRing implements LogRoom {
       const size = checkRecord(this.#bytes, at, this.salt, end)
       assert(size > 0, `a record in the WAL ring is damaged at offset ${at}`)
       sequenceLast = sequenceAt(this.#bytes, at)
+      if (!isGroupedAt(this.#bytes, at)) sequenceBoundaryLast = sequenceLast
       recordCount++
       at += size
     }
-    return { start: tail, end: at, sequenceLast, recordCount }
+    return { start: tail, end: at, sequenceLast, sequenceBoundaryLast, recordCount }
   }
 
   /** Writer side: the bytes before `end` are on disk; producers may reuse them. */

@@ -94,6 +94,13 @@ export class WalWriter {
   #segmentSize = 0
   #segmentFirstSequence = 0
   #sequenceWritten: number
+  /**
+   * The last sequence written that is not inside a group (a batch) whose commit is not written
+   * yet. Nothing past it is ever published durable: a wait for a record of a batch (its answer,
+   * or a read of what it wrote) ends only once the whole batch would survive a crash, since
+   * recovery drops a group without its commit.
+   */
+  #boundaryWritten: number
   #sequenceSynced: number
   #lastSyncMs = 0
   #logSizeSinceSnapshot: number
@@ -125,6 +132,7 @@ export class WalWriter {
     this.#salt = (options.salt ?? randomInt(1, 2 ** 32)) >>> 0
     Atomics.store(store.views.headerI32, I32.walSalt, this.#salt | 0)
     this.#sequenceWritten = store.sequence
+    this.#boundaryWritten = store.sequence
     this.#sequenceSynced = store.sequence
     this.#logSizeSinceSnapshot = logSizeSinceSnapshot
     const newest = classify(this.#storage.list(options.dir)).snapshots.at(-1)
@@ -243,6 +251,7 @@ export class WalWriter {
       this.#segmentSize += bytes.byteLength
       this.#logSizeSinceSnapshot += bytes.byteLength
       this.#sequenceWritten = readable.sequenceLast
+      if (readable.sequenceBoundaryLast > 0) this.#boundaryWritten = readable.sequenceBoundaryLast
       const f64 = this.#store.views.headerF64
       f64[F64.walRecordsWritten]! += readable.recordCount
       f64[F64.walBytesWritten]! += bytes.byteLength
@@ -266,7 +275,9 @@ export class WalWriter {
     this.#publish(this.#sequenceSynced)
   }
 
-  #publish(sequence: number): void {
+  /** Publishes `sequence`, or the last group boundary before it, as durable. */
+  #publish(written: number): void {
+    const sequence = Math.min(written, this.#boundaryWritten)
     const words = this.#store.views.headerI64
     if (Number(Atomics.load(words, I64.durableSequence)) >= sequence) return
     // Handler threads wait on this word with Atomics.waitAsync (src/wal/durability.ts).

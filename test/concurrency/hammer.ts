@@ -80,6 +80,7 @@ export function runHammer(task: HammerTask, stopped: () => boolean = () => false
     evict: 0,
     expire: 0,
     clear: 0,
+    commit: 0,
   }
   let sequenceCount = 0
   let sequenceSum = 0

@@ -22,7 +22,7 @@ export function modelAt(history: readonly MutationRecord[], sequence: number, no
     if (record.sequence > sequence) break
     if (record.op === 'set') entries.set(record.key, record)
     else if (record.op === 'clear') entries.clear()
-    else entries.delete(record.key)
+    else if (record.op !== 'commit') entries.delete(record.key)
   }
   for (const [key, record] of entries) {
     if (record.expiresAt !== undefined && record.expiresAt !== 0 && record.expiresAt <= nowMs)
@@ -62,6 +62,10 @@ export function judgeRecovery(
   const lastSequence = history.at(-1)?.sequence ?? 0
   if (sequence < acknowledged) return `recovered up to ${sequence}, acknowledged ${acknowledged}`
   if (sequence > lastSequence) return `recovered ${sequence}, but only ${lastSequence} were written`
+  // A batch goes whole or not at all: recovery never stops between its records and its commit.
+  if (history.find((record) => record.sequence === sequence)?.grouped) {
+    return `recovered up to ${sequence}, inside a batch (before its commit)`
+  }
   const model = modelAt(history, sequence, nowMs)
   const wrong = [...new Set([...model.keys(), ...live.keys()])].filter((key) => {
     const want = model.get(key)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type StoreLimits, walRingSizeMin } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
-import type { MutationRecord, StoreResult } from '../../src/store/types.js'
+import type { BatchChange, MutationRecord, StoreResult } from '../../src/store/types.js'
 import { walCheck } from '../../src/wal/admin.js'
 import { CorruptLogError, recover, replayInto } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -90,6 +90,7 @@ function runWorkload(disk: SimulatedDisk, seed: number, planted: Planted): Outco
     logFull: 0,
     expiriesInReadOnly: 0,
     expiriesDeferred: 0,
+    batches: 0,
     missesByExpiry: 0,
     snapshots: 0,
   }
@@ -214,6 +215,29 @@ function runWorkload(disk: SimulatedDisk, seed: number, planted: Planted): Outco
           const value = new Uint8Array(100 + j).fill(j)
           write(() => writing.set(`b${j}`, value))
         }
+      } else if (roll < 0.9) {
+        // A batch: its records go to disk as one group, applied by recovery whole or not at all.
+        const ops = Array.from({ length: 2 + Math.floor(random() * 3) }, (_, j) => ({
+          key: j === 0 ? key : `k${Math.floor(random() * 24)}`,
+          size: random() < 0.25 ? -1 : Math.floor(random() * 60),
+        }))
+        const changes: BatchChange[] = ops.map((op) =>
+          op.size < 0
+            ? { op: 'delete', key: op.key }
+            : { op: 'set', key: op.key, valueSize: op.size },
+        )
+        write(() =>
+          writing.atomically((tx) => {
+            const ready = tx.prepare(changes)
+            if (!ready.ok) return ready
+            for (const op of ops) {
+              if (op.size < 0) tx.delete(op.key)
+              else tx.set(op.key, new Uint8Array(op.size).fill(i % 251))
+            }
+            counts.batches!++
+            return ready
+          }),
+        )
       }
       // Not every operation gets its own group commit: durability lags behind the store.
       if (random() < 0.3) writer.step()
@@ -237,7 +261,7 @@ function residentExpired(history: readonly MutationRecord[], nowMs: number): num
   for (const record of history) {
     if (record.op === 'set') resident.set(record.key, record)
     else if (record.op === 'clear') resident.clear()
-    else resident.delete(record.key)
+    else if (record.op !== 'commit') resident.delete(record.key)
   }
   let count = 0
   for (const record of resident.values()) {
@@ -351,6 +375,7 @@ describe('crashes through a full disk, space returning, expiries and snapshots',
     expect(full.counts.expiriesDeferred).toBeGreaterThan(0)
     expect(full.counts.missesByExpiry).toBeGreaterThan(0)
     expect(full.counts.snapshots).toBeGreaterThanOrEqual(1)
+    expect(full.counts.batches).toBeGreaterThan(0)
     expect(full.history.some((record) => record.sequence > 0 && record.op === 'expire')).toBe(true)
     expect(failures.slice(0, 5)).toEqual([])
   })

@@ -130,7 +130,7 @@ export function modelAfter(records: readonly MutationRecord[]): Map<string, Mode
         version: record.sequence,
       })
     } else if (record.op === 'clear') model.clear()
-    else model.delete(record.key)
+    else if (record.op !== 'commit') model.delete(record.key)
   }
   return model
 }

@@ -172,7 +172,7 @@ describe('batch plans a review found wanting', () => {
   it('never writes an entry expired at birth: a later op of the batch on its key needs no expiry', () => {
     const limits = { ...limitsSmall, entryCountMax: 100, memorySizeMax: 10_000 }
     const { store } = lateStore(limits)
-    const big = new Uint8Array(140)
+    const big = new Uint8Array(130)
     const outcome = store.atomically((tx) => {
       expect(
         tx.prepare([

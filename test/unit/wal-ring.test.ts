@@ -130,6 +130,7 @@ describe('WAL ring', () => {
       start: 0,
       end: 50,
       sequenceLast: record.sequence,
+      sequenceBoundaryLast: record.sequence,
       recordCount: 1,
     })
     expect(drain(ring, [record])).toBe(1)
@@ -181,7 +182,13 @@ describe('WAL ring', () => {
     const records = [129, 129, 41].map((size, i) => setOfSize(size, i + 1))
     for (const record of records) ring.append(record)
     expect(head(views)).toBe(ringSize - 1)
-    expect(ring.readable()).toEqual({ start: 0, end: 299, sequenceLast: 3, recordCount: 3 })
+    expect(ring.readable()).toEqual({
+      start: 0,
+      end: 299,
+      sequenceLast: 3,
+      sequenceBoundaryLast: 3,
+      recordCount: 3,
+    })
     expect(drain(ring, records)).toBe(3)
   })
 
@@ -198,7 +205,13 @@ describe('WAL ring', () => {
       ok: true,
       record: { sequence: 2 },
     })
-    expect(ring.readable()).toEqual({ start: 0, end: 129, sequenceLast: 4, recordCount: 1 })
+    expect(ring.readable()).toEqual({
+      start: 0,
+      end: 129,
+      sequenceLast: 4,
+      sequenceBoundaryLast: 4,
+      recordCount: 1,
+    })
     expect(drain(ring, [record])).toBe(1)
     expect(ring.readable()).toBeUndefined()
   })

@@ -118,8 +118,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
         : { op: op.op, key: op.key },
     )
     const writes = changes.some((change) => change.op !== 'get')
-    const run = () =>
-      store.atomically((tx) => {
+    const run = () => {
+      const outcome = store.atomically((tx) => {
         for (const [index, op] of ops.entries()) {
           if (op.op === 'get') continue
           const version =
@@ -140,6 +140,13 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
         }
         return applyAll(tx, earlyReads)
       })
+      // A batch of writes is durable only with the commit record that closes its group (read
+      // now, before another request of this thread can run): without it a crash drops it all.
+      if (typeof outcome === 'object' && 'results' in outcome && writes) {
+        outcome.sequenceMax = Math.max(outcome.sequenceMax, store.commitSequence)
+      }
+      return outcome
+    }
     const applyAll = (tx: StoreTransaction, earlyReads: (Entry | undefined)[]) => {
       let sequenceMax = 0
       const results = ops.map((op, index) => {
