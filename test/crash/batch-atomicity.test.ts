@@ -3,6 +3,7 @@ import { I64 } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import type { BatchChange } from '../../src/store/types.js'
 import { recover, replayInto } from '../../src/wal/recovery.js'
+import { prng, testSeed } from '../support/seed.js'
 import { SimulatedDisk } from '../support/simulated-disk.js'
 import { recordStarts } from '../support/wal-files.js'
 import { clockStartMs, filler, freshStore, LogSession, limits } from './wal-log.js'
@@ -56,11 +57,8 @@ describe('a batch across a crash', () => {
     const { disk } = logWithBatch(true)
     // Every image of the disk: what was synced (the batch's first op), and more or less of the
     // rest, never the commit record (it is still in the ring).
+    const random = prng(testSeed('batch atomicity'))
     for (let image = 0; image < 50; image++) {
-      const random = (() => {
-        let n = image
-        return () => (n = (n * 16807) % 2147483647) / 2147483647
-      })()
       expect(stateAfterRecovery(disk.crash(random, { pageHoles: false }))).toEqual(before)
     }
   })
