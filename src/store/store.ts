@@ -787,6 +787,8 @@ export class Store {
     // when the same ops run one by one.
     const touched = new Map<string, { keySize: number; size: number; slot: Slot }>()
     const seen = new Set<string>()
+    const written = new Set<string>()
+    for (const change of changes) if (change.op !== 'get') written.add(change.key)
     for (const change of changes) {
       if (seen.has(change.key)) continue
       seen.add(change.key)
@@ -800,9 +802,7 @@ export class Store {
         slot = slotNone
       }
       const size = slot === slotNone ? -1 : keySize + v.valueSizes[slot]!
-      if (changes.some((other) => other.key === change.key && other.op !== 'get')) {
-        touched.set(change.key, { keySize, size, slot })
-      }
+      if (written.has(change.key)) touched.set(change.key, { keySize, size, slot })
     }
     let touchedSize = 0
     let touchedCount = 0
