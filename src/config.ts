@@ -49,6 +49,8 @@ export interface ServerConfig {
   keepAliveTimeoutMs: number
   connectionCheckIntervalMs: number
   sendTimeoutMs: number
+  /** The most requests of one connection that may wait for their answers at once. */
+  pipelinedRequestCountMax: number
   shutdownTimeoutMs: number
   /** How often the main thread reclaims expired entries nobody touched. */
   sweepIntervalMs: number
@@ -358,6 +360,18 @@ export const optionSpecs: OptionSpec[] = [
     },
   },
   {
+    flag: 'max-pipelined-requests',
+    kind: 'integer',
+    default: '512',
+    min: 1,
+    max: 100_000,
+    description:
+      'Most requests one connection may send ahead of the answers it has taken; the next is answered 429 and the connection closed after it.',
+    apply: (c, v) => {
+      c.pipelinedRequestCountMax = v as number
+    },
+  },
+  {
     flag: 'shutdown-timeout-ms',
     kind: 'integer',
     default: '10000',
@@ -410,6 +424,7 @@ export function resolveConfig(
     keepAliveTimeoutMs: 0,
     connectionCheckIntervalMs: 0,
     sendTimeoutMs: 0,
+    pipelinedRequestCountMax: 0,
     shutdownTimeoutMs: 0,
     sweepIntervalMs: 1000,
     fsync: 'always',

@@ -29,7 +29,15 @@ export const errorTable = {
     status: 421,
     title: 'This server does not answer to that Host name',
   },
+  too_many_pipelined_requests: {
+    status: 429,
+    title: 'The connection has more requests waiting for their answers than the limit',
+  },
   internal: { status: 500, title: 'Internal error' },
+  transfer_coding_unsupported: {
+    status: 501,
+    title: 'The request body has a transfer coding other than chunked',
+  },
   storage_failed: {
     status: 503,
     title: 'The write-ahead log failed; the write is not acknowledged and the server is exiting',

@@ -260,6 +260,7 @@ const optionsWithDefaults: [string, string | undefined][] = [
   ['--keep-alive-timeout-ms', '5000'],
   ['--connection-check-interval-ms', '1000'],
   ['--send-timeout-ms', '30000'],
+  ['--max-pipelined-requests', '512'],
   ['--shutdown-timeout-ms', '10000'],
 ]
 

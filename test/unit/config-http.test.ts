@@ -46,6 +46,7 @@ describe('the limits and timeouts of the HTTP layer', () => {
     ['max-batch-read-size', 'SLABKV_MAX_BATCH_READ_SIZE', 'batchReadSizeMax', 16 * 1024 * 1024],
     ['max-json-depth', 'SLABKV_MAX_JSON_DEPTH', 'jsonDepthMax', 128],
     ['send-timeout-ms', 'SLABKV_SEND_TIMEOUT_MS', 'sendTimeoutMs', 30_000],
+    ['max-pipelined-requests', 'SLABKV_MAX_PIPELINED_REQUESTS', 'pipelinedRequestCountMax', 512],
   ] as const
 
   it('has a default, a flag, an environment variable and a line in --help for each', () => {

@@ -13,6 +13,7 @@ import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse, whenLogged } from '../app.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
+import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
 
 // POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
@@ -167,6 +168,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
     }
     // A batch of reads is served while the log cannot take writes; it never waits for room.
     const outcome = writes ? await whenLogged(durability, run) : run()
+    // A batch of reads holds the connection until its answer has left, as a GET does.
+    if (writes) markApplied(c)
     assert(outcome !== 'log_full', 'a batch of reads found the log full')
     if (typeof outcome === 'string') return problemResponse(c, outcome) as never
     if ('readsTooLarge' in outcome) {
