@@ -109,10 +109,19 @@ export function valueRefusal(valueSize: number, limits: Pick<StoreLimits, 'value
   return `The value is ${valueSize} bytes; the limit is ${limits.valueSizeMax} bytes (--max-value-size)`
 }
 
-/** A key and value that together would not fit even in an empty store. */
+/**
+ * A key and value that together would not fit even in an empty store. The sizes are those the
+ * client sent; a media type kept inline with the value (http/media-type.ts) is named apart, in
+ * the bytes it takes in the store, since it counts against --max-memory too.
+ */
 export function entryRefusal(
-  entrySize: number,
+  sentSize: number,
   limits: Pick<StoreLimits, 'memorySizeMax'>,
+  mediaTypeSize = 0,
 ): string {
-  return `The key and value are ${entrySize} bytes, more than the whole store holds: ${limits.memorySizeMax} bytes (--max-memory)`
+  const mediaType =
+    mediaTypeSize === 0
+      ? ''
+      : `, and the media type kept with the value ${mediaTypeSize} more (${sentSize + mediaTypeSize} in all)`
+  return `The key and value are ${sentSize} bytes${mediaType}, more than the whole store holds: ${limits.memorySizeMax} bytes (--max-memory)`
 }

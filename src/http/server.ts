@@ -12,6 +12,7 @@ import type { Context } from 'hono'
 import type { ServerConfig } from '../config.js'
 import { type ErrorCode, problem } from '../errors.js'
 import type { Log } from '../log.js'
+import { keepDotSegmentKey, pathOf, rawTargetOf } from './path-key.js'
 
 // The Node HTTP server around the app's fetch handler: what happens on a connection before and
 // after the app sees a request. @hono/node-server's request listener turns each request into a
@@ -73,6 +74,11 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
    */
   class GuardedResponse extends ServerResponse {
     #replaced = false
+    /** Some of the body went out through write(): the answer is being streamed. */
+    #streamed = false
+    /** The server cut this answer itself, so its socket being gone is no client's doing. */
+    #cut = false
+    #failureLogged = false
 
     override writeHead(...args: unknown[]): this {
       const writeHead = super.writeHead as (...args: unknown[]) => this
@@ -91,12 +97,23 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
 
     override write(...args: unknown[]): boolean {
       if (this.#replaced) return true
+      this.#streamed = true
       return (super.write as (...args: unknown[]) => boolean).apply(this, args)
     }
 
     override end(...args: unknown[]): this {
       const end = super.end as (...args: unknown[]) => this
-      return this.#replaced ? end.call(this, problemBody('internal')) : end.apply(this, args)
+      if (this.#replaced) return end.call(this, problemBody('internal'))
+      // A streamed answer ends with end() and no data. The adapter ends one whose stream failed
+      // midway with its error's text as the last data, and then destroys it: sent as a last
+      // chunk, that would make a cut answer look whole to the client. The connection is cut
+      // instead, so the client sees the answer fail; destroy() then logs why.
+      if (this.#streamed && args[0] !== undefined && typeof args[0] !== 'function') {
+        this.#cut = true
+        super.destroy()
+        return this
+      }
+      return end.apply(this, args)
     }
 
     /**
@@ -104,7 +121,8 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
      * it with the error, after printing it on stderr: here it is logged with its route too.
      */
     override destroy(error?: Error): this {
-      if (error !== undefined && !this.destroyed && !clientWentAway(this.req)) {
+      if (error !== undefined && !this.#failureLogged && (this.#cut || !clientWentAway(this.req))) {
+        this.#failureLogged = true
         reportFailure(log, this.req, error)
       }
       return super.destroy(error)
@@ -132,7 +150,10 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
       await handle(incoming, outgoing)
     } catch (error) {
       if (clientWentAway(incoming)) {
-        log.info('client went away', { method: incoming.method, path: pathOf(incoming.url) })
+        log.info('client went away', {
+          method: incoming.method,
+          path: pathOf(rawTargetOf(incoming)),
+        })
         return
       }
       reportFailure(log, incoming, error)
@@ -203,6 +224,7 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
   }
 
   const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    keepDotSegmentKey(incoming)
     const socket = incoming.socket
     let connection = connections.get(socket)
     if (connection === undefined) {
@@ -352,16 +374,9 @@ function clientWentAway(incoming: IncomingMessage): boolean {
 function reportFailure(log: Log, incoming: IncomingMessage, error: unknown): void {
   log.error('request failed', {
     method: incoming.method,
-    path: pathOf(incoming.url),
+    path: pathOf(rawTargetOf(incoming)),
     error: String(error),
   })
-}
-
-/** The path of a request target, without its query (which may hold anything a client sent). */
-function pathOf(url: string | undefined): string {
-  const path = url ?? ''
-  const query = path.indexOf('?')
-  return query === -1 ? path : path.slice(0, query)
 }
 
 function problemBody(code: ErrorCode, detail?: string): string {

@@ -62,6 +62,16 @@ describe('the limits and timeouts of the HTTP layer', () => {
     }
   })
 
+  it('refuses a value size whose JSON answer could be longer than the longest string', () => {
+    expect(resolveConfig({ 'max-value-size': '64MiB' }, {}).ok).toBe(true)
+    for (const size of [String(64 * 1024 * 1024 + 1), '512MiB']) {
+      expect(refusal({ 'max-value-size': size })).toMatch(
+        /--max-value-size must be between 0 to 67108864/,
+      )
+    }
+    expect(helpText()).toMatch(/--max-value-size .*at most 64MiB/)
+  })
+
   it('refuses a JSON depth past what the server can serialize', () => {
     expect(resolveConfig({ 'max-json-depth': '1000' }, {}).ok).toBe(true)
     expect(refusal({ 'max-json-depth': '1001' })).toMatch(/--max-json-depth/)

@@ -203,7 +203,11 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
       // The value fits its own limit (checked above): the store refused it as larger than itself.
       const detail =
         outcome === 'value_too_large'
-          ? entryRefusal(Buffer.byteLength(key) + value.byteLength, config.limits)
+          ? entryRefusal(
+              Buffer.byteLength(key) + body.byteLength,
+              config.limits,
+              mediaType.prefix.byteLength,
+            )
           : undefined
       return problemResponse(c, outcome, detail) as never
     }
