@@ -16,6 +16,7 @@ export const errorTable = {
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
   not_found: { status: 404, title: 'No such key' },
   route_not_found: { status: 404, title: 'No such route' },
+  request_timeout: { status: 408, title: 'The request was not sent in time' },
   precondition_failed: { status: 412, title: 'A condition of the request failed' },
   value_too_large: { status: 413, title: 'The value is too large to store' },
   body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
@@ -33,6 +34,7 @@ export const errorTable = {
     status: 429,
     title: 'The connection has more requests waiting for their answers than the limit',
   },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
   internal: { status: 500, title: 'Internal error' },
   transfer_coding_unsupported: {
     status: 501,

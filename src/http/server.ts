@@ -285,6 +285,35 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
     respondProblem(outgoing, 'expectation_failed', detail, { Connection: 'close' })
   })
 
+  // What Node's parser refuses never reaches a handler: Node would answer it 400, 408 or 431
+  // with an empty body. The same answers go out here with a body that says why, under Node's
+  // own rule: only while no answer of the connection has started, since bytes written into the
+  // middle of one would corrupt what the client reads. Either way the connection ends.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (socket.writable && (inFlight == null || !inFlight.headersSent)) {
+      const [code, detail]: [ErrorCode, string] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [
+              'request_timeout',
+              `The request was not complete in time: its headers within ${config.headersTimeoutMs} ms (--headers-timeout-ms), all of it within ${config.requestTimeoutMs} ms (--request-timeout-ms)`,
+            ]
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? [
+                'headers_too_large',
+                "The request headers are larger than Node's limit (16 KiB by default)",
+              ]
+            : ['invalid_request', `The request is not valid HTTP/1.1 (${error.code ?? 'unknown'})`]
+      const body = problemBody(code, detail)
+      const head = Object.entries({ ...problemHeaders(body), Connection: 'close' })
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('')
+      const status = problem(code).status
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`)
+    }
+    socket.destroy(error)
+  })
+
   closeStalledConnections(server, config, log)
   return server
 }

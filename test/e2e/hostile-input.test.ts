@@ -525,6 +525,43 @@ describe('requests the adapter cannot turn into a URL', () => {
   })
 })
 
+describe("requests Node's parser refuses", () => {
+  it('are answered with a problem body saying why, and the connection closed', async () => {
+    const cases: [string, Buffer, number, string][] = [
+      [
+        'chunked twice',
+        Buffer.from(
+          'PUT /v1/kv/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n',
+          'latin1',
+        ),
+        400,
+        'invalid_request',
+      ],
+      ['no request line', Buffer.from('NOT HTTP\r\n\r\n', 'latin1'), 400, 'invalid_request'],
+      [
+        'headers of 20 KiB',
+        rawRequest('GET', '/healthz', { 'X-Large': 'x'.repeat(20 * 1024) }),
+        431,
+        'headers_too_large',
+      ],
+    ]
+    for (const [what, bytes, status, code] of cases) {
+      const connection = await RawConnection.open(server.port)
+      try {
+        connection.write(bytes)
+        const response = await connection.read()
+        expect(response.status, what).toBe(status)
+        expect(response.headers['content-type'], what).toMatch(/^application\/problem\+json/)
+        expect(JSON.parse(response.body.toString()).code, what).toBe(code)
+        expect(await connection.waitClosed(5_000), what).toBe(true)
+      } finally {
+        connection.destroy()
+      }
+    }
+    await expectServing()
+  })
+})
+
 describe('a refusal over --max-memory', () => {
   let small: RunningServer
 
