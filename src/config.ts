@@ -49,6 +49,8 @@ export interface ServerConfig {
   keepAliveTimeoutMs: number
   connectionCheckIntervalMs: number
   sendTimeoutMs: number
+  /** The most requests of one connection that may wait for their answers at once. */
+  pipelinedRequestCountMax: number
   shutdownTimeoutMs: number
   /** How often the main thread reclaims expired entries nobody touched. */
   sweepIntervalMs: number
@@ -81,6 +83,14 @@ const tokenSizeMinOffLoopback = 16
 const KiB = 1024
 const MiB = 1024 * KiB
 const GiB = 1024 * MiB
+/**
+ * The largest --max-value-size. The JSON routes (GET /get/{key}, a batch get) answer a value as
+ * one JSON string, and V8 makes no string longer than 2^29 - 24 characters (512 MiB); a byte
+ * can take six characters in JSON (\u0001), so a value must stay under 85 MiB for its answer
+ * to fit. Cutting values into slices would need /get's check that stored JSON parses to stream
+ * too; no store of values this size is served from an HTTP cache's memory anyway.
+ */
+const valueSizeMaxLimit = 64 * MiB
 /** The ring's offsets are i32 words. */
 const walRingSizeMax = 2 * GiB - 1
 
@@ -247,9 +257,8 @@ export const optionSpecs: OptionSpec[] = [
     kind: 'size',
     default: '1MiB',
     min: 0,
-    // The WAL ring holds two of the largest records and its offsets are i32 words.
-    max: 512 * MiB,
-    description: 'Largest value, in bytes.',
+    max: valueSizeMaxLimit,
+    description: `Largest value, in bytes; at most ${valueSizeMaxLimit / MiB}MiB, so that every value can be read through every route, as JSON too.`,
     apply: (c, v) => {
       c.limits.valueSizeMax = v as number
     },
@@ -358,6 +367,18 @@ export const optionSpecs: OptionSpec[] = [
     },
   },
   {
+    flag: 'max-pipelined-requests',
+    kind: 'integer',
+    default: '512',
+    min: 1,
+    max: 100_000,
+    description:
+      'Most requests one connection may send ahead of the answers it has taken; the next is answered 429 and the connection closed after it.',
+    apply: (c, v) => {
+      c.pipelinedRequestCountMax = v as number
+    },
+  },
+  {
     flag: 'shutdown-timeout-ms',
     kind: 'integer',
     default: '10000',
@@ -410,6 +431,7 @@ export function resolveConfig(
     keepAliveTimeoutMs: 0,
     connectionCheckIntervalMs: 0,
     sendTimeoutMs: 0,
+    pipelinedRequestCountMax: 0,
     shutdownTimeoutMs: 0,
     sweepIntervalMs: 1000,
     fsync: 'always',

@@ -16,6 +16,7 @@ export const errorTable = {
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
   not_found: { status: 404, title: 'No such key' },
   route_not_found: { status: 404, title: 'No such route' },
+  request_timeout: { status: 408, title: 'The request was not sent in time' },
   precondition_failed: { status: 412, title: 'A condition of the request failed' },
   value_too_large: { status: 413, title: 'The value is too large to store' },
   body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
@@ -29,7 +30,16 @@ export const errorTable = {
     status: 421,
     title: 'This server does not answer to that Host name',
   },
+  too_many_pipelined_requests: {
+    status: 429,
+    title: 'The connection has more requests waiting for their answers than the limit',
+  },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
   internal: { status: 500, title: 'Internal error' },
+  transfer_coding_unsupported: {
+    status: 501,
+    title: 'The request body has a transfer coding other than chunked',
+  },
   storage_failed: {
     status: 503,
     title: 'The write-ahead log failed; the write is not acknowledged and the server is exiting',
@@ -101,10 +111,19 @@ export function valueRefusal(valueSize: number, limits: Pick<StoreLimits, 'value
   return `The value is ${valueSize} bytes; the limit is ${limits.valueSizeMax} bytes (--max-value-size)`
 }
 
-/** A key and value that together would not fit even in an empty store. */
+/**
+ * A key and value that together would not fit even in an empty store. The sizes are those the
+ * client sent; a media type kept inline with the value (http/media-type.ts) is named apart, in
+ * the bytes it takes in the store, since it counts against --max-memory too.
+ */
 export function entryRefusal(
-  entrySize: number,
+  sentSize: number,
   limits: Pick<StoreLimits, 'memorySizeMax'>,
+  mediaTypeSize = 0,
 ): string {
-  return `The key and value are ${entrySize} bytes, more than the whole store holds: ${limits.memorySizeMax} bytes (--max-memory)`
+  const mediaType =
+    mediaTypeSize === 0
+      ? ''
+      : `, and the media type kept with the value ${mediaTypeSize} more (${sentSize + mediaTypeSize} in all)`
+  return `The key and value are ${sentSize} bytes${mediaType}, more than the whole store holds: ${limits.memorySizeMax} bytes (--max-memory)`
 }

@@ -9,16 +9,13 @@ import { problem } from '../errors.js'
 // 127.0.0.0/8 and [::1], with any port, plus the names --allowed-hosts adds. With a token, a
 // page cannot send requests that carry it, so any name is served unless --allowed-hosts is set.
 
-/** The host name of an absolute URL, lowercased, without its port (brackets kept for IPv6). */
+/**
+ * The host name of an absolute URL, lowercased, without its port (brackets kept for IPv6). The
+ * URL parser reads the authority as RFC 3986 does, so text before an @ (userinfo, as in
+ * http://localhost:1@attacker.example/) is never taken for the host.
+ */
 export function hostNameOf(url: string): string {
-  const start = url.indexOf('//') + 2
-  let end = url.indexOf('/', start)
-  if (end === -1) end = url.length
-  const host = url.slice(start, end)
-  const portStart = host.lastIndexOf(':')
-  // A colon inside brackets belongs to an IPv6 address, not to a port.
-  const name = portStart > host.lastIndexOf(']') ? host.slice(0, portStart) : host
-  return name.toLowerCase()
+  return new URL(url).hostname
 }
 
 export function isLoopbackName(name: string): boolean {

@@ -7,20 +7,26 @@ import {
   STATUS_CODES,
 } from 'node:http'
 import type { Socket } from 'node:net'
-import { getRequestListener } from '@hono/node-server'
+import { getRequestListener, type HttpBindings, RequestError } from '@hono/node-server'
+import type { Context } from 'hono'
 import type { ServerConfig } from '../config.js'
 import { type ErrorCode, problem } from '../errors.js'
 import type { Log } from '../log.js'
+import { keepDotSegmentKey, pathOf, rawTargetOf } from './path-key.js'
 
 // The Node HTTP server around the app's fetch handler: what happens on a connection before and
 // after the app sees a request. @hono/node-server's request listener turns each request into a
-// fetch call; around it, this file keeps four promises the adapter alone does not:
+// fetch call; around it, this file keeps the promises the adapter alone does not:
 //
 // - Requests pipelined on one connection are applied in the order they were sent. Node emits
 //   every request it parses at once, so a GET behind a PUT would run while the PUT still reads
-//   its body; RFC 9112 §9.3.2 allows that only for safe methods.
+//   its body; RFC 9112 §9.3.2 allows that only for safe methods. What a connection holds is
+//   bounded: answers are built only as the client takes them, and requests queue only up to
+//   --max-pipelined-requests.
 // - An error that escapes a request (even one thrown while its response is written) is logged
 //   with the route and answered 500, never left to end the process as an unhandled rejection.
+//   A request the adapter cannot turn into a URL gets a 400 with a body saying why.
+// - A body in a transfer coding other than chunked is refused with 501 (RFC 9112 §6.1).
 // - Expect: 100-continue is answered only when the handler starts to read the body, so a request
 //   refused before that (401, 413, 421) is refused before the client sends the body.
 // - A connection whose client stops reading is closed after --send-timeout-ms, so clients that
@@ -44,7 +50,22 @@ export function serverOptions(config: ServerConfig): ServerOptions {
 }
 
 export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log: Log): Server {
-  const handle = getRequestListener(fetch)
+  const handle = getRequestListener(fetch, {
+    // The adapter answers a target or Host it cannot make a URL of (a backslash in the path,
+    // OPTIONS *, Host: localhost:abc) with an empty 400; here the answer says why. Any other
+    // error is the app's, rethrown for serveOne to log with its route.
+    errorHandler: (error) => {
+      if (!(error instanceof RequestError)) throw error
+      const body = problemBody(
+        'invalid_request',
+        `The request target or Host cannot be read as a URL: ${error.message}`,
+      )
+      return new Response(body, {
+        status: 400,
+        headers: problemHeaders(body) as Record<string, string>,
+      })
+    },
+  })
 
   /**
    * A response that cannot be written as the handler built it (Node refuses a header value, say)
@@ -53,6 +74,11 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
    */
   class GuardedResponse extends ServerResponse {
     #replaced = false
+    /** Some of the body went out through write(): the answer is being streamed. */
+    #streamed = false
+    /** The server cut this answer itself, so its socket being gone is no client's doing. */
+    #cut = false
+    #failureLogged = false
 
     override writeHead(...args: unknown[]): this {
       const writeHead = super.writeHead as (...args: unknown[]) => this
@@ -71,30 +97,63 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
 
     override write(...args: unknown[]): boolean {
       if (this.#replaced) return true
+      this.#streamed = true
       return (super.write as (...args: unknown[]) => boolean).apply(this, args)
     }
 
     override end(...args: unknown[]): this {
       const end = super.end as (...args: unknown[]) => this
-      return this.#replaced ? end.call(this, problemBody('internal')) : end.apply(this, args)
+      if (this.#replaced) return end.call(this, problemBody('internal'))
+      // A streamed answer ends with end() and no data. The adapter ends one whose stream failed
+      // midway with its error's text as the last data, and then destroys it: sent as a last
+      // chunk, that would make a cut answer look whole to the client. The connection is cut
+      // instead, so the client sees the answer fail; destroy() then logs why.
+      if (this.#streamed && args[0] !== undefined && typeof args[0] !== 'function') {
+        this.#cut = true
+        super.destroy()
+        return this
+      }
+      return end.apply(this, args)
+    }
+
+    /**
+     * The adapter ends a response whose body failed midway (a stream that threw) by destroying
+     * it with the error, after printing it on stderr: here it is logged with its route too.
+     */
+    override destroy(error?: Error): this {
+      if (error !== undefined && !this.#failureLogged && (this.#cut || !clientWentAway(this.req))) {
+        this.#failureLogged = true
+        reportFailure(log, this.req, error)
+      }
+      return super.destroy(error)
     }
   }
 
   /** Runs one request to the end of its response; never rejects. */
   const serveOne = async (incoming: IncomingMessage, outgoing: ServerResponse) => {
-    // A request queued behind another on a connection that has since closed has no one to answer.
-    if (outgoing.destroyed) return
     // An empty Host names no one either.
     if (!incoming.headers.host && incoming.url?.startsWith('/')) {
       const detail = 'A Host header is required (HTTP/1.1 always; here HTTP/1.0 too)'
       respondProblem(outgoing, 'invalid_request', detail)
       return
     }
+    // Node's parser undoes chunked, the last coding, and hands on the body still in the codings
+    // before it (gzip, say), which no handler would undo: RFC 9112 §6.1 says 501. The body's
+    // framing is not trusted further, so the connection closes after the answer.
+    const transferEncoding = incoming.headers['transfer-encoding']
+    if (transferEncoding !== undefined && !/^[ \t]*chunked[ \t]*$/i.test(transferEncoding)) {
+      const detail = `Transfer-Encoding: ${transferEncoding} is not implemented; only chunked is`
+      respondProblem(outgoing, 'transfer_coding_unsupported', detail, { Connection: 'close' })
+      return
+    }
     try {
       await handle(incoming, outgoing)
     } catch (error) {
       if (clientWentAway(incoming)) {
-        log.info('client went away', { method: incoming.method, path: pathOf(incoming.url) })
+        log.info('client went away', {
+          method: incoming.method,
+          path: pathOf(rawTargetOf(incoming)),
+        })
         return
       }
       reportFailure(log, incoming, error)
@@ -103,34 +162,107 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
     }
   }
 
-  // Each connection's requests form a chain: the next starts when the one before it settles.
-  // Node parses requests as they arrive whatever the chain holds, so a client that pipelines
-  // faster than its requests complete would make it grow without end; past pipelineDepthMax
-  // waiting requests the connection is not read until the chain is short again.
-  const chains = new WeakMap<Socket, Chain>()
-  const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
-    const socket = incoming.socket
-    let chain = chains.get(socket)
-    if (chain === undefined) {
-      chain = { tail: serveOne(incoming, outgoing), depth: 1, paused: false }
-      chains.set(socket, chain)
-    } else {
-      chain.tail = chain.tail.then(() => serveOne(incoming, outgoing))
-      chain.depth++
-      if (chain.depth > pipelineDepthMax && !chain.paused) {
-        chain.paused = true
-        socket.pause()
+  // Each connection's requests start one at a time, in the order they were sent. Node parses
+  // and emits every request it reads, whatever the ones before them are doing; the chain holds
+  // each until the one before it is done with the store: its change is applied (markApplied), or
+  // its answer has left (finished, or closed with the connection). An answer counts as left
+  // only once its bytes are in the socket, so a client that does not read holds up its own next
+  // request, and Node's own backpressure then stops parsing it: nothing is built for it that it
+  // does not take. Answers that wait for durability after their change is applied are bounded
+  // too (unfinishedResponseCountMax), and so is the queue (--max-pipelined-requests): Node keeps
+  // parsing a connection whose requests are waiting on a held one, so past the limit the next
+  // request is answered 429 and the connection closes after it.
+  const connections = new WeakMap<Socket, Connection>()
+  const pipelinedRequestCountMax = config.pipelinedRequestCountMax
+  const refusedDetail = `More than ${pipelinedRequestCountMax} requests of this connection are waiting for their answers, the limit (--max-pipelined-requests); read the answers before sending more`
+
+  const pump = (connection: Connection) => {
+    while (
+      !connection.busy &&
+      connection.unfinishedCount < unfinishedResponseCountMax &&
+      connection.waiting.length > 0
+    ) {
+      const [incoming, outgoing] = connection.waiting.shift()!
+      // A request queued behind another on a connection that has since closed (the client, or
+      // --send-timeout-ms) has no one to answer: it never runs. Node destroys such requests when
+      // their socket closes, but not their responses.
+      if (incoming.socket?.destroyed || incoming.destroyed) {
+        connection.outstandingCount--
+        continue
       }
+      start(connection, incoming, outgoing)
     }
-    const settling = chain
-    void chain.tail.then(() => {
-      settling.depth--
-      if (settling.depth === 0 && chains.get(socket) === settling) chains.delete(socket)
-      if (settling.paused && settling.depth <= pipelineDepthMax / 2) {
-        settling.paused = false
-        socket.resume()
-      }
+  }
+
+  const start = (connection: Connection, incoming: IncomingMessage, outgoing: ServerResponse) => {
+    connection.busy = true
+    connection.unfinishedCount++
+    let released = false
+    let finished = false
+    const release = () => {
+      if (released) return
+      released = true
+      appliedSignals.delete(incoming)
+      connection.busy = false
+      pump(connection)
+    }
+    const finish = () => {
+      if (finished) return
+      finished = true
+      connection.unfinishedCount--
+      connection.outstandingCount--
+      if (released) pump(connection)
+      else release()
+    }
+    appliedSignals.set(incoming, release)
+    outgoing.once('finish', finish)
+    outgoing.once('close', finish)
+    void serveOne(incoming, outgoing).then(() => {
+      // A response the handler never ended would hold the connection forever.
+      if (!outgoing.writableEnded && !outgoing.destroyed) finish()
     })
+  }
+
+  const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    keepDotSegmentKey(incoming)
+    const socket = incoming.socket
+    let connection = connections.get(socket)
+    if (connection === undefined) {
+      connection = {
+        waiting: [],
+        busy: false,
+        unfinishedCount: 0,
+        outstandingCount: 0,
+        refused: false,
+      }
+      connections.set(socket, connection)
+      // Whatever still waits has no one to answer; requests already running end on their own.
+      const closing = connection
+      socket.once('close', () => {
+        closing.waiting.length = 0
+      })
+    }
+    if (connection.refused) {
+      // Behind the 429: never run. Node still holds each request it parses until the 429 has
+      // gone out; a client that sends as many again meanwhile is cut off at once.
+      if (++connection.outstandingCount > 2 * pipelinedRequestCountMax) socket.destroy()
+      return
+    }
+    if (connection.outstandingCount >= pipelinedRequestCountMax) {
+      connection.refused = true
+      connection.outstandingCount++
+      log.warn('refused a request past the pipelining limit', {
+        remote: socket.remoteAddress,
+        pipelinedRequestCountMax,
+      })
+      respondProblem(outgoing, 'too_many_pipelined_requests', refusedDetail, {
+        Connection: 'close',
+      })
+      return
+    }
+    connection.outstandingCount++
+    connection.waiting.push([incoming, outgoing])
+    pump(connection)
   }
 
   const server = createServer(
@@ -153,23 +285,72 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
     respondProblem(outgoing, 'expectation_failed', detail, { Connection: 'close' })
   })
 
+  // What Node's parser refuses never reaches a handler: Node would answer it 400, 408 or 431
+  // with an empty body. The same answers go out here with a body that says why, under Node's
+  // own rule: only while no answer of the connection has started, since bytes written into the
+  // middle of one would corrupt what the client reads. Either way the connection ends.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (socket.writable && (inFlight == null || !inFlight.headersSent)) {
+      const [code, detail]: [ErrorCode, string] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [
+              'request_timeout',
+              `The request was not complete in time: its headers within ${config.headersTimeoutMs} ms (--headers-timeout-ms), all of it within ${config.requestTimeoutMs} ms (--request-timeout-ms)`,
+            ]
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? [
+                'headers_too_large',
+                "The request headers are larger than Node's limit (16 KiB by default)",
+              ]
+            : ['invalid_request', `The request is not valid HTTP/1.1 (${error.code ?? 'unknown'})`]
+      const body = problemBody(code, detail)
+      const head = Object.entries({ ...problemHeaders(body), Connection: 'close' })
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('')
+      const status = problem(code).status
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`)
+    }
+    socket.destroy(error)
+  })
+
   closeStalledConnections(server, config, log)
   return server
 }
 
-/** The requests of one connection: the last one's promise, and how many have not settled. */
-interface Chain {
-  tail: Promise<void>
-  depth: number
-  paused: boolean
+/** The requests of one connection, and how far along they are. */
+interface Connection {
+  /** Requests parsed and not yet started, in order. */
+  waiting: [IncomingMessage, ServerResponse][]
+  /** The latest request started has neither applied its change nor finished its answer. */
+  busy: boolean
+  /** Requests started whose answers have not finished. */
+  unfinishedCount: number
+  /** Requests parsed whose answers have not finished: waiting, started, or behind a 429. */
+  outstandingCount: number
+  /** A request past --max-pipelined-requests was answered 429: nothing after it runs. */
+  refused: boolean
 }
 
 /**
- * How many requests may wait behind the one in progress on a connection before it is no longer
- * read. Not a limit a client meets (nothing is refused; TCP flow control slows the sender), only
- * a bound on what one connection's queue holds.
+ * How many answers of one connection may be unfinished at once: writes whose change is applied
+ * and whose answer waits for durability, so that pipelined writes share a group commit. Their
+ * handlers hold their request bodies until then; this bounds what one connection holds.
  */
-const pipelineDepthMax = 32
+export const unfinishedResponseCountMax = 32
+
+/** The release of each running request, called once its change is in the store. */
+const appliedSignals = new WeakMap<IncomingMessage, () => void>()
+
+/**
+ * Called by a route once its change is in the store (or it will make none), before it waits
+ * for durability: the connection's next request may start, since it will see the change (RFC
+ * 9112 §9.3.2 needs no more), while the answers still go out in order.
+ */
+export function markApplied(c: Context): void {
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming
+  if (incoming !== undefined) appliedSignals.get(incoming)?.()
+}
 
 /**
  * Closes a connection whose client has not taken a byte of its answer for --send-timeout-ms.
@@ -222,16 +403,9 @@ function clientWentAway(incoming: IncomingMessage): boolean {
 function reportFailure(log: Log, incoming: IncomingMessage, error: unknown): void {
   log.error('request failed', {
     method: incoming.method,
-    path: pathOf(incoming.url),
+    path: pathOf(rawTargetOf(incoming)),
     error: String(error),
   })
-}
-
-/** The path of a request target, without its query (which may hold anything a client sent). */
-function pathOf(url: string | undefined): string {
-  const path = url ?? ''
-  const query = path.indexOf('?')
-  return query === -1 ? path : path.slice(0, query)
 }
 
 function problemBody(code: ErrorCode, detail?: string): string {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RawConnection, type RawResponse, rawRequest } from '../support/raw-http.js'
 import { prng, testSeed } from '../support/seed.js'
@@ -242,6 +243,121 @@ describe('a client that never reads its answer', () => {
     // Reading now drains what the kernel held, and then meets the end of the connection.
     connection.socket.resume()
     expect(await connection.waitClosed(10_000)).toBe(true)
+  })
+})
+
+/** The server process's resident memory, in MiB. */
+function rssMiB(server: RunningServer): number {
+  const status = readFileSync(`/proc/${server.process.pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('pipelined reads from a client that does not read its answers', () => {
+  it('do not make the server hold their answers: 22 KB of requests, not 500 MiB', async () => {
+    const server = await startServer(['--fsync', 'no'])
+    try {
+      const value = Buffer.alloc(1024 * 1024, 0x61) // --max-value-size, the default 1 MiB
+      const put = await fetch(`${server.url}/v1/kv/big`, { method: 'PUT', body: value })
+      expect(put.status).toBe(201)
+      await put.arrayBuffer()
+      await sleep(200)
+      const before = rssMiB(server)
+      const connection = await RawConnection.open(server.port)
+      connection.socket.pause()
+      // 500 requests of 44 bytes, within --max-pipelined-requests: one read of the server.
+      const get = rawRequest('GET', '/v1/kv/big')
+      connection.write(Buffer.concat(Array.from({ length: 500 }, () => get)))
+      let peak = before
+      for (let i = 0; i < 30; i++) {
+        await sleep(100)
+        peak = Math.max(peak, rssMiB(server))
+      }
+      connection.destroy()
+      // An answer is built only once the one before it has left, so what the server holds is
+      // what the kernel's buffers do not take: a few MiB, where each of 500 answers held its
+      // own 1 MiB copy of the value until the client read it or --send-timeout-ms cut it off.
+      expect(
+        peak - before,
+        `RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`,
+      ).toBeLessThan(200)
+    } finally {
+      await server.stop('SIGKILL')
+    }
+  })
+})
+
+describe('pipelined writes on one connection with --fsync always', () => {
+  it('share group commits: each waits for its change to apply, not for the fsync before it', async () => {
+    const server = await startServer(['--fsync', 'always'])
+    try {
+      const stats = async () => {
+        const response = await fetch(`${server.url}/v1/stats`)
+        return (
+          (await response.json()) as { wal: { groupCommits: number; recordsWritten: number } }
+        ).wal
+      }
+      const count = 400
+      const requests = Array.from({ length: count }, (_, i) =>
+        rawRequest('PUT', `/v1/kv/pipelined-${i}`, {}, `value ${i}`),
+      )
+      const before = await stats()
+      const connection = await RawConnection.open(server.port)
+      connection.write(Buffer.concat(requests))
+      for (let i = 0; i < count; i++) {
+        expect((await connection.read({ timeoutMs: 60_000 })).status).toBe(201)
+      }
+      connection.destroy()
+      const after = await stats()
+      const records = after.recordsWritten - before.recordsWritten
+      const commits = after.groupCommits - before.groupCommits
+      // When each write waited for its own fsync before the next one ran, every group commit
+      // held exactly one record.
+      expect(commits, `${records} records in ${commits} group commits`).toBeLessThan(records)
+    } finally {
+      await server.stop('SIGKILL')
+    }
+  })
+})
+
+describe('--max-pipelined-requests', () => {
+  it('serves a connection exactly the limit ahead, and answers one more 429 naming the flag', async () => {
+    const limit = 20
+    const server = await startServer(['--max-pipelined-requests', String(limit)])
+    try {
+      const key = keyPath(uniqueKey('pipelined-limit'))
+      const put = await fetch(`${server.url}/v1/kv/${key}`, { method: 'PUT', body: 'v' })
+      expect(put.status).toBe(201)
+      await put.arrayBuffer()
+      // Under a kilobyte in one write arrives in one read, and the server parses every request
+      // of a read before any answer can leave: all of them are waiting at once.
+      const get = rawRequest('GET', `/v1/kv/${key}`)
+      for (const extra of [0, 1]) {
+        const connection = await RawConnection.open(server.port)
+        try {
+          connection.write(Buffer.concat(Array.from({ length: limit + extra }, () => get)))
+          const responses: RawResponse[] = []
+          for (let i = 0; i < limit + extra; i++) responses.push(await connection.read())
+          const statuses = responses.map((response) => response.status)
+          expect(statuses.slice(0, limit), `${limit + extra} requests`).toEqual(
+            Array(limit).fill(200),
+          )
+          if (extra === 1) {
+            const refused = responses[limit]!
+            expect(refused.status).toBe(429)
+            const body = JSON.parse(refused.body.toString()) as { detail: string }
+            expect(body.detail).toContain(`${limit} requests`)
+            expect(body.detail).toContain('--max-pipelined-requests')
+            expect(await connection.waitClosed(5_000)).toBe(true)
+          }
+        } finally {
+          connection.destroy()
+        }
+      }
+    } finally {
+      await server.stop()
+    }
   })
 })
 

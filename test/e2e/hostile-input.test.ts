@@ -378,6 +378,276 @@ describe('errors that say what went wrong', () => {
   })
 })
 
+describe('transfer codings', () => {
+  it('answers 501 to a body in a transfer coding other than chunked, storing nothing', async () => {
+    for (const coding of ['gzip, chunked', 'x-custom, chunked', 'identity, chunked']) {
+      const key = uniqueKey('te')
+      const head = `PUT /v1/kv/${keyPath(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: ${coding}\r\n\r\n`
+      const response = await rawOnce(Buffer.from(`${head}3\r\nabc\r\n0\r\n\r\n`, 'latin1'))
+      expect(response.status, coding).toBe(501)
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/)
+      const body = JSON.parse(response.body.toString()) as { code: string; detail: string }
+      expect(body.code).toBe('transfer_coding_unsupported')
+      expect(body.detail).toContain(coding)
+      await expectAbsent(key)
+    }
+  })
+
+  it('stores a chunked body, whatever the case of the coding name', async () => {
+    for (const coding of ['chunked', 'Chunked']) {
+      const key = uniqueKey('te-chunked')
+      const head = `PUT /v1/kv/${keyPath(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: ${coding}\r\n\r\n`
+      const response = await rawOnce(Buffer.from(`${head}3\r\nabc\r\n0\r\n\r\n`, 'latin1'))
+      expect(response.status, coding).toBe(201)
+      expect(await (await fetch(url(`/v1/kv/${keyPath(key)}`))).text()).toBe('abc')
+    }
+  })
+})
+
+describe('batch base64', () => {
+  it('refuses base64 that is not whole groups of four, with the 400 of any other bad base64', async () => {
+    const key = uniqueKey('b64')
+    const set = (value: string) => batch([{ op: 'set', key, value, encoding: 'base64' }])
+    const bad = await expectProblem(await set('@@@@'), 400, 'invalid_request')
+    for (const value of ['A', 'AA', 'AAAAA', 'QUJD=', 'QQ=A', 'Q===', '====']) {
+      const refused = await expectProblem(await set(value), 400, 'invalid_request')
+      expect(refused.detail, JSON.stringify(value)).toBe(bad.detail)
+    }
+    await expectAbsent(key)
+    for (const [value, text] of [
+      ['', ''],
+      ['QQ==', 'A'],
+      ['QUI=', 'AB'],
+      ['QUJD', 'ABC'],
+    ] as const) {
+      await expectJson(await set(value), 200)
+      expect(await (await fetch(url(`/v1/kv/${keyPath(key)}`))).text()).toBe(text)
+    }
+  })
+})
+
+describe('keys that are dot segments, or hold them', () => {
+  // Each key with the spellings of it a raw client may send as a path segment. URL
+  // normalization would remove the segments ".", "..", "%2E" and "%2E%2E" (fetch itself does,
+  // so these go out as raw bytes).
+  const spellings: [string, string[]][] = [
+    ['.', ['%2E', '%2e', '.']],
+    ['..', ['%2E%2E', '.%2e', '%2e.', '..']],
+    ['%2E%2E', ['%252E%252E']],
+    ['a/..', ['a%2F..']],
+    ['../b', ['..%2Fb']],
+    ['./', ['.%2F']],
+    ['/', ['%2F']],
+    ['a/b/c', ['a%2Fb%2Fc']],
+  ]
+
+  it('reads, writes and deletes each through every route that takes a key', async () => {
+    for (const [key, segments] of spellings) {
+      for (const segment of segments) {
+        const what = `${JSON.stringify(key)} as ${segment}`
+        await expectJson(await batch([{ op: 'set', key, value: `batch ${key}` }]), 200)
+        const got = await rawOnce(rawRequest('GET', `/v1/kv/${segment}`))
+        expect(got.status, what).toBe(200)
+        expect(got.body.toString(), what).toBe(`batch ${key}`)
+        const head = await rawOnce(rawRequest('HEAD', `/v1/kv/${segment}?x=1`), true)
+        expect(head.status, what).toBe(200)
+        const put = await rawOnce(rawRequest('PUT', `/v1/kv/${segment}`, {}, `put ${key}`))
+        expect(put.status, what).toBe(200)
+        const seed = await rawOnce(rawRequest('GET', `/get/${segment}`))
+        expect(seed.status, what).toBe(200)
+        expect(JSON.parse(seed.body.toString()), what).toEqual({ key, value: `put ${key}` })
+        const read = await expectJson<{ results: { value: string }[] }>(
+          await batch([{ op: 'get', key }]),
+          200,
+        )
+        expect(read.results[0]?.value, what).toBe(`put ${key}`)
+        const deleted = await rawOnce(rawRequest('DELETE', `/v1/kv/${segment}`))
+        expect(deleted.status, what).toBe(204)
+        await expectJson(await batch([{ op: 'set', key, value: 'again' }]), 200)
+        const seedDeleted = await rawOnce(rawRequest('DELETE', `/delete/${segment}`))
+        expect(seedDeleted.status, what).toBe(200)
+        const gone = await rawOnce(rawRequest('GET', `/v1/kv/${segment}`))
+        expect(gone.status, what).toBe(404)
+      }
+    }
+  })
+
+  it('routes a dot segment before the key as the URL says, and the empty key as key_empty', async () => {
+    const key = uniqueKey('dots-prefix')
+    await putOk(key, 'prefixed')
+    const response = await rawOnce(rawRequest('GET', `/v1/x/../kv/${keyPath(key)}`))
+    expect(response.status).toBe(200)
+    expect(response.body.toString()).toBe('prefixed')
+    const empty = await rawOnce(rawRequest('GET', '/v1/kv/'))
+    expect(empty.status).toBe(400)
+    expect(JSON.parse(empty.body.toString()).code).toBe('key_empty')
+  })
+})
+
+describe('Host names in an absolute-form target', () => {
+  it('judges the target by its host, not by text before an @', async () => {
+    for (const target of [
+      'http://localhost:1@attacker.example/v1/kv/anything',
+      'http://localhost@attacker.example/v1/kv/anything',
+      'http://127.0.0.1:8000@attacker.example:80/v1/kv/anything',
+    ]) {
+      const response = await rawOnce(rawRequest('GET', target, { Host: 'attacker.example' }))
+      expect(response.status, target).toBe(421)
+      expect(JSON.parse(response.body.toString()).detail, target).toContain("'attacker.example'")
+    }
+    const key = uniqueKey('absolute-form')
+    await putOk(key, 'absolute')
+    const served = await rawOnce(
+      rawRequest('GET', `http://user@localhost:1/v1/kv/${keyPath(key)}`, { Host: 'localhost' }),
+    )
+    expect(served.status).toBe(200)
+  })
+})
+
+describe('requests the adapter cannot turn into a URL', () => {
+  it('are answered 400 with a problem body saying why, not an empty 400', async () => {
+    for (const bytes of [
+      rawRequest('GET', '/v1/kv/a\\b'),
+      rawRequest('GET', '/v1/kv/a', { Host: 'localhost:abc' }),
+      rawRequest('GET', '/v1/kv/a', { Host: '[0:0::1]' }),
+      rawRequest('GET', '/v1/kv/a', { Host: 'localhost:1@attacker.example' }),
+      rawRequest('OPTIONS', '*'),
+    ]) {
+      const response = await rawOnce(bytes)
+      const what = `${bytes.toString('latin1').split('\r\n')[0]}: ${response.body}`
+      expect(response.status, what).toBe(400)
+      expect(response.headers['content-type'], what).toMatch(/^application\/problem\+json/)
+      const body = JSON.parse(response.body.toString()) as { code: string; detail: string }
+      expect(body.code, what).toBe('invalid_request')
+      expect(body.detail, what).toMatch(/URL/)
+    }
+    await expectServing()
+  })
+})
+
+describe("requests Node's parser refuses", () => {
+  it('are answered with a problem body saying why, and the connection closed', async () => {
+    const cases: [string, Buffer, number, string][] = [
+      [
+        'chunked twice',
+        Buffer.from(
+          'PUT /v1/kv/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n',
+          'latin1',
+        ),
+        400,
+        'invalid_request',
+      ],
+      ['no request line', Buffer.from('NOT HTTP\r\n\r\n', 'latin1'), 400, 'invalid_request'],
+      [
+        'headers of 20 KiB',
+        rawRequest('GET', '/healthz', { 'X-Large': 'x'.repeat(20 * 1024) }),
+        431,
+        'headers_too_large',
+      ],
+    ]
+    for (const [what, bytes, status, code] of cases) {
+      const connection = await RawConnection.open(server.port)
+      try {
+        connection.write(bytes)
+        const response = await connection.read()
+        expect(response.status, what).toBe(status)
+        expect(response.headers['content-type'], what).toMatch(/^application\/problem\+json/)
+        expect(JSON.parse(response.body.toString()).code, what).toBe(code)
+        expect(await connection.waitClosed(5_000), what).toBe(true)
+      } finally {
+        connection.destroy()
+      }
+    }
+    await expectServing()
+  })
+})
+
+describe('a refusal over --max-memory', () => {
+  let small: RunningServer
+
+  beforeAll(async () => {
+    small = await startServer(['--max-memory', '4096', '--max-value-size', '8192'])
+  })
+
+  afterAll(async () => {
+    await small?.stop()
+  })
+
+  it('names the bytes the client sent, and the media type kept with the value apart', async () => {
+    // Key "k" (1 byte) + 4095 bytes of body = 4096 = --max-memory, but the Content-Type text/x
+    // is kept with the value: a length byte and its 6 bytes.
+    const response = await fetch(`${small.url}/v1/kv/k`, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/x' },
+      body: 'a'.repeat(4095),
+    })
+    const refused = await expectProblem(response, 413, 'value_too_large')
+    expect(refused.detail).toBe(
+      'The key and value are 4096 bytes, and the media type kept with the value 7 more (4103 in all), more than the whole store holds: 4096 bytes (--max-memory)',
+    )
+    const inBatch = await expectProblem(
+      await batch(
+        [{ op: 'set', key: 'k', value: 'a'.repeat(4095), contentType: 'text/x' }],
+        small.url,
+      ),
+      413,
+      'value_too_large',
+    )
+    expect(inBatch.detail).toBe(`op 0: ${refused.detail}`)
+    // Without a media type kept inline, the same bytes fit exactly.
+    const fits = await fetch(`${small.url}/v1/kv/k`, { method: 'PUT', body: 'a'.repeat(4095) })
+    expect(fits.status).toBe(201)
+    await fits.arrayBuffer()
+  })
+})
+
+describe('a value of the largest --max-value-size', () => {
+  let large: RunningServer
+  const valueSize = 64 * 1024 * 1024
+
+  beforeAll(async () => {
+    large = await startServer([
+      '--fsync',
+      'no',
+      '--max-value-size',
+      '64MiB',
+      '--max-body-size',
+      '65MiB',
+      '--max-batch-read-size',
+      '64MiB',
+      '--snapshot-after-size',
+      '1GiB',
+    ])
+    // U+0001 throughout: valid UTF-8, not JSON, and six characters per byte as a JSON string,
+    // the longest answer a value of this size can have.
+    const put = await fetch(`${large.url}/v1/kv/big`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.alloc(valueSize, 1),
+    })
+    expect(put.status).toBe(201)
+    await put.arrayBuffer()
+  })
+
+  afterAll(async () => {
+    await large?.stop('SIGKILL')
+  })
+
+  it('is read back whole through /get and a batch get, with nothing on stderr', async () => {
+    const stderrBefore = large.stderr().length
+    const seed = await fetch(`${large.url}/get/big`)
+    expect(seed.status).toBe(200)
+    const seedValue = (JSON.parse(await seed.text()) as { value: string }).value
+    expect(seedValue.length).toBe(valueSize)
+    expect(seedValue.replaceAll('\u0001', '')).toBe('')
+    const read = await batch([{ op: 'get', key: 'big' }], large.url)
+    expect(read.status).toBe(200)
+    const results = (JSON.parse(await read.text()) as { results: { value: string }[] }).results
+    expect(results[0]?.value.length).toBe(valueSize)
+    expect(large.stderr().slice(stderrBefore), 'stderr').toBe('')
+  })
+})
+
 describe('slabkv wal check on a path that is not a directory', () => {
   it('says so in one line and exits 2, without a stack trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slabkv-walcheck-'))

@@ -260,6 +260,7 @@ const optionsWithDefaults: [string, string | undefined][] = [
   ['--keep-alive-timeout-ms', '5000'],
   ['--connection-check-interval-ms', '1000'],
   ['--send-timeout-ms', '30000'],
+  ['--max-pipelined-requests', '512'],
   ['--shutdown-timeout-ms', '10000'],
 ]
 
@@ -413,6 +414,10 @@ describe('connection timeouts', () => {
       rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 9000),
     ])
     expect(headers.closedAfterMs, headers.received).not.toBeNull()
+    // The 408 says why, and which flags set the time.
+    expect(headers.received).toMatch(
+      /^HTTP\/1\.1 408 .*application\/problem\+json.*--headers-timeout-ms/s,
+    )
     expect(headers.closedAfterMs!).toBeGreaterThanOrEqual(400)
     expect(headers.closedAfterMs!).toBeLessThan(8000)
     expect(body.closedAfterMs, body.received).not.toBeNull()

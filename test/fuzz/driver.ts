@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { RawConnection, type RawResponse } from '../support/raw-http.js'
+import { RawConnection, type RawResponse, rawRequest } from '../support/raw-http.js'
 import { prng } from '../support/seed.js'
 import { type RunningServer, startServer } from '../support/server.js'
 import { batchStep } from './batch-step.js'
-import { Choices, fuzzFlags, randomKey } from './inputs.js'
+import { spellRequest } from './framing.js'
+import { Choices, fuzzFlags, keySegment, limits, randomKey } from './inputs.js'
 import { deleteStep, getStep, putStep } from './kv-steps.js'
 import { checkListing } from './listing.js'
 import { miscStep } from './misc-steps.js'
@@ -18,6 +19,11 @@ import type { Partition, Step, StepContext } from './step.js'
 // or pipelined; between them the server is stopped with SIGTERM or killed with SIGKILL and
 // started again on the same data directory. Every answer is checked against the model
 // (src of truth: README's API section); after each restart every key is read back.
+//
+// Around the answers, the server itself is watched: it must never exit unasked, log an error,
+// or write anything on stderr, and its resident memory must stay within rssGrowthMaxMiB of what
+// it was after each start, while clients that never read their answers and clients that close
+// in the middle of a pipeline come and go.
 
 export interface FuzzOptions {
   seed: number
@@ -39,12 +45,27 @@ export interface FuzzReport {
   durationMs: number
   /** How many answers had each status. */
   statuses: Record<string, number>
+  /** The most the server's resident memory grew past its reading after a start, in MiB. */
+  rssGrowthPeakMiB: number
 }
 
 /** A read waits this long for an answer before the server counts as hung. */
 const answerTimeoutMs = 15_000
 /** A kept-alive connection idle this long is replaced before the server's 5 s timeout closes it. */
 const idleReconnectMs = 2_000
+/**
+ * How far the server's resident memory may grow past its first reading after a start. Serving
+ * this test takes tens of MiB (values are at most 48 KiB, the store a few MiB); a server that
+ * built the answers of the clients that never read would hold unreadAnswerSizeMiB for each
+ * (see unreadStep), which the clients' open sockets add up to well past this bound.
+ */
+const rssGrowthMaxMiB = 512
+/** Connections a client keeps open without reading their answers. */
+const unreadConnectionCountMax = 6
+/** Pipelined batch reads a never-reading connection sends, each of batchReadSizeMax. */
+const unreadRequestCount = 400
+/** stderr lines a server may write (none: the structured log is stdout). */
+const expectedStderr: RegExp[] = []
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const startedMs = Date.now()
@@ -59,13 +80,20 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     restarts: { sigterm: 0, sigkill: 0 },
     durationMs: 0,
     statuses: {},
+    rssGrowthPeakMiB: 0,
   }
   const setup = new Choices(prng(options.seed))
   const partitions: Partition[] = Array.from({ length: options.connectionCount }, (_, i) => {
     const prefix = `p${String(i).padStart(2, '0')}/`
     const make = (count: number) =>
       Array.from({ length: count }, (_, n) => randomKey(setup, prefix, n === 0))
-    return { prefix, stable: [...new Set(make(10))], ephemeral: [...new Set(make(3))] }
+    // The keys "." and ".." belong to the first two connections: whole dot segments in a path.
+    const dots = ['.', '..'].slice(i, i + 1)
+    return {
+      prefix,
+      stable: [...new Set([...make(10), ...dots])],
+      ephemeral: [...new Set(make(3))],
+    }
   })
 
   let server = await startServer(flags)
@@ -81,8 +109,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const running = () =>
     failure === undefined && report.rounds < options.roundCountMax && Date.now() < deadline
 
-  /** Throws when the server died, or logged an error, without being told to stop. */
+  /** Throws when the server died, logged an error, or wrote on stderr, without being told to stop. */
   const checkServer = () => {
+    const stderr = server
+      .stderr()
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !expectedStderr.some((pattern) => pattern.test(line)))
+    if (stderr.length > 0)
+      throw new Error(`the server wrote on stderr:\n${stderr.slice(0, 20).join('\n')}`)
     const { exitCode, signalCode } = server.process
     if (!restarting && (exitCode !== null || signalCode !== null)) {
       throw new Error(
@@ -100,10 +134,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const context: StepContext = { model, choices, partition, versions: { floor: 0 } }
     let connection: RawConnection | undefined
     let lastUsedMs = 0
+    const unread: RawConnection[] = []
+    const dropUnread = () => {
+      for (const socket of unread.splice(0)) socket.destroy()
+    }
     while (running()) {
       if (gate.closed) {
         connection?.destroy()
         connection = undefined
+        dropUnread()
         await gate.pass(index)
         continue
       }
@@ -120,6 +159,32 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         }
       }
       report.rounds++
+      if (choices.chance(0.02)) {
+        const socket = await RawConnection.open(server.port).catch(() => undefined)
+        if (socket === undefined) {
+          if (!restarting) throw new Error('cannot connect to the server')
+          continue
+        }
+        socket.socket.pause()
+        socket.write(unreadRequests(index))
+        unread.push(socket)
+        report.requests += unreadRequestCount + 1
+        if (unread.length > unreadConnectionCountMax) unread.shift()?.destroy()
+        continue
+      }
+      if (choices.chance(0.02)) {
+        // A client that leaves mid-pipeline: reads, so that the requests it leaves behind
+        // change nothing the model would have to place in time.
+        const steps = Array.from({ length: choices.int(2, 6) }, () =>
+          choices.chance(0.5) ? getStep(context, choices.chance(0.3)) : seedGetStep(context),
+        )
+        await playRound(connection, steps, report, choices.int(0, steps.length - 1))
+        connection.destroy()
+        connection = undefined
+        lastUsedMs = Date.now()
+        checkServer()
+        continue
+      }
       if (choices.chance(0.03)) {
         await checkListing(connection, context, model).catch((error) => {
           if (!(error instanceof Mismatch) && restarting) return
@@ -144,14 +209,23 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       checkServer()
     }
     connection?.destroy()
+    dropUnread()
     gate.finished(index)
   }
 
   const coordinator = async () => {
     const choices = new Choices(prng(options.seed ^ 0x5eed))
     let nextRestart = options.roundsPerRestart
+    let rssStartMiB = rssMiB(server)
     while (running()) {
       await sleep(20)
+      const rss = rssMiB(server)
+      report.rssGrowthPeakMiB = Math.max(report.rssGrowthPeakMiB, Math.round(rss - rssStartMiB))
+      if (rss > rssStartMiB + rssGrowthMaxMiB) {
+        throw new Error(
+          `the server's resident memory grew from ${rssStartMiB.toFixed(0)} to ${rss.toFixed(0)} MiB, past the ${rssGrowthMaxMiB} MiB allowed`,
+        )
+      }
       if (report.rounds < nextRestart) continue
       nextRestart += options.roundsPerRestart
       const signal = choices.chance(0.5) ? 'SIGTERM' : 'SIGKILL'
@@ -165,6 +239,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       report.restarts[signal === 'SIGTERM' ? 'sigterm' : 'sigkill']++
       await gate.allWaiting(options.connectionCount)
       server = await startServer(flags)
+      rssStartMiB = rssMiB(server)
       restarting = false
       await readBack(server, model, partitions, choices, report)
       checkServer()
@@ -205,6 +280,8 @@ function buildRound(context: StepContext): Step[] {
   if (choices.chance(0.02)) return [miscStep(context, { closing: true })]
   const count = choices.chance(0.4) ? choices.int(2, 6) : 1
   const steps: Step[] = []
+  // Steps about the server rather than the data test the Host and HTTP version themselves.
+  const misc = new Set<Step>()
   if (choices.chance(0.15)) steps.push(batchStep(context))
   while (steps.length < count) {
     const roll = choices.int(0, 99)
@@ -215,25 +292,71 @@ function buildRound(context: StepContext): Step[] {
     else if (roll < 76) steps.push(setStep(context))
     else if (roll < 85) steps.push(seedGetStep(context))
     else if (roll < 90) steps.push(seedDeleteStep(context))
-    else steps.push(miscStep(context, { closing: false }))
+    else {
+      const step = miscStep(context, { closing: false })
+      misc.add(step)
+      steps.push(step)
+    }
   }
-  return steps
+  // Chunked bodies, absolute-form targets and Expect on the steps about data. A request with
+  // Expect may end its connection.
+  return steps.map((step, index) => {
+    if (misc.has(step)) return step
+    const spelled = spellRequest(step, choices, { last: index === steps.length - 1, limits })
+    return spelled.what.includes('Expect:') ? { ...spelled, closes: true } : spelled
+  })
 }
 
 /**
- * Sends the round, pipelined when it has several requests, and checks each answer in order.
- * True when the connection ended before every answer came: the requests left unanswered may or
- * may not have been applied.
+ * What a client that never reads sends: a value of the largest size under a key of its own
+ * (outside every partition), then batches each reading it twice, batchReadSizeMax of answer
+ * apiece. A server that builds answers nobody takes holds about 38 MiB for each such client.
+ */
+function unreadRequests(client: number): Buffer {
+  const key = `unread/${client}`
+  const put = rawRequest(
+    'PUT',
+    `/v1/kv/${keySegment(key)}`,
+    {},
+    Buffer.alloc(limits.valueSizeMax, 0x61),
+  )
+  const ops = JSON.stringify({
+    ops: [
+      { op: 'get', key },
+      { op: 'get', key },
+    ],
+  })
+  const read = rawRequest('POST', '/v1/batch', { 'Content-Type': 'application/json' }, ops)
+  return Buffer.concat([put, ...Array.from({ length: unreadRequestCount }, () => read)])
+}
+
+/** The server process's resident memory in MiB (its handler threads included). */
+function rssMiB(server: RunningServer): number {
+  try {
+    const status = readFileSync(`/proc/${server.process.pid}/status`, 'utf8')
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+  } catch {
+    return 0 // The process has exited; checkServer says so.
+  }
+}
+
+/**
+ * Sends the round, pipelined when it has several requests, and checks each answer in order, or
+ * only the first answersWanted (the caller then closes the connection). True when the
+ * connection ended before every answer came: the requests left unanswered may or may not have
+ * been applied.
  */
 async function playRound(
   connection: RawConnection,
   steps: Step[],
   report: FuzzReport,
+  answersWanted = steps.length,
 ): Promise<boolean> {
   const sentMs = Date.now()
   connection.write(Buffer.concat(steps.map((step) => step.request)))
   report.requests += steps.length
   for (const [index, step] of steps.entries()) {
+    if (index === answersWanted) return false
     let response: RawResponse
     try {
       response = await connection.read({ head: step.head, timeoutMs: answerTimeoutMs })

@@ -134,6 +134,10 @@ export function faultyKey(choices: Choices, prefix: string): { key: string; faul
  * it goes as the three bytes a careless encoder would write (WTF-8), which are not UTF-8.
  */
 export function keySegment(key: string): string {
+  // Keys that are a whole dot segment, as a raw client must send them: the server reads the key
+  // from the target as sent, where URL normalization would have removed it.
+  if (key === '.') return '.'
+  if (key === '..') return '%2E%2E'
   let segment = ''
   for (const unit of key) {
     const code = unit.codePointAt(0)!

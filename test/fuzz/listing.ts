@@ -55,7 +55,11 @@ export async function checkListing(
     cursor = body.cursor ?? null
   }
   const at: Moment = { sentMs, receivedMs: Date.now() }
-  const known = new Set([...partition.stable, ...partition.ephemeral])
+  // A partition may own keys outside its prefix (the dot-segment keys): a listing of the prefix
+  // does not show them.
+  const known = new Set(
+    [...partition.stable, ...partition.ephemeral].filter((key) => key.startsWith(partition.prefix)),
+  )
   for (const key of listed.keys()) {
     if (!known.has(key)) throw new Mismatch(`listed ${JSON.stringify(key)}, which was never stored`)
   }

@@ -46,6 +46,7 @@ describe('the limits and timeouts of the HTTP layer', () => {
     ['max-batch-read-size', 'SLABKV_MAX_BATCH_READ_SIZE', 'batchReadSizeMax', 16 * 1024 * 1024],
     ['max-json-depth', 'SLABKV_MAX_JSON_DEPTH', 'jsonDepthMax', 128],
     ['send-timeout-ms', 'SLABKV_SEND_TIMEOUT_MS', 'sendTimeoutMs', 30_000],
+    ['max-pipelined-requests', 'SLABKV_MAX_PIPELINED_REQUESTS', 'pipelinedRequestCountMax', 512],
   ] as const
 
   it('has a default, a flag, an environment variable and a line in --help for each', () => {
@@ -59,6 +60,16 @@ describe('the limits and timeouts of the HTTP layer', () => {
       expect(helpText()).toContain(`--${flag}`)
       expect(helpText()).toContain(env)
     }
+  })
+
+  it('refuses a value size whose JSON answer could be longer than the longest string', () => {
+    expect(resolveConfig({ 'max-value-size': '64MiB' }, {}).ok).toBe(true)
+    for (const size of [String(64 * 1024 * 1024 + 1), '512MiB']) {
+      expect(refusal({ 'max-value-size': size })).toMatch(
+        /--max-value-size must be between 0 to 67108864/,
+      )
+    }
+    expect(helpText()).toMatch(/--max-value-size .*at most 64MiB/)
   })
 
   it('refuses a JSON depth past what the server can serialize', () => {

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import { Hono } from 'hono'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { resolveConfig } from '../../src/config.js'
 import { createHttpServer } from '../../src/http/server.js'
 import { createLog, type Fields } from '../../src/log.js'
@@ -47,6 +47,39 @@ describe('an error in one request', () => {
       const logged = lines.filter((line) => line.level === 'error' && line.path === path)
       expect(logged.length, path).toBe(1)
       expect(logged[0]?.method).toBe('GET')
+    }
+    expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
+  })
+})
+
+describe('an error in the middle of a streamed answer', () => {
+  it('is logged with its route, not only printed on stderr, and the server goes on', async () => {
+    const app = new Hono()
+    app.get('/stream', (c) => {
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent++ < 3) controller.enqueue(new Uint8Array(64 * 1024))
+          else controller.error(new RangeError('Invalid string length'))
+        },
+      })
+      return c.body(body, 200, { 'Content-Type': 'application/octet-stream' })
+    })
+    app.get('/ok', (c) => c.text('ok'))
+    const { url, lines } = await serve(app)
+    // The adapter prints the error on stderr too; only the structured log is checked here.
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      const response = await fetch(`${url}/stream`)
+      await expect(response.arrayBuffer()).rejects.toThrow()
+      await expect
+        .poll(() => lines.filter((line) => line.level === 'error' && line.path === '/stream'))
+        .toHaveLength(1)
+      const logged = lines.find((line) => line.path === '/stream')
+      expect(logged?.method).toBe('GET')
+      expect(String(logged?.error)).toContain('Invalid string length')
+    } finally {
+      printed.mockRestore()
     }
     expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
   })

@@ -13,6 +13,7 @@ import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
 import { type App, type AppDeps, problemResponse, whenLogged } from '../app.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
+import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
 
 // POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
@@ -106,7 +107,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       }
       const entrySize = Buffer.byteLength(op.key, 'utf8') + set.value.byteLength
       if (entrySize > config.limits.memorySizeMax) {
-        const detail = `op ${index}: ${entryRefusal(entrySize, config.limits)}`
+        const mediaTypeSize = set.value.byteLength - set.bodySize
+        const detail = `op ${index}: ${entryRefusal(entrySize - mediaTypeSize, config.limits, mediaTypeSize)}`
         return problemResponse(c, 'value_too_large', detail, { index }) as never
       }
       prepared.push(set)
@@ -174,6 +176,8 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
     }
     // A batch of reads is served while the log cannot take writes; it never waits for room.
     const outcome = writes ? await whenLogged(durability, run) : run()
+    // A batch of reads holds the connection until its answer has left, as a GET does.
+    if (writes) markApplied(c)
     assert(outcome !== 'log_full', 'a batch of reads found the log full')
     if (typeof outcome === 'string') return problemResponse(c, outcome) as never
     if ('readsTooLarge' in outcome) {
@@ -287,11 +291,12 @@ function prepareSet(
   }
   let body: Uint8Array
   if (op.encoding === 'base64') {
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(op.value)) {
+    // Whole groups of four only: Buffer.from drops what does not fill a byte ("A" stored nothing).
+    if (op.value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(op.value)) {
       return {
         code: 'invalid_request',
         detail:
-          'value is not base64 (A-Z, a-z, 0-9, + and /, then at most two =), as "encoding":"base64" says',
+          'value is not base64 (groups of four of A-Z, a-z, 0-9, + and /, the last padded with = to four), as "encoding":"base64" says',
       }
     }
     body = Buffer.from(op.value, 'base64')

@@ -15,6 +15,7 @@ import { readBody } from '../body.js'
 import { etagOf, parseEtags, versionsOf } from '../etag.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { markApplied } from '../server.js'
 import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 
 // /v1/kv/{key}: raw bytes in and out, with their Content-Type, ETags from versions, and
@@ -195,13 +196,18 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
       })
     }
     const outcome = await whenLogged(durability, write)
+    markApplied(c)
     if (typeof outcome === 'string') {
       // A failed condition reveals state, which may be a write not yet durable.
       if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)
       // The value fits its own limit (checked above): the store refused it as larger than itself.
       const detail =
         outcome === 'value_too_large'
-          ? entryRefusal(Buffer.byteLength(key) + value.byteLength, config.limits)
+          ? entryRefusal(
+              Buffer.byteLength(key) + body.byteLength,
+              config.limits,
+              mediaType.prefix.byteLength,
+            )
           : undefined
       return problemResponse(c, outcome, detail) as never
     }
@@ -263,6 +269,7 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
         return result.code === 'log_full' ? result.code : codeOfStoreError(result.code)
       }),
     )
+    markApplied(c)
     if (outcome === 'not_found' || outcome === 'precondition_failed') {
       // Absent, or at another version: state that may come from a write not yet durable.
       await durability.waitFor(store.sequence)

@@ -3,6 +3,7 @@ import { entryRefusal, keyRefusal, valueRefusal } from '../../errors.js'
 import { type App, type AppDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlSecondsMax } from '../ttl.js'
 import { seedValidationError } from '../validation.js'
 
@@ -120,6 +121,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
       })
       return !set.ok && set.code === 'log_full' ? set.code : set
     })
+    markApplied(c)
     if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
@@ -167,6 +169,7 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
       const deleted = store.delete(key)
       return !deleted.ok && deleted.code === 'log_full' ? deleted.code : deleted
     })
+    markApplied(c)
     if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       await durability.waitFor(store.sequence) // The absence may be a delete not yet durable.
