@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { supportsReusePort } from '../src/main.js'
 import { autocannon, type AutocannonRequest as Request, recordLatencies } from './autocannon.js'
 import { createRandom, loadOptions, loadSettings, median } from './measure.js'
 import { renderTable, root, runContext, writeResults } from './report.js'
@@ -354,7 +353,6 @@ const round3 = (n: number) => Math.round(n * 1000) / 1000
 
 // A figure measured on uncommitted server code says so.
 const context = runContext(import.meta.url, ['src', 'workers'])
-const threaded = supportsReusePort()
 const selected = scenarios.filter(
   (s) => args.scenario === undefined || s.name.startsWith(args.scenario),
 )
@@ -369,8 +367,8 @@ const benchStart = process.hrtime.bigint()
 const results: { scenario: string; opsPerRequest: number; systems: SystemResult[] }[] = []
 const servers: Server[] = []
 try {
-  // Single-thread slabkv: --threads 1 makes it one handler thread on Node >= 22.12, where the
-  // default is one per core; Node 20 always serves on the main thread.
+  // Single-thread slabkv: --threads 1 makes it one handler thread, where the default is one
+  // per core.
   const serve = async (name: string, threads: number) => {
     const dir = join(workDir, name.replaceAll(/\W+/g, '-'))
     mkdirSync(dir)
@@ -380,20 +378,13 @@ try {
   }
   servers.push(await serve(slabkvName, 1))
   servers.push(await startServer(referenceName, [referencePath, String(await freePort())], workDir))
-  if (threaded) servers.push(await serve(threadedName, threadCount))
+  servers.push(await serve(threadedName, threadCount))
   for (const server of servers) {
-    const { mode, threads } = server.listening
     process.stderr.write(
-      `${server.name}: ${server.url}, mode ${mode ?? '?'}, threads ${threads ?? 1}\n`,
+      `${server.name}: ${server.url}, threads ${server.listening.threads ?? 1}\n`,
     )
     await preload(server)
     for (const scenario of selected) await scenario.check(server.url)
-  }
-  if (!threaded) {
-    process.stderr.write(
-      `Node ${process.version} cannot share a port between threads (reusePort needs ≥ 22.12): ` +
-        `slabkv runs single-threaded (mode main-thread); the --threads ${threadCount} run is skipped.\n`,
-    )
   }
 
   const runsBySystem = new Map<string, Run[]>()
@@ -480,7 +471,6 @@ const table = renderTable([
   ]),
 ])
 
-const slabkvMode = servers[0]?.listening.mode
 const getHit = results.find((r) => r.scenario === getHitName)
 const getHitThreaded = getHit === undefined ? undefined : systemOf(getHit, threadedName)
 const getHitSingle = getHit === undefined ? undefined : systemOf(getHit, slabkvName)
@@ -488,16 +478,14 @@ const threadedRatio =
   getHitThreaded === undefined || getHitSingle === undefined
     ? undefined
     : round3(getHitThreaded.requestsPerSecond / getHitSingle.requestsPerSecond)
-const threadedNote = threaded
-  ? getHitThreaded === undefined || getHitSingle === undefined
+const threadedNote =
+  getHitThreaded === undefined || getHitSingle === undefined
     ? `The ${threadedName} run measures GET hit only, which was not selected.`
-    : `GET hit with ${threadedName} (mode ${servers[2]?.listening.mode}, ` +
+    : `GET hit with ${threadedName} (` +
       `${servers[2]?.listening.threads} threads): ${grouped(getHitThreaded.requestsPerSecond)} req/s, ` +
       `p50 / p99 ${latency(getHitThreaded)} ms, ${getHitThreaded.serverCpuPerRequestUs ?? '?'} µs of server CPU per request, CPU % server / load gen ${cpu(getHitThreaded)}: ` +
       `**${threadedRatio!.toFixed(2)}×** single-thread (target ≥ 1.3×), ` +
       `${(getHitThreaded.requestsPerSecond / systemOf(getHit!, referenceName)!.requestsPerSecond).toFixed(2)}× hono-map.`
-  : `Node ${process.version} cannot share a port between threads (reusePort needs ≥ 22.12), so ` +
-    `slabkv serves on the main thread (mode ${slabkvMode}) and the --threads ${threadCount} run is skipped.`
 const batch = ratioRows.find((r) => r.scenario.startsWith('POST /v1/batch'))
 const targets = [
   ...ratioRows
@@ -517,7 +505,7 @@ const note =
   `after a ${warmupS} s warm-up; autocannon in this process, ${connectionCount} connections, ` +
   `pipelining ${pipelining}. Both servers preloaded with ${grouped(keyCount)} keys of ` +
   `${valueSize}-byte values; keys drawn at random per request, the same sequence for both. ` +
-  `slabkv: \`slabkv serve ${serverArgs.join(' ')} --threads 1\`, mode ${slabkvMode}, 1 thread. ` +
+  `slabkv: \`slabkv serve ${serverArgs.join(' ')} --threads 1\`, 1 handler thread. ` +
   `hono-map: bench/peers/hono-map.ts (Hono, @hono/node-server, a Map). Latency from every ` +
   `response's time as autocannon measures it. CPU %: share of one core used by the server (all its ` +
   `threads), and by this process (the load generator), during the run; the machine's ` +
@@ -539,7 +527,7 @@ if (!dryRun) {
       batchSetCount,
       mixSetPerMille,
       serverArgs,
-      threadCount: threaded ? threadCount : null,
+      threadCount,
       seed,
     },
     servers: servers.map((s) => ({ name: s.name, listening: s.listening })),

@@ -21,7 +21,6 @@ import {
   targetLines,
 } from './peers/summary.js'
 import {
-  findNode24,
   type RunningSystem,
   type SystemSpec,
   systemSpecs,
@@ -50,8 +49,6 @@ const { values: args } = parseArgs({
     systems: { type: 'string' },
     profile: { type: 'string' },
     'profile-system': { type: 'string', default: targetSystemId },
-    // The Node 24 binary; found with `npx -y -p node@24` when absent.
-    node24: { type: 'string' },
     // Prints everything, writes nothing (for trying the benchmark itself).
     'dry-run': { type: 'boolean', default: false },
   },
@@ -72,13 +69,7 @@ function select<T extends { id: string }>(all: T[], list: string | undefined, wh
   return all.filter((item) => ids.includes(item.id))
 }
 
-const node24 = args.node24 ?? findNode24()
-let specs = select(systemSpecs(), args.systems, 'system')
-const skipped: string[] = []
-if (node24 === undefined) {
-  skipped.push('slabkv on Node 24 (no Node 24 binary: `npx -y -p node@24` failed)')
-  specs = specs.filter((spec) => !spec.id.startsWith('slabkv-24'))
-}
+const specs = select(systemSpecs(), args.systems, 'system')
 const selectedScenarios = select(scenarios, args.scenarios, 'scenario')
 const profileScenario =
   args.profile === undefined ? undefined : select(scenarios, args.profile, 'scenario')[0]
@@ -102,7 +93,7 @@ const filesystem = execFileSync('df', ['-T', workDir], { encoding: 'utf8' })
   .split('\n')
   .at(-1)
   ?.split(/\s+/)[1]
-const env = { workDir, node24 }
+const env = { workDir }
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
 function serverCpuS(system: RunningSystem): number | undefined {
@@ -237,7 +228,7 @@ async function measureAll(systems: RunningSystem[]): Promise<Summary[]> {
 async function profile(scenario: Scenario): Promise<string> {
   const dir = join(workDir, 'profile')
   mkdirSync(dir)
-  const profileEnv = { workDir: join(workDir, 'profiled'), node24 }
+  const profileEnv = { workDir: join(workDir, 'profiled') }
   const system = await profileSpec.start(profileEnv, ['--cpu-prof', '--cpu-prof-dir', dir])
   const dialect = dialects[system.spec.dialect]
   await preload(system.url, dialect)
@@ -321,8 +312,7 @@ const note =
   `all the system's processes and threads (webdis and Redis together); load generator CPU from ` +
   `wrk's /proc/self/stat or this process's cpuUsage, in % of one core; ${os.cpus().length} cores ` +
   `shared by all. Data directories on ${filesystem ?? 'unknown'}. Batches: /v1/batch against ` +
-  `webdis MGET/MSET (see bench/peers/scenarios.ts). Took ${benchMinutes} min.` +
-  (skipped.length > 0 ? ` Skipped: ${skipped.join('; ')}.` : '')
+  `webdis MGET/MSET (see bench/peers/scenarios.ts). Took ${benchMinutes} min.`
 const commands = systems.map((s) => `- ${s.spec.label}: \`${s.command}\``).join('\n')
 const markdown = [
   summaries.length > 0 ? markdownTables(summaries, peers) : '',

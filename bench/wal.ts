@@ -216,7 +216,7 @@ try {
   const note =
     `Medians of ${runCount} interleaved runs of ${durationS} s after ${warmupS} s of warm-up per system ` +
     `and scenario; \`wrk -t1 -c${connectionCount} --latency\`, a random key of ${keyCount.toLocaleString('en-US')} per request, ` +
-    `${valueSize}-byte values. slabkv \`--threads 1\` (${servers[0]?.listening.mode ?? '?'}), data directory on ` +
+    `${valueSize}-byte values. slabkv \`--threads 1\`, data directory on ` +
     `${filesystem ?? 'unknown'} (${workDir}). Server CPU: all its threads, writer included.`
   console.log(`${table}\n\n${note}`)
   if (!args['dry-run'])

@@ -237,7 +237,7 @@ export function startDashboard({ onPoll }) {
   const render = (/** @type {Sample} */ latest) => {
     const { stats } = latest
     facts.textContent =
-      `${stats.mode}, ${stats.threads} thread${stats.threads === 1 ? '' : 's'} · ` +
+      `${stats.threads} handler thread${stats.threads === 1 ? '' : 's'} · ` +
       `up ${formatDuration(stats.uptimeSeconds)} · sequence ${formatCount(stats.sequence)} · ` +
       `updated ${new Date(latest.timeMs).toLocaleTimeString('en-GB')}`
     // The time axis spans the last five minutes once there are that many; until then, the

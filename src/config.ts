@@ -132,7 +132,7 @@ export const optionSpecs: OptionSpec[] = [
     default: String(Math.min(os.availableParallelism(), 8)),
     min: 1,
     max: 64,
-    description: 'Handler threads (Node >= 22.12; Node 20 serves on the main thread).',
+    description: 'Handler threads: each serves HTTP on the shared port (the cores, at most 8).',
     apply: (c, v) => {
       c.threadCount = v as number
     },

@@ -1,8 +1,9 @@
 import { threadId } from 'node:worker_threads'
 import type { ServerConfig } from '../src/config.js'
+import { controlChannelName } from '../src/handler-threads.js'
 import { createApp, type Runtime } from '../src/http/app.js'
+import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
-import { closeGracefully, controlChannelName, listen } from '../src/main.js'
 import { Store } from '../src/store/store.js'
 import { logDurability } from '../src/wal/durability.js'
 import { WalRing } from '../src/wal/ring.js'
@@ -30,7 +31,7 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   const runtime: Runtime = { ...task.runtime, ready: true }
   const durability = logDurability(store.views)
   const app = createApp({ store, config, durability, runtime, log })
-  const server = await listen(app.fetch, config, true, log)
+  const server = await listen(app.fetch, config, log)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
     control.onmessage = (event: MessageEvent) => {

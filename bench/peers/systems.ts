@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { root } from '../report.js'
@@ -8,16 +7,15 @@ import type { DialectName } from './dialects.js'
 // The systems the peers benchmark compares, each started by the benchmark on 127.0.0.1 and
 // stopped by it (by PID, through bench/servers.ts), each in a temporary directory of its own.
 //
-// - slabkv in each mode: on the node running the benchmark (Node 20 here: one thread, the main
-//   thread) and on Node 24 with 2 handler threads (reusePort needs Node >= 22.12); each with
-//   --fsync always (the default: a write is acknowledged after its fdatasync) and --fsync no.
-//   Every other option is slabkv's default.
+// - slabkv with 1 and with 2 handler threads, on the Node running the benchmark (npm run puts
+//   the project's Node 24 first on PATH); each with --fsync always (the default: a write is
+//   acknowledged after its fdatasync) and --fsync no. Every other option is slabkv's default.
 // - webdis + Redis 7: the existing HTTP front end for a real KV store. Redis without
 //   persistence (--save '' --appendonly no), and again with --appendonly yes --appendfsync
 //   always, the durable counterpart of slabkv's --fsync always. webdis with 2 threads (one per
 //   core, as slabkv --threads 2) and its source's default pool of 2 Redis connections each.
 // - fastify + lru-cache (bench/peers/fastify-lru.ts) and Hono + Map (bench/peers/hono-map.ts),
-//   on Node 24 where it is found: the newer runtime is the faster, so the harder comparison.
+//   on the same Node.
 
 export type Family = 'slabkv' | 'redis' | 'fastify' | 'hono'
 
@@ -45,26 +43,11 @@ export interface RunningSystem {
 
 export interface SystemEnv {
   workDir: string
-  /** The Node 24 binary, when found. */
-  node24: string | undefined
 }
 
 const distDir = join(root, 'dist')
 const cliPath = join(distDir, 'src', 'cli.js')
 const major = (version: string) => version.slice(1).split('.')[0]
-
-/** The node binary of the node@24 npm package (`npx -y -p node@24`), or undefined. */
-export function findNode24(): string | undefined {
-  try {
-    const path = execFileSync('npx', ['-y', '-p', 'node@24', '-c', 'which node'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim()
-    return path === '' ? undefined : path
-  } catch {
-    return undefined
-  }
-}
 
 function directory(env: SystemEnv, id: string): string {
   const dir = join(env.workDir, id)
@@ -84,21 +67,19 @@ function described(spec: SystemSpec, server: Server, command: string[]): Running
 }
 
 function slabkv(threads: 1 | 2, fsync: 'always' | 'no'): SystemSpec {
-  const onNode24 = threads === 2
+  const node = major(process.version)
   const spec: SystemSpec = {
-    id: `slabkv-${onNode24 ? '24x2' : major(process.version)}${fsync === 'no' ? '-fsync-no' : ''}`,
-    label: `slabkv, Node ${onNode24 ? 24 : major(process.version)}, ${threads} thread${threads === 1 ? '' : 's'}, --fsync ${fsync}`,
+    id: `slabkv-${node}x${threads}${fsync === 'no' ? '-fsync-no' : ''}`,
+    label: `slabkv, Node ${node}, ${threads} thread${threads === 1 ? '' : 's'}, --fsync ${fsync}`,
     family: 'slabkv',
     dialect: 'slabkv',
     durable: fsync === 'always',
     async start(env, nodeArgs = []) {
       const dir = directory(env, spec.id)
-      const node = onNode24 ? env.node24 : process.execPath
-      if (node === undefined) throw new Error(`${spec.label}: no Node 24 binary`)
       const argv = [...nodeArgs, cliPath, 'serve', '--host', '127.0.0.1']
       argv.push('--port', String(await freePort()), '--threads', String(threads))
       argv.push('--fsync', fsync, '--data-dir', join(dir, 'data'))
-      const server = await startServer(spec.label, argv, dir, { command: node })
+      const server = await startServer(spec.label, argv, dir, { command: process.execPath })
       return described(spec, server, ['node', ...argv.slice(nodeArgs.length)])
     },
   }
@@ -113,9 +94,10 @@ function nodePeer(id: string, family: Family, name: string, file: string): Syste
     dialect: 'slabkv',
     durable: false,
     async start(env) {
-      const node = env.node24 ?? process.execPath
       const argv = [join(distDir, 'bench', 'peers', file), String(await freePort())]
-      const server = await startServer(spec.label, argv, directory(env, id), { command: node })
+      const server = await startServer(spec.label, argv, directory(env, id), {
+        command: process.execPath,
+      })
       const version = String(server.listening.node ?? '?')
       spec.label = `${name} (Node ${major(version)})`
       return described(spec, server, ['node', ...argv])
@@ -192,4 +174,4 @@ export function systemSpecs(): SystemSpec[] {
 }
 
 /** The slabkv the targets are measured on: Node 24, 2 handler threads, --fsync always. */
-export const targetSystemId = 'slabkv-24x2'
+export const targetSystemId = `slabkv-${major(process.version)}x2`

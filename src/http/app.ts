@@ -27,10 +27,9 @@ import { seedValidationError, validationHook } from './validation.js'
 
 // createApp(deps) → the Hono app. It opens no socket and knows nothing of threads: the caller
 // hands it a store, a durability waiter and the configuration, and serves its fetch handler
-// (main.ts on Node 20, workers/http-worker.ts in each handler thread on Node ≥ 22.12).
+// (workers/http-worker.ts, in each handler thread).
 
 export interface Runtime {
-  mode: 'main-thread' | 'handler-threads'
   threadCount: number
   startedAtMs: number
   /** False while starting and once shutdown begins; /readyz reports it. */

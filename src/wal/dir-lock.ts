@@ -20,8 +20,21 @@ export const lockFileName = 'slabkv.lock'
 
 export class DataDirInUseError extends Error {}
 
-/** Takes the data directory, which must exist; returns the function that releases it. */
-export function lockDataDir(dir: string): () => void {
+/** A lock left behind by a process that did not stop cleanly, and why it no longer holds. */
+export interface StaleLock {
+  pid: number
+  why: 'its process no longer runs' | 'it names an earlier boot' | 'it names this process'
+}
+
+/**
+ * Takes the data directory, which must exist; returns the function that releases it. A stale
+ * lock is taken over, and onTakeOver hears whose it was (undefined for a lock that names no
+ * process at all), so the start can say that the previous server did not stop cleanly.
+ */
+export function lockDataDir(
+  dir: string,
+  onTakeOver: (stale: StaleLock | undefined) => void = () => {},
+): () => void {
   const path = join(dir, lockFileName)
   const boot = bootId()
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -29,14 +42,17 @@ export function lockDataDir(dir: string): () => void {
       symlinkSync(`${process.pid}\n${boot ?? ''}\n`, path)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      if (readLock(path) === undefined) continue // released meanwhile
       const holder = lockHolder(path)
-      if (holder !== undefined && holdsLock(holder, boot)) {
+      const why = holder === undefined ? undefined : whyNotHeld(holder, boot)
+      if (holder !== undefined && why === undefined) {
         throw new DataDirInUseError(
           `the data directory ${dir} is in use by process ${holder.pid} (${path}); ` +
             'stop that process, or remove the file if no such slabkv runs',
         )
       }
       rmSync(path, { force: true })
+      onTakeOver(holder === undefined || why === undefined ? undefined : { pid: holder.pid, why })
       continue
     }
     return () => {
@@ -71,17 +87,19 @@ function lockHolder(path: string): Holder | undefined {
   return { pid, boot: boot === '' ? undefined : boot }
 }
 
-function holdsLock(holder: Holder, boot: string | undefined): boolean {
-  if (holder.boot !== undefined && boot !== undefined && holder.boot !== boot) return false
-  if (holder.pid === process.pid) return false
+/** Why a lock's holder no longer holds it; undefined while it does. */
+function whyNotHeld(holder: Holder, boot: string | undefined): StaleLock['why'] | undefined {
+  if (holder.boot !== undefined && boot !== undefined && holder.boot !== boot)
+    return 'it names an earlier boot'
+  if (holder.pid === process.pid) return 'it names this process'
   try {
     // Signal 0 checks that the process exists without signalling it.
     process.kill(holder.pid, 0)
   } catch (error) {
     // EPERM: it exists, under another user.
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'its process no longer runs'
   }
-  return !isZombie(holder.pid)
+  return isZombie(holder.pid) ? 'its process no longer runs' : undefined
 }
 
 /** Linux's id of the current boot; undefined where there is none to read. */

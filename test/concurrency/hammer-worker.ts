@@ -3,7 +3,8 @@ import { type CountTask, runCount } from './count.js'
 import { type HammerTask, runHammer } from './hammer.js'
 
 // Worker entry for store-threads.test.ts: runs one task against the shared buffer and posts its
-// report. Node 20 workers cannot load TypeScript, so the test starts the compiled copy in dist/.
+// report. Worker threads run compiled JavaScript, as the server's do: the test starts the copy
+// in dist/.
 
 export type WorkerTask = HammerTask | CountTask
 

@@ -1,12 +1,10 @@
 import { Agent } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { afterAll, describe, expect, it } from 'vitest'
-import { supportsReusePort } from '../../src/main.js'
 import { prng, testSeed } from '../support/seed.js'
 import { killStarted, type Reply, send, startServer, threadCpuTicks } from './server-process.js'
 
-// Many HTTP clients against one real server process with two handler threads (Node >= 22.12;
-// Node 20 serves on its main thread, and the same checks run). Every client works through its
+// Many HTTP clients against one real server process with two handler threads. Every client works through its
 // own keep-alive connection, so the kernel spreads the connections over the threads' sockets,
 // on a small key space where the clients collide all the time. Each client is sequential, and
 // records what the server told it and when (a monotonic clock shared by all clients):
@@ -500,10 +498,9 @@ describe('HTTP clients through the handler threads', () => {
     const server = await startServer(['--threads', '2', '--max-entries', '10000'], {
       SLABKV_VERIFY_ON_EXIT: '1',
     })
-    const { mode, threads, node } = server.listening
-    console.log(`http clients: server ${node} in ${mode} mode with ${threads} thread(s)`)
-    expect(mode).toBe(supportsReusePort() ? 'handler-threads' : 'main-thread')
-    expect(threads).toBe(supportsReusePort() ? 2 : 1)
+    const { threads, node } = server.listening
+    console.log(`http clients: server ${node} with ${threads} handler thread(s)`)
+    expect(threads).toBe(2)
 
     const history = emptyHistory()
     const ticksBefore = threadCpuTicks(server.pid, 'WorkerThread')
@@ -515,7 +512,7 @@ describe('HTTP clients through the handler threads', () => {
     await Promise.all(clients.map((client) => client.run(startMs + workloadTimeMaxMs)))
     const workloadMs = performance.now() - startMs
     const ticksAfter = threadCpuTicks(server.pid, 'WorkerThread')
-    if (mode === 'handler-threads' && ticksBefore !== undefined && ticksAfter !== undefined) {
+    if (ticksBefore !== undefined && ticksAfter !== undefined) {
       // The kernel spreads the clients' connections over the threads' sockets (reusePort); with
       // 24 connections, all of them landing on one thread is a 1 in 2^23 event.
       const busy = [...ticksAfter].map(([tid, ticks]) => ticks - (ticksBefore.get(tid) ?? 0))

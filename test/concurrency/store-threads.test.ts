@@ -39,7 +39,7 @@ const threads = [0, 1, 2, 3]
  */
 const ticksPerMs = 8
 
-// Node 20 workers cannot load TypeScript, so they run the copy tsc compiled into dist/.
+// Worker threads run compiled JavaScript, as the server's do: the copy tsc compiled into dist/.
 const workerScript = distUrl('test/concurrency/hammer-worker.ts')
 /** What the workers load: each must be no newer than its compiled copy in dist/. */
 const workerSources = [

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -194,15 +194,26 @@ describe('stopping', () => {
 })
 
 describe('starting', () => {
-  it('refuses a port another server listens on, in either mode, and leaves that server serving', async () => {
+  it('refuses a port another server listens on, and leaves that server serving', async () => {
     // Handler threads bind with reusePort, which the kernel would let a second server share.
     const first = await startServer(['--threads', '2'])
-    // Node 20 serves on the main thread, where the plain listener refuses the port by itself.
-    console.log(`port in use: checked in ${first.listening.mode} mode`)
-    const second = await runCli(['serve', '--port', String(first.port), '--threads', '2'])
+    // The port is checked before the disk is touched: the second start leaves nothing behind.
+    const parent = mkdtempSync(join(tmpdir(), 'slabkv-port-'))
+    const dataDir = join(parent, 'data')
+    const second = await runCli([
+      'serve',
+      '--port',
+      String(first.port),
+      '--threads',
+      '2',
+      '--data-dir',
+      dataDir,
+    ])
     expect(second.code, second.stdout).toBe(1)
     const failure = second.logs.find((line) => line.msg === 'could not start')
     expect(failure?.error, second.stdout).toMatch(/EADDRINUSE/)
+    expect(existsSync(dataDir), 'the data directory of a start that failed').toBe(false)
+    rmSync(parent, { recursive: true })
     const response = await fetch(`${first.url}/healthz`)
     expect(response.status).toBe(200)
     await response.arrayBuffer()
@@ -237,6 +248,37 @@ describe('starting', () => {
     expect(await first.stop()).toBe(0)
     expect(readdirSync(dataDir)).not.toContain(lockFileName)
     rmSync(dataDir, { recursive: true })
+  })
+})
+
+describe('a start after an unclean stop', () => {
+  const uncleanStop = 'the previous server did not stop cleanly: took over its data directory lock'
+
+  it('says the previous server did not stop cleanly, naming it, and what recovery did; a clean stop says nothing', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'slabkv-unclean-'))
+    try {
+      const first = await startServer(['--data-dir', dataDir])
+      const written = await fetch(`${first.url}/v1/kv/k`, { method: 'PUT', body: 'v' })
+      expect(written.status).toBe(201)
+      const killedPid = first.process.pid
+      expect(await first.stop('SIGKILL')).toBe(null)
+
+      const second = await startServer(['--data-dir', dataDir])
+      const notice = second.logs.find((line) => line.msg === uncleanStop)
+      expect(notice, second.stdout()).toMatchObject({
+        level: 'warn',
+        previousPid: killedPid,
+        lockTakenOverBecause: 'its process no longer runs',
+        recordsReplayed: 1,
+      })
+      expect(await second.stop()).toBe(0)
+
+      const third = await startServer(['--data-dir', dataDir])
+      expect(third.logs.filter((line) => line.msg === uncleanStop)).toEqual([])
+      expect(await third.stop()).toBe(0)
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -67,7 +67,6 @@ function appOn(store: Store, options: InProcessOptions) {
     config,
     durability: options.durability ?? durabilityNone,
     runtime: {
-      mode: 'main-thread',
       threadCount: 1,
       startedAtMs: Date.now(),
       ready: true,

@@ -238,11 +238,17 @@ export async function killAll(): Promise<void> {
  */
 export async function runCli(
   args: string[],
-  options: { env?: Record<string, string>; input?: string | Uint8Array; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>
+    input?: string | Uint8Array
+    timeoutMs?: number
+    /** The node binary to run the CLI with; the test's own by default. */
+    node?: string
+  } = {},
 ): Promise<Exited> {
   requireBuild()
   const cwd = makeTempDir()
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const child = spawn(options.node ?? process.execPath, [cliPath, ...args], {
     cwd,
     env: cleanEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -19,7 +19,7 @@ const startedAtMs = Date.parse('2026-11-25T12:00:00.000Z')
 function makeApp(flags: Record<string, string>) {
   const { app } = inProcessApp({
     flags,
-    runtime: { mode: 'handler-threads', threadCount: 3, startedAtMs },
+    runtime: { threadCount: 3, startedAtMs },
   })
   return app
 }
@@ -47,7 +47,6 @@ describe('GET /v1/cluster', () => {
       version: packageVersion,
       nodejsVersion: process.version,
       startedAt: '2026-11-25T12:00:00.000Z',
-      mode: 'handler-threads',
       threads: 3,
       config: {
         host: '127.0.0.1',

@@ -78,17 +78,46 @@ describe('data directory lock', () => {
   )
 
   it.each([
-    ['a process that has exited', () => `${deadPid()}\n${thisBoot}\n`],
-    ['a running pid, but of another boot', () => `${process.ppid}\n${otherBoot}\n`],
-    ['this very process (a container restarted as the same pid)', () => ownLock],
-    ['no process (a torn write)', () => ''],
-    ['something that is not a pid', () => 'not a pid\n'],
-  ])('takes over a lock naming %s', (_, lockText) => {
-    const { dir, lockPath } = dataDir(lockText())
-    const unlock = lockDataDir(dir)
+    ['a process that has exited', () => deadPid(), thisBoot, 'its process no longer runs'],
+    [
+      'a running pid, but of another boot',
+      () => process.ppid,
+      otherBoot,
+      'it names an earlier boot',
+    ],
+    [
+      'this very process (a container restarted as the same pid)',
+      () => process.pid,
+      thisBoot,
+      'it names this process',
+    ],
+  ])('takes over a lock naming %s, and says whose it was and why', (_, pid, boot, why) => {
+    const previousPid = pid()
+    const { dir, lockPath } = dataDir(`${previousPid}\n${boot}\n`)
+    const takenOver: unknown[] = []
+    const unlock = lockDataDir(dir, (stale) => takenOver.push(stale))
+    expect(takenOver).toEqual([{ pid: previousPid, why }])
     expect(readLock(lockPath)).toBe(ownLock)
     unlock()
     expect(readLock(lockPath) !== undefined).toBe(false)
+  })
+
+  it.each([
+    ['no process (a torn write)', ''],
+    ['something that is not a pid', 'not a pid\n'],
+  ])('takes over a lock naming %s, saying it named none', (_, lockText) => {
+    const { dir, lockPath } = dataDir(lockText)
+    const takenOver: unknown[] = []
+    lockDataDir(dir, (stale) => takenOver.push(stale))()
+    expect(takenOver).toEqual([undefined])
+    expect(readLock(lockPath) !== undefined).toBe(false)
+  })
+
+  it('takes a free directory without reporting a takeover', () => {
+    const { dir } = dataDir()
+    const takenOver: unknown[] = []
+    lockDataDir(dir, (stale) => takenOver.push(stale))()
+    expect(takenOver).toEqual([])
   })
 
   it('takes over the lock of a zombie: dead, though not yet reaped', async () => {

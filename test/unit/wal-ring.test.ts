@@ -260,7 +260,8 @@ describe('WAL ring', () => {
   })
 })
 
-// Node 20 workers cannot load TypeScript: the producer runs from dist/ (`npm test` builds first).
+// Worker threads run compiled JavaScript, as the server's do: the producer runs from dist/
+// (`npm test` builds first).
 const producerScript = distUrl('test/support/ring-producer.ts')
 const producerSources = [
   'src/store/layout.ts',

@@ -23,7 +23,6 @@ const clusterSchema = z.object({
   nodejsVersion: z.string(),
   startedAt: z.string().openapi({ description: 'ISO 8601, UTC' }),
   uptimeSeconds: z.number().int(),
-  mode: z.enum(['main-thread', 'handler-threads']),
   threads: z.number().int(),
   config: z.object({
     host: z.string(),
@@ -88,7 +87,6 @@ export function registerClusterRoute(app: App, { config, runtime }: AppDeps): vo
     version,
     nodejsVersion: process.version,
     startedAt: new Date(runtime.startedAtMs).toISOString(),
-    mode: runtime.mode,
     threads: runtime.threadCount,
     config: {
       host: config.host,

@@ -102,7 +102,6 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
       opsPerSecond: Math.round(meter.sample(operationCount(stats), Date.now())),
       uptimeSeconds: Math.round((Date.now() - runtime.startedAtMs) / 1000),
       threads: runtime.threadCount,
-      mode: runtime.mode,
       sequence: stats.sequence,
       arenaBytesMoved: stats.arenaBytesMoved,
       wal: {
