@@ -7,9 +7,8 @@ import type { Log } from './log.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
 import { lockDataDir, type StaleLock } from './wal/dir-lock.js'
-import { logDurability } from './wal/durability.js'
+import { attachLoggedStore } from './wal/logged-store.js'
 import { type RecoveryReport, recover, replayInto } from './wal/recovery.js'
-import { WalRing } from './wal/ring.js'
 import { realStorage } from './wal/storage.js'
 import { startWalWriterThread, type WalWriterThread } from './wal/writer-thread.js'
 
@@ -109,12 +108,7 @@ async function startOnDataDir(
   onRecovered(recovered)
   const wal = await startWalWriter(config, recovering, logSize, log)
   // Every mutation from here on goes to the log, in lock order, through the ring.
-  const ring = new WalRing(recovering.views)
-  const store = Store.attach(recovering.buffer, {
-    onMutation: (record) => ring.append(record),
-    logRoom: ring,
-  })
-  const durability = logDurability(store.views)
+  const { store, durability } = attachLoggedStore(recovering.buffer)
   const runtime: Runtime = {
     threadCount: config.threadCount,
     startedAtMs: Date.now(),

@@ -4,9 +4,7 @@ import { controlChannelName } from '../src/handler-threads.js'
 import { createApp, type Runtime } from '../src/http/app.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
-import { Store } from '../src/store/store.js'
-import { logDurability } from '../src/wal/durability.js'
-import { WalRing } from '../src/wal/ring.js'
+import { attachLoggedStore } from '../src/wal/logged-store.js'
 
 // Piscina entry for one handler thread: attach to the shared buffer (its mutations go to the WAL
 // ring, its acknowledgements wait on the durable sequence), build the app, listen on the shared
@@ -23,13 +21,8 @@ export interface HttpWorkerTask {
 export default async function serve(task: HttpWorkerTask): Promise<void> {
   const { config } = task
   const log = createLog()
-  const ring = new WalRing(Store.attach(task.buffer).views)
-  const store = Store.attach(task.buffer, {
-    onMutation: (record) => ring.append(record),
-    logRoom: ring,
-  })
+  const { store, durability } = attachLoggedStore(task.buffer)
   const runtime: Runtime = { ...task.runtime, ready: true }
-  const durability = logDurability(store.views)
   const app = createApp({ store, config, durability, runtime, log })
   const server = await listen(app.fetch, config, log)
   const control = new BroadcastChannel(controlChannelName)
