@@ -4,6 +4,7 @@
 #   nginx     the load balancer of the several-nodes test
 #   wrk       the HTTP load generator of the benchmarks
 #   redis-server, webdis  Redis 7 and its HTTP front end: peers in the peers benchmark
+#   curl      the README's examples, which a test runs as written
 # npm test and npm run bench:peers run this first. It never fails the run: when a package cannot
 # be installed (no root, no apt, no network), it says so, and the tests that need the package skip
 # and say why (the peers benchmark stops and names the missing program).
@@ -15,6 +16,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx)
 command -v wrk >/dev/null 2>&1 || want+=(wrk)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v webdis >/dev/null 2>&1 || want+=(webdis)
+command -v curl >/dev/null 2>&1 || want+=(curl)
 [ ${#want[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -2,6 +2,7 @@ import os from 'node:os'
 import { inlinePrefixSizeMax } from './http/media-type.js'
 import {
   type StoreLimits,
+  storeLimitsDefault,
   walRecordSizeMax,
   walRemovalRecordSizeMax,
   walRingSizeMin,
@@ -12,20 +13,6 @@ import type { FsyncMode } from './wal/writer.js'
 // variable; one table drives parsing, validation and `slabkv serve --help`, so they cannot
 // drift apart. The store is allocated once at start from these numbers, so each store limit is
 // also a memory cost: see src/store/layout.ts for the bytes each implies.
-
-export const storeLimitsDefault: StoreLimits = {
-  // The seed's "capacity". Costs about 64 bytes of structure per entry, allocated up front.
-  entryCountMax: 1_000_000,
-  // What users size a cache by: bytes of keys plus values, counted exactly.
-  memorySizeMax: 256 * 1024 * 1024,
-  // As memcached and most HTTP caches; a longer key is refused, never truncated.
-  keySizeMax: 1024,
-  // As memcached's default item size; raising it costs nothing until used.
-  valueSizeMax: 1024 * 1024,
-  // 1/64 of memorySizeMax: bounds the arena cleaner's copying at about 64× the bytes it frees
-  // in the worst case, for 1.6% more memory. See arena.ts.
-  headroomPerMille: 16,
-}
 
 export interface ServerConfig {
   host: string
@@ -110,7 +97,7 @@ export const optionSpecs: OptionSpec[] = [
     default: '8000',
     min: 0,
     max: 65535,
-    description: 'Port to bind; 0 picks a free one (single-thread mode only).',
+    description: 'Port to bind; 0 picks a free one, which the start log names.',
     apply: (c, v) => {
       c.port = v as number
     },

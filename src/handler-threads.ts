@@ -1,5 +1,4 @@
 import { Piscina } from 'piscina'
-import type { HttpWorkerTask } from '../workers/http-worker.js'
 import type { ServerConfig } from './config.js'
 import type { Runtime } from './http/app.js'
 import type { Log } from './log.js'
@@ -10,6 +9,14 @@ import type { Log } from './log.js'
 // channel: each says when it listens, and all stop when told.
 
 export const controlChannelName = 'slabkv-control'
+
+/** What each handler thread is given: the one task it runs for the server's whole life. */
+export interface HttpWorkerTask {
+  buffer: SharedArrayBuffer
+  config: ServerConfig
+  /** The main thread's runtime facts, shared by /v1/stats in every thread. */
+  runtime: Runtime
+}
 
 export interface HandlerThreads {
   /** Stops every thread's server gracefully (in-flight requests finish), then the pool. */

@@ -1,6 +1,5 @@
 import { threadId } from 'node:worker_threads'
-import type { ServerConfig } from '../src/config.js'
-import { controlChannelName } from '../src/handler-threads.js'
+import { controlChannelName, type HttpWorkerTask } from '../src/handler-threads.js'
 import { createApp, type Runtime } from '../src/http/app.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
@@ -10,13 +9,6 @@ import { attachLoggedStore } from '../src/wal/logged-store.js'
 // ring, its acknowledgements wait on the durable sequence), build the app, listen on the shared
 // port with reusePort, and serve until the main thread broadcasts stop. The task
 // resolves once the server has drained, so the pool can be destroyed cleanly.
-
-export interface HttpWorkerTask {
-  buffer: SharedArrayBuffer
-  config: ServerConfig
-  /** The main thread's runtime facts, shared by /v1/stats in every thread. */
-  runtime: Runtime
-}
 
 export default async function serve(task: HttpWorkerTask): Promise<void> {
   const { config } = task

@@ -119,7 +119,7 @@ export const F64 = {
 const headerF64Count = 24
 
 export interface StoreLimits {
-  /** Most entries resident at once (the seed's "capacity"). */
+  /** Most entries resident at once (PyKV's "capacity"). */
   entryCountMax: number
   /** Most bytes of keys plus values resident at once, counted exactly. */
   memorySizeMax: number
@@ -140,6 +140,21 @@ export interface StoreLimits {
    * writers wait for the disk, so it only needs to cover a burst between two group commits.
    */
   walRingSize?: number
+}
+
+/** The limits a store gets when none is given; slabkv serve's defaults (src/config.ts). */
+export const storeLimitsDefault: StoreLimits = {
+  // PyKV's "capacity". Costs about 64 bytes of structure per entry, allocated up front.
+  entryCountMax: 1_000_000,
+  // What users size a cache by: bytes of keys plus values, counted exactly.
+  memorySizeMax: 256 * 1024 * 1024,
+  // As memcached and most HTTP caches; a longer key is refused, never truncated.
+  keySizeMax: 1024,
+  // As memcached's default item size; raising it costs nothing until used.
+  valueSizeMax: 1024 * 1024,
+  // 1/64 of memorySizeMax: bounds the arena cleaner's copying at about 64× the bytes it frees
+  // in the worst case, for 1.6% more memory. See arena.ts.
+  headroomPerMille: 16,
 }
 
 /** The most bytes one log record can take for these limits (src/wal/record.ts's framing). */

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
-import { storeLimitsDefault } from '../config.js'
 import { Arena } from './arena.js'
 import { ExpiryHeap } from './expiry-heap.js'
 import { HashIndex } from './hash-index.js'
@@ -24,6 +23,7 @@ import {
   type Slot,
   type StoreLimits,
   slotNone,
+  storeLimitsDefault,
   type Views,
 } from './layout.js'
 import { Mutex } from './lock.js'

@@ -4,7 +4,7 @@ import type { MutationOp, MutationRecord } from '../store/types.js'
 
 // The write-ahead log's on-disk format: segment headers and framed records. Little-endian
 // throughout. Encoding checks its own output by decoding it again before anyone writes it
-// (pair assertions around the disk, STYLE.md); decoding never throws on bad bytes: it says
+// (a pair of assertions around the disk); decoding never throws on bad bytes: it says
 // what is wrong, and recovery decides what that means (torn tail or corruption).
 //
 // A record:

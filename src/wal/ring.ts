@@ -143,7 +143,7 @@ export class WalRing implements LogRoom {
     let sequenceBoundaryLast = 0
     let recordCount = 0
     while (at < end && !(at > tail && this.#isWrapPoint(at))) {
-      // The pair assertion before the disk (STYLE.md): the writer checks every record's frame
+      // The assertion before the disk, the pair of the one after encoding: the writer checks every record's frame
       // and checksum right before writing it, so a bug that scribbles on the ring crashes here.
       const size = checkRecord(this.#bytes, at, this.salt, end)
       assert(size > 0, `a record in the WAL ring is damaged at offset ${at}`)
