@@ -75,6 +75,12 @@ export const I32 = {
    * (src/wal/writer-thread.ts), which is safe because that hold only reads the store.
    */
   walWriterHoldsLock: 25,
+  /**
+   * One past the highest slot allocated since the last reset: every slot from here on is free
+   * and was never used (lru-list.ts hands out untouched slots in order, after released ones), so
+   * a scan stops here instead of visiting every slot of a mostly empty table.
+   */
+  slotHighWater: 26,
 } as const
 const headerI32Count = 32
 

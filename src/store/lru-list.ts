@@ -25,6 +25,7 @@ export class LruList {
     next[count - 1] = slotNone
     this.#prev.fill(slotNone)
     this.#header[I32.freeSlotHead] = 0
+    this.#header[I32.slotHighWater] = 0
     this.#header[I32.lruHead] = slotNone
     this.#header[I32.lruTail] = slotNone
   }
@@ -35,8 +36,15 @@ export class LruList {
     if (slot !== slotNone) {
       this.#header[I32.freeSlotHead] = this.#next[slot]!
       this.#next[slot] = slotNone
+      // Released slots go back to the head, so the untouched ones stay a suffix, in order.
+      if (slot >= this.#header[I32.slotHighWater]!) this.#header[I32.slotHighWater] = slot + 1
     }
     return slot
+  }
+
+  /** One past the highest slot allocated since the last reset; every slot after it is free. */
+  get highWater(): number {
+    return this.#header[I32.slotHighWater]!
   }
 
   /** Returns a slot, already unlinked from the LRU list, to the free list. */

@@ -284,27 +284,34 @@ export class Store {
   /**
    * One page of the resident keys that start with `prefix`, in slot order. An entry resident for
    * the whole scan keeps its slot, so it is returned exactly once; entries added or removed
-   * meanwhile may or may not appear. A page may hold fewer than `limit` items while the cursor is
-   * not null: each call examines a bounded number of slots.
+   * meanwhile may or may not appear. Slots past the high-water mark were never used and are not
+   * visited: a few keys in a large table are one page whose cursor is null.
+   *
+   * A page that fills looks on for the next matching entry, so that a scan never ends in an empty
+   * page: the cursor is that entry's slot (the next call starts with it), or null when none
+   * follows. `limit` 0 only looks: no items, the cursor at the next match. Each call examines at
+   * most scanSlotsPerCallMax slots, so a sparse table cannot hold the lock long; a call that stops
+   * there says so (boundReached) and may hold fewer than `limit` items, or none.
    */
   scan(prefix: string, cursor: number, limit: number): ScanPage {
     assert(Number.isSafeInteger(cursor) && cursor >= 0, 'cursor must be a slot number')
-    assert(Number.isSafeInteger(limit) && limit >= 1, 'limit must be ≥ 1')
+    assert(Number.isSafeInteger(limit) && limit >= 0, 'limit must be ≥ 0')
     const prefixBytes = new TextEncoder().encode(prefix)
     const v = this.views
-    const slotCount = this.#limits.entryCountMax
     const items: ScanItem[] = []
     this.#enter()
     try {
-      const end = Math.min(slotCount, cursor + scanSlotsPerCallMax)
+      const slotEnd = this.#lru.highWater
+      const end = Math.min(slotEnd, cursor + scanSlotsPerCallMax)
       let slot = cursor
-      for (; slot < end && items.length < limit; slot++) {
+      for (; slot < end; slot++) {
         const keySize = v.keySizes[slot]!
         if (keySize === 0) continue // A free slot.
         if (keySize < prefixBytes.length) continue
         if (this.#isExpired(slot as Slot)) continue
         const keyOffset = this.#arena.keyOffset(slot as Slot)
         if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
+        if (items.length === limit) break // The next page starts here.
         items.push({
           key: decodeKey(v.arena, keyOffset, keySize),
           valueSize: v.valueSizes[slot]!,
@@ -313,7 +320,11 @@ export class Store {
           expiresAt: v.expiresAt[slot]!,
         })
       }
-      return { items, cursor: slot < slotCount ? slot : null }
+      return {
+        items,
+        cursor: slot < slotEnd ? slot : null,
+        boundReached: slot === end && slot < slotEnd,
+      }
     } finally {
       this.#leave()
     }

@@ -66,8 +66,13 @@ export interface ScanItem {
 
 export interface ScanPage {
   items: ScanItem[]
-  /** Pass back to continue; null when the scan has visited every slot. */
+  /** Pass back to continue; null when no matching entry follows (the scan is over). */
   cursor: number | null
+  /**
+   * True when the call stopped at its bound of slots examined, not at the next match or the
+   * end: whether a match follows the cursor is not known yet.
+   */
+  boundReached: boolean
 }
 
 /**

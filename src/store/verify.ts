@@ -49,15 +49,34 @@ function checkAll(v: Views): string[] {
     )
   }
 
-  // Free list: disjoint from the LRU list; together they cover every slot.
+  // Free list: disjoint from the LRU list; together they cover every slot. It ends with the
+  // slots from the high-water mark on, in order (scans stop at the mark).
+  const highWater = v.headerI32[I32.slotHighWater]!
+  if (highWater < 0 || highWater > n) report(`slot high-water mark ${highWater} is out of range`)
   let freeCount = 0
+  let untouched = 0
+  let previousFree = slotNone as number
   for (let slot = v.headerI32[I32.freeSlotHead]!; slot !== slotNone; slot = v.next[slot]!) {
     if (slot < 0 || slot >= n) return [...problems, `free link to slot ${slot} is out of range`]
     if (resident[slot] !== 0)
       return [...problems, `slot ${slot} is both free and linked, or free twice`]
     resident[slot] = 2
     if (v.keySizes[slot] !== 0) report(`free slot ${slot} has key size ${v.keySizes[slot]}`)
+    if (slot >= highWater) {
+      const expected = untouched === 0 ? highWater : previousFree + 1
+      if (slot !== expected)
+        report(`free slot ${slot} past the high-water mark follows ${previousFree}`)
+      untouched++
+    } else if (untouched > 0) {
+      report(`free slot ${slot} below the high-water mark follows ${previousFree}, above it`)
+    }
+    previousFree = slot
     freeCount++
+  }
+  if (untouched !== n - highWater) {
+    report(
+      `${untouched} free slots past the high-water mark ${highWater}; expected ${n - highWater}`,
+    )
   }
   if (lruCount + freeCount !== n) {
     report(`${lruCount} resident + ${freeCount} free slots ≠ ${n}: some slot is lost`)

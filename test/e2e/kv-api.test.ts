@@ -712,3 +712,101 @@ describe('GET /v1/kv listing', () => {
     for (const key of keys) expect(key.startsWith(prefix)).toBe(true)
   })
 })
+
+describe('GET /v1/kv pages (README "Listing"), on a server of their own', () => {
+  // A server with nothing else in it, and the default limits (a million slots), so that the
+  // listing of all keys is the listing of this test's keys.
+  let own: RunningServer
+
+  beforeAll(async () => {
+    own = await startServer()
+  })
+
+  afterAll(async () => {
+    await own?.stop()
+  })
+
+  /** Every page of a listing, first to last (limit absent: the server's default). */
+  async function pagesOf(prefix: string, limit?: number): Promise<ListPage[]> {
+    const pages: ListPage[] = []
+    let cursor: string | null = null
+    do {
+      expect(pages.length, 'the listing did not end within 1,000 pages').toBeLessThan(1000)
+      const query = new URLSearchParams({ prefix })
+      if (limit !== undefined) query.set('limit', String(limit))
+      if (cursor !== null) query.set('cursor', cursor)
+      const page = await expectJson<ListPage>(await fetch(`${own.url}/v1/kv?${query}`), 200)
+      pages.push(page)
+      cursor = page.cursor
+    } while (cursor !== null)
+    return pages
+  }
+
+  /** What a listing of `count` keys, `limit` a page, must look like: page sizes, full first. */
+  function pageSizes(count: number, limit: number): number[] {
+    const pageCount = Math.ceil(count / limit)
+    return Array.from({ length: pageCount }, (_, i) =>
+      i < pageCount - 1 ? limit : count - limit * (pageCount - 1),
+    )
+  }
+
+  async function putAll(keys: string[]) {
+    for (const key of keys) {
+      const response = await put(key, 'v', {}, own.url)
+      expect(response.status, await response.text()).toBe(201)
+    }
+  }
+
+  async function deleteAll(keys: string[]) {
+    for (const key of keys) {
+      const response = await del(key, {}, own.url)
+      expect(response.status, await response.text()).toBe(204)
+    }
+  }
+
+  it('lists 8 keys with the default limit in one page, whose cursor is null', async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `eight-${i}`)
+    await putAll(keys)
+    const pages = await pagesOf('')
+    expect(pages.length).toBe(1)
+    expect(pages[0]!.cursor).toBeNull()
+    expect(pages[0]!.items.map((item) => item.key).sort()).toEqual([...keys].sort())
+    // With any limit: ceil(8 / limit) pages, none empty, only the last with cursor null.
+    for (const limit of [1, 3, 4, 7, 8, 9]) {
+      const paged = await pagesOf('', limit)
+      expect(
+        paged.map((page) => page.items.length),
+        `limit ${limit}`,
+      ).toEqual(pageSizes(8, limit))
+      expect(paged.flatMap((page) => page.items.map((item) => item.key)).sort()).toEqual(
+        [...keys].sort(),
+      )
+    }
+    await deleteAll(keys)
+    expect(await pagesOf('')).toEqual([{ items: [], cursor: null }])
+  })
+
+  it('never gives an empty page while keys remain, whatever the prefix leaves out', async () => {
+    // Matching keys first, some among others, then only others: the page that takes the last
+    // match must know that none follows, though slots do.
+    const matching = Array.from({ length: 23 }, (_, i) => `match/${i}`)
+    const others = Array.from({ length: 12 }, (_, i) => `other/${i}`)
+    await putAll(matching.slice(0, 15))
+    await putAll(others.slice(0, 4))
+    await putAll(matching.slice(15))
+    await putAll(others.slice(4))
+    for (const limit of [1, 2, 5, 7, 11, 22, 23, 24, 100]) {
+      const pages = await pagesOf('match/', limit)
+      expect(
+        pages.map((page) => page.items.length),
+        `limit ${limit}`,
+      ).toEqual(pageSizes(matching.length, limit))
+      expect(pages.flatMap((page) => page.items.map((item) => item.key)).sort()).toEqual(
+        [...matching].sort(),
+      )
+    }
+    expect((await pagesOf('other/', 4)).map((page) => page.items.length)).toEqual([4, 4, 4])
+    expect(await pagesOf('none/', 4)).toEqual([{ items: [], cursor: null }])
+    await deleteAll([...matching, ...others])
+  })
+})

@@ -260,6 +260,11 @@ function check(scenario: Scenario, wrap: (store: Store) => Store = (store) => st
           clockReadCount = 0 // Each page is an operation of its own: the model's instant again.
           const page = handle.scan(prefix, cursor, op.limit)
           expect(page.items.length, at).toBeLessThanOrEqual(op.limit)
+          // A few slots: no call reaches its bound, so only a full page has a next one, and
+          // only a listing of nothing has an empty page.
+          expect(page.boundReached, at).toBe(false)
+          if (page.cursor !== null) expect(page.items.length, `${at}: a full page`).toBe(op.limit)
+          if (cursor !== 0) expect(page.items.length, `${at}: a later page`).toBeGreaterThan(0)
           expect(page.cursor === null || page.cursor > cursor, `${at}: the cursor advances`).toBe(
             true,
           )

@@ -28,6 +28,26 @@ describe('slabkv command', () => {
     expect(result.stdout).toMatch(/^Usage: slabkv/)
   })
 
+  it("prints each command's own help on stdout with --help or -h, and exits 0", () => {
+    const commands = [['get'], ['set'], ['del'], ['ls'], ['wal', 'check'], ['wal', 'repair']]
+    for (const command of [...commands, ['serve']]) {
+      for (const flag of ['--help', '-h']) {
+        const result = run(...command, flag)
+        const what = `slabkv ${command.join(' ')} ${flag}`
+        expect(result.status, `${what}: ${result.stderr}`).toBe(0)
+        expect(result.stderr, what).toBe('')
+        expect(result.stdout, what).toMatch(/^Usage: slabkv /)
+      }
+    }
+    // Each says how its own command is used, not just that there are commands.
+    for (const command of commands) {
+      expect(run(...command, '--help').stdout).toMatch(
+        new RegExp(`^Usage: slabkv ${command.join(' ')} `),
+      )
+    }
+    expect(run('get', 'some-key', '--help').status).toBe(0)
+  })
+
   it('refuses an unknown command or option with exit code 2', () => {
     expect(run('frobnicate').status).toBe(2)
     expect(run('--frobnicate').stderr).toMatch(/--frobnicate/)

@@ -288,6 +288,81 @@ describe('store', () => {
     expect(seen.sort()).toEqual([...Array(30).keys()].map((i) => `user:${i}`).sort())
   })
 
+  it('ends a scan of a few keys in a large table on its first page, with cursor null', () => {
+    // 100,000 slots and 8 keys: the slots past the last one used are never visited.
+    const { store } = makeStore({ entryCountMax: 100_000, memorySizeMax: 100_000 })
+    for (let i = 0; i < 8; i++) store.set(`k${i}`, text('x'))
+    const page = store.scan('', 0, 100)
+    expect(page.items.map((item) => item.key).sort()).toEqual(
+      [...Array(8).keys()].map((i) => `k${i}`),
+    )
+    expect(page.cursor).toBeNull()
+    expect(page.boundReached).toBe(false)
+  })
+
+  it('never ends a scan in an empty page: a full page looks on for the next match', () => {
+    const { store } = makeStore({ entryCountMax: 50, memorySizeMax: 5000 })
+    // The matches first, then keys the prefix leaves out: the last full page's next match is
+    // none, though slots follow.
+    for (let i = 0; i < 21; i++) store.set(`user:${i}`, text('x'))
+    for (let i = 0; i < 10; i++) store.set(`order:${i}`, text('x'))
+    for (const [count, limit] of [
+      [21, 7],
+      [21, 3],
+      [21, 21],
+      [21, 5],
+      [21, 100],
+    ] as const) {
+      const sizes: number[] = []
+      let cursor: number | null = 0
+      while (cursor !== null) {
+        const page = store.scan('user:', cursor, limit)
+        sizes.push(page.items.length)
+        cursor = page.cursor
+      }
+      const pageCount = Math.ceil(count / limit)
+      expect(sizes, `limit ${limit}`).toEqual(
+        Array.from({ length: pageCount }, (_, i) =>
+          i < pageCount - 1 ? limit : count - limit * (pageCount - 1),
+        ),
+      )
+    }
+  })
+
+  it('examines a bounded number of slots per call, and says when it stopped there', () => {
+    const { store } = makeStore({ entryCountMax: 10_000, memorySizeMax: 100_000 })
+    for (let i = 0; i < 5000; i++) store.set(`other:${i}`, text('x'))
+    store.set('user:late', text('x'))
+    const first = store.scan('user:', 0, 10)
+    expect(first).toEqual({ items: [], cursor: 4096, boundReached: true })
+    const second = store.scan('user:', first.cursor!, 10)
+    expect(second.items.map((item) => item.key)).toEqual(['user:late'])
+    expect(second).toMatchObject({ cursor: null, boundReached: false })
+    // Limit 0 only looks for the next match: the slot the next call starts with.
+    expect(store.scan('user:', 4096, 0)).toEqual({ items: [], cursor: 5000, boundReached: false })
+    expect(store.scan('user:', 0, 0)).toEqual({ items: [], cursor: 4096, boundReached: true })
+  })
+
+  it('scans the slots deletes freed and those reused, and nothing after a clear', () => {
+    const { store } = makeStore({ entryCountMax: 10_000, memorySizeMax: 100_000 })
+    for (let i = 0; i < 10; i++) store.set(`k${i}`, text('x'))
+    for (let i = 0; i < 9; i++) store.delete(`k${i}`)
+    expect(store.scan('', 0, 100)).toMatchObject({ items: [{ key: 'k9' }], cursor: null })
+    store.set('again', text('x'))
+    expect(
+      store
+        .scan('', 0, 100)
+        .items.map((item) => item.key)
+        .sort(),
+    ).toEqual(['again', 'k9'])
+    expect(verifyStore(store.buffer)).toEqual([])
+    store.clear()
+    expect(store.scan('', 0, 100)).toEqual({ items: [], cursor: null, boundReached: false })
+    store.set('fresh', text('x'))
+    expect(store.scan('', 0, 100)).toMatchObject({ items: [{ key: 'fresh' }], cursor: null })
+    expect(verifyStore(store.buffer)).toEqual([])
+  })
+
   it('lists non-ASCII keys and prefixes', () => {
     const { store } = makeStore({ entryCountMax: 10 })
     store.set('日本/東京', text('1'))

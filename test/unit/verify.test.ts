@@ -49,6 +49,14 @@ describe('verifyStore', () => {
     expect(verifyStore(store.buffer).join('\n')).toMatch(/some slot is lost/)
   })
 
+  it('catches a slot high-water mark below a used slot, which scans would stop short of', () => {
+    const store = populatedStore()
+    // Five slots were used (b's freed one among them): 0 to 4.
+    expect(store.views.headerI32[I32.slotHighWater]).toBe(5)
+    store.views.headerI32[I32.slotHighWater] = 4
+    expect(verifyStore(store.buffer).join('\n')).toMatch(/high-water mark/)
+  })
+
   it('catches a stale cached hash', () => {
     const store = populatedStore()
     const head = store.views.headerI32[I32.lruHead]!

@@ -6,10 +6,16 @@ import { decodeMediaType, tagInline } from '../media-type.js'
 // GET /v1/kv?prefix=&cursor=&limit=: one page of a scan over the store's slots. The cursor is
 // the next slot to look at; a key resident for the whole listing keeps its slot, so it is
 // listed exactly once whatever changes meanwhile (see Store.scan).
+//
+// A page ends when it is full and the next matching key is found (its slot is the cursor), or
+// when the scan reaches the end (cursor null): a listing never ends in an empty page. One
+// request examines at most scanCallsPerPageMax calls' worth of slots (262,144), so that a
+// prefix few keys match cannot make one request walk a million slots: only then may a page
+// hold fewer than `limit` keys, or none, with a cursor that is not null (README "Listing").
 
 const limitDefault = 100
 const limitMax = 1000
-/** Store.scan examines a bounded number of slots per call; this many calls fill one page. */
+/** Store.scan examines a bounded number of slots per call; at most this many calls per page. */
 const scanCallsPerPageMax = 64
 
 const itemSchema = z.object({
@@ -66,13 +72,14 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
     let cursor: number | null = Number(cursorText)
     const now = Date.now()
     const items: z.infer<typeof itemSchema>[] = []
-    for (
-      let call = 0;
-      call < scanCallsPerPageMax && cursor !== null && items.length < limit;
-      call++
-    ) {
+    // Each call stops at the next match once the page is full, at the end, or at its bound of
+    // slots; only the bound leaves something to look at (a full page then looks on, limit 0,
+    // for whether anything follows).
+    let boundReached = true
+    for (let call = 0; call < scanCallsPerPageMax && cursor !== null && boundReached; call++) {
       const page = store.scan(prefix, cursor, limit - items.length)
       cursor = page.cursor
+      boundReached = page.boundReached
       for (const scanned of page.items) {
         let item = scanned
         let size = item.valueSize
