@@ -15,8 +15,8 @@ const contentTypeOfFormat = {
 
 /**
  * @param {{ open: (key: string) => Promise<{ version: number } | { error: unknown }>,
- *   onChange: (key: string) => void }} options open: shows a key in the inspector;
- *   onChange: this form wrote or deleted the key
+ *   onChange: (key: string, exists: boolean) => void }} options open: shows a key in the
+ *   inspector; onChange: this form wrote the key (exists) or deleted it
  */
 export function createKeyForm({ open, onChange }) {
   const form = byId('key-form', HTMLFormElement)
@@ -78,7 +78,7 @@ export function createKeyForm({ open, onChange }) {
         keyLabel(key),
         `: version ${version}${expiry}.`,
       ])
-      onChange(key)
+      onChange(key, true)
     } catch (error) {
       const exists = absentInput.checked && error instanceof ApiError && error.status === 412
       showResult(result, 'error', [
@@ -107,7 +107,7 @@ export function createKeyForm({ open, onChange }) {
     try {
       await request(keyPath(key), { method: 'DELETE' })
       showResult(result, 'ok', ['Deleted ', keyLabel(key), '.'])
-      onChange(key)
+      onChange(key, false)
     } catch (error) {
       showResult(result, 'error', ['Not deleted: ', describeError(error)])
     }
