@@ -1,6 +1,6 @@
 import { ApiError, keyPath, request } from './api.js'
 import { byId, confirmAction, keyLabel, showResult } from './dom.js'
-import { describeError } from './format.js'
+import { describeError, evictedByWrite } from './format.js'
 import { isJsonType } from './value-view.js'
 
 // The set / get / delete form. Set is PUT /v1/kv/{key} with the chosen content type, an
@@ -76,7 +76,7 @@ export function createKeyForm({ open, onChange }) {
       showResult(result, 'ok', [
         created ? 'Created ' : 'Replaced ',
         keyLabel(key),
-        `: version ${version}${expiry}.`,
+        `: version ${version}${expiry}.${evictedByWrite(response)}`,
       ])
       onChange(key, true)
     } catch (error) {

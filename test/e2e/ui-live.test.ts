@@ -138,6 +138,34 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
     await pages.expectNoProblems()
   })
 
+  it('tells who sets a key from the form how many keys it evicted', async () => {
+    // Full: 65 entries of 1,000 bytes in 64 KiB.
+    await setKeys(
+      small,
+      Array.from({ length: 65 }, (_, i) => ({
+        key: `form/${String(i).padStart(3, '0')}`,
+        value: 'x'.repeat(992),
+      })),
+    )
+    const evictions = async () =>
+      ((await (await api(small, '/v1/stats')).json()) as { evictions: number }).evictions
+    const before = await evictions()
+    const { page } = await pages.open(small.url, '/#keys')
+    await page.getByRole('textbox', { name: 'Key', exact: true }).fill('form/big')
+    await page.getByLabel('Value', { exact: true }).first().fill('b'.repeat(5000))
+    await page.locator('#key-form').getByRole('button', { name: 'Set' }).click()
+    const result = page.locator('#key-result')
+    await expect.poll(() => result.textContent()).toMatch(/^Created form\/big/)
+    const evicted = (await evictions()) - before
+    expect(evicted).toBeGreaterThan(1)
+    expect(await result.textContent()).toMatch(
+      new RegExp(
+        `: version \\d+\\. It evicted ${evicted} least recently used keys to make room: the store is full\\.$`,
+      ),
+    )
+    await pages.expectNoProblems()
+  })
+
   it('asks for the token once, keeps it for the tab, and never puts it in a URL', async () => {
     const watched = await pages.open(secured.url, '/')
     const { page } = watched
