@@ -13,7 +13,11 @@ const views = ['dashboard', 'keys']
 
 const inspector = createInspector({ onChange: () => void browser.refresh() })
 const browser = createBrowser({ onOpen: (key) => void inspector.open(key) })
-createKeyForm({ open: inspector.open, onChange: () => void browser.refresh() })
+createKeyForm({
+  open: inspector.open,
+  // A key set from the form shows in the list at once, wherever the scan has it.
+  onChange: (key, exists) => void browser.refresh(exists ? key : undefined),
+})
 
 const connection = byId('connection', HTMLElement)
 const signIn = byId('sign-in', HTMLButtonElement)

@@ -1,5 +1,5 @@
-import { requestJson } from './api.js'
-import { breakable, byId, clearResult, element, showResult } from './dom.js'
+import { ApiError, keyPath, request, requestJson } from './api.js'
+import { byId, clearResult, element, showResult } from './dom.js'
 import { describeError, formatBytes, formatCount, formatDuration } from './format.js'
 
 // Browsing keys: GET /v1/kv?prefix=&cursor=&limit=. The listing is a scan over the store's
@@ -7,7 +7,9 @@ import { describeError, formatBytes, formatCount, formatDuration } from './forma
 // next and null after the last, and may hold fewer keys than asked for, even none, long before
 // the end (a rare prefix in a store sized for a million entries). So one page on screen is as
 // many answers as it takes to fill it or reach the end, and the way back is the list of
-// cursors each page on screen started from.
+// cursors each page on screen started from. A key just written from this page is shown at the
+// top of the page on screen when the scan has it elsewhere (a new key takes whichever slot is
+// free, often on a later page): who just set a key expects to see it in the list.
 
 /** A page on screen stops asking after this many answers, full or not, to bound its cost. */
 const requestsPerPageMax = 32
@@ -44,13 +46,19 @@ export function createBrowser({ onOpen }) {
   let latestRequest = 0
   let loaded = false
 
-  const load = async (/** @type {number} */ index) => {
+  /**
+   * @param {number} index the page to show
+   * @param {string} [written] a key just written, shown first when the page does not hold it
+   */
+  const load = async (index, written) => {
     const requestNumber = ++latestRequest
     const pageSize = Number(limit)
     /** @type {ListedKey[]} */
     const items = []
     /** @type {string | null} */
     let cursor = pageCursors[index] ?? ''
+    /** The key just written is shown first, out of the scan's order (not one of the page's). */
+    let pinned = false
     try {
       for (let requests = 0; requests < requestsPerPageMax && items.length < pageSize; requests++) {
         const query = new URLSearchParams({ prefix, limit: String(pageSize - items.length) })
@@ -61,6 +69,14 @@ export function createBrowser({ onOpen }) {
         cursor = answer.cursor
         if (cursor === null) break
       }
+      if (written?.startsWith(prefix) && !items.some((item) => item.key === written)) {
+        const item = await listedKeyOf(written)
+        if (requestNumber !== latestRequest) return
+        if (item !== undefined) {
+          items.unshift(item)
+          pinned = true
+        }
+      }
     } catch (error) {
       if (requestNumber !== latestRequest) return
       showResult(result, 'error', [`Could not list keys: ${describeError(error)}`])
@@ -69,16 +85,23 @@ export function createBrowser({ onOpen }) {
     pageIndex = index
     nextCursor = cursor
     if (nextCursor !== null) pageCursors[index + 1] = nextCursor
-    render(items)
+    render(items, written, pinned)
     loaded = true
   }
 
-  const render = (/** @type {ListedKey[]} */ items) => {
-    rows.replaceChildren(...items.map(rowOf))
+  /**
+   * @param {ListedKey[]} items
+   * @param {string | undefined} written the key just written, whose row is marked
+   * @param {boolean} pinned the first item is that key, shown beside the page's own
+   */
+  const render = (items, written, pinned) => {
+    rows.replaceChildren(...items.map((item) => rowOf(item, item.key === written)))
     const end = nextCursor === null
+    const count = pinned ? items.length - 1 : items.length
     pageLabel.textContent =
-      `Page ${pageIndex + 1}: ${formatCount(items.length)} key${items.length === 1 ? '' : 's'}` +
-      (end ? ', the last page' : '')
+      `Page ${pageIndex + 1}: ${formatCount(count)} key${count === 1 ? '' : 's'}` +
+      (end ? ', the last page' : '') +
+      (pinned ? ', and the key just set, first' : '')
     firstButton.disabled = pageIndex === 0
     previousButton.disabled = pageIndex === 0
     nextButton.disabled = end
@@ -89,19 +112,33 @@ export function createBrowser({ onOpen }) {
     else showResult(result, 'info', ['No keys found yet; the next page looks further.'])
   }
 
-  const rowOf = (/** @type {ListedKey} */ item) => {
-    const open = element('button', { type: 'button', className: 'link key' }, breakable(item.key))
+  /**
+   * @param {ListedKey} item
+   * @param {boolean} written the key was just written from this page
+   */
+  const rowOf = (item, written) => {
+    const open = element('button', {
+      type: 'button',
+      className: 'link key',
+      textContent: item.key,
+      // Cut short with an ellipsis when the column is too narrow (keys.css): whole here.
+      title: item.key,
+    })
     open.addEventListener('click', () => onOpen(item.key))
-    return element('tr', {}, [
-      element('th', { scope: 'row' }, [open]),
+    const row = element('tr', {}, [
+      element('th', { scope: 'row', className: 'col-key' }, [open]),
       element('td', { className: 'num', textContent: formatBytes(item.size) }),
-      element('td', { className: 'col-type', textContent: item.contentType }),
+      element('td', { className: 'col-type' }, [
+        element('span', { textContent: item.contentType, title: item.contentType }),
+      ]),
       element('td', {
         className: 'num',
         textContent: item.ttl === null ? '—' : formatDuration(item.ttl),
       }),
       element('td', { className: 'num', textContent: String(item.version) }),
     ])
+    if (written) row.dataset.written = ''
+    return row
   }
 
   form.addEventListener('submit', (event) => {
@@ -117,9 +154,37 @@ export function createBrowser({ onOpen }) {
   refreshButton.addEventListener('click', () => void load(pageIndex))
 
   return {
-    /** Shows the current page again, with what changed since. */
-    refresh: () => load(pageIndex),
+    /**
+     * Shows the current page again, with what changed since; with `written`, a key just written
+     * from this page, that key too.
+     * @param {string} [written]
+     */
+    refresh: (written) => load(pageIndex, written),
     /** Loads the first page the first time the view opens. */
     loadOnce: () => (loaded ? Promise.resolve() : load(0)),
+  }
+}
+
+/**
+ * One key as the listing would describe it, from a HEAD request (which leaves its recency as it
+ * is); undefined when it is gone.
+ * @param {string} key
+ * @returns {Promise<ListedKey | undefined>}
+ */
+async function listedKeyOf(key) {
+  let response
+  try {
+    response = await request(keyPath(key), { method: 'HEAD' })
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return undefined
+    throw error
+  }
+  const ttl = response.headers.get('Slabkv-Ttl')
+  return {
+    key,
+    size: Number(response.headers.get('Content-Length')),
+    contentType: response.headers.get('Content-Type') ?? 'application/octet-stream',
+    version: Number(/\d+/.exec(response.headers.get('ETag') ?? '')?.[0]),
+    ttl: ttl === null ? null : Number(ttl),
   }
 }

@@ -15,11 +15,17 @@ import { createSparkline, drawSparkline } from './sparkline.js'
 // per second, the hit ratio and the group-commit size of the last interval) are computed here
 // from the differences between two samples of the server's counters, which all handler threads
 // share: so they are exact whichever thread answers, and cover exactly the interval charted.
+// The gauges of the two limits (entries, memory) read normal, warning from 80% and critical from
+// 95%, in colour and in words; and while the store evicts, a notice above the cards says how
+// much, and which flag to raise: a full store otherwise loses keys without a sign.
 
 const pollIntervalMs = 1000
 const windowMs = 5 * 60 * 1000
 /** A longer interval between samples (a hidden tab, a server away) shows as a gap in the rates. */
 const intervalMaxMs = 5 * pollIntervalMs
+/** Where a gauge turns from normal to warning, and from warning to critical (0..1). */
+const gaugeWarning = 0.8
+const gaugeCritical = 0.95
 
 /**
  * The fields of GET /v1/stats the dashboard reads (src/http/routes/ops.ts).
@@ -59,17 +65,40 @@ const intervalMaxMs = 5 * pollIntervalMs
 /** @typedef {{ timeMs: number, stats: Stats, interval: Interval }} Sample */
 
 /**
+ * The window charted: how long it spans, as text, and what it counts.
+ * @typedef {{ span: string, evictions: number }} Window
+ */
+
+/**
  * One card: what it charts, its headline and the line under it.
  * @typedef {object} Metric
  * @property {string} name the card's data-metric, which tests select by
  * @property {string} title
  * @property {(sample: Sample) => number | null} chart the value charted
  * @property {(sample: Sample) => string} headline
- * @property {(sample: Sample) => string} detail
+ * @property {(sample: Sample, window: Window) => string} detail
  * @property {(peak: number) => string} peak how the highest charted value reads
  * @property {number} scaleMin the chart's vertical scale never shrinks below this
- * @property {(stats: Stats) => number} [meter] a 0..1 gauge under the headline
+ * @property {(stats: Stats) => number} [meter] a 0..1 gauge under the headline, of a limit
  */
+
+/**
+ * How full a gauge is, in the words its card shows beside the colour: the level names the
+ * card's data-level, the text is added to its detail line.
+ * @param {number} ratio 0..1
+ * @returns {{ level: 'normal' | 'warning' | 'critical', text: string }}
+ */
+function gaugeLevel(ratio) {
+  if (ratio >= gaugeCritical) return { level: 'critical', text: 'full' }
+  if (ratio >= gaugeWarning) return { level: 'warning', text: 'nearly full' }
+  return { level: 'normal', text: '' }
+}
+
+/** Appends the gauge's words, when it has any, to a detail line. */
+const withLevel = (/** @type {string} */ detail, /** @type {number} */ ratio) => {
+  const { text } = gaugeLevel(ratio)
+  return text === '' ? detail : `${detail} · ${text}`
+}
 
 const perSecond = (/** @type {number | null} */ rate) =>
   rate === null ? '—' : `${formatCount(Math.round(rate))}/s`
@@ -81,9 +110,11 @@ const metrics = [
     title: 'Entries',
     chart: ({ stats }) => stats.entries,
     headline: ({ stats }) => formatCount(stats.entries),
-    detail: ({ stats }) => `of ${formatCount(stats.entriesMax)} at most`,
+    detail: ({ stats }) =>
+      withLevel(`of ${formatCount(stats.entriesMax)} at most`, stats.entries / stats.entriesMax),
     peak: formatCount,
     scaleMin: 1,
+    meter: (stats) => stats.entries / stats.entriesMax,
   },
   {
     name: 'memory',
@@ -91,10 +122,24 @@ const metrics = [
     chart: ({ stats }) => stats.bytes,
     headline: ({ stats }) => formatBytes(stats.bytes),
     detail: ({ stats }) =>
-      `of ${formatBytes(stats.bytesMax)} (${formatPercent(stats.bytes / stats.bytesMax)})`,
+      withLevel(
+        `of ${formatBytes(stats.bytesMax)} (${formatPercent(stats.bytes / stats.bytesMax)})`,
+        stats.bytes / stats.bytesMax,
+      ),
     peak: formatBytes,
     scaleMin: 1024,
     meter: (stats) => stats.bytes / stats.bytesMax,
+  },
+  // Third, beside the limits that cause them: evictions are keys lost.
+  {
+    name: 'evictions',
+    title: 'Evictions',
+    chart: ({ interval }) => interval.evictionsPerSecond,
+    headline: ({ stats }) => formatCount(stats.evictions),
+    detail: ({ interval }, { span, evictions }) =>
+      `${perSecond(interval.evictionsPerSecond)} now · ${formatCount(evictions)} in the last ${span}`,
+    peak: (peak) => perSecond(peak),
+    scaleMin: 1,
   },
   {
     name: 'hit-ratio',
@@ -116,15 +161,6 @@ const metrics = [
     detail: ({ stats }) =>
       `${formatCount(stats.hits + stats.misses)} gets, ${formatCount(stats.sets)} sets, ` +
       `${formatCount(stats.deletes)} deletes`,
-    peak: (peak) => perSecond(peak),
-    scaleMin: 1,
-  },
-  {
-    name: 'evictions',
-    title: 'Evictions',
-    chart: ({ interval }) => interval.evictionsPerSecond,
-    headline: ({ stats }) => formatCount(stats.evictions),
-    detail: ({ interval }) => `${perSecond(interval.evictionsPerSecond)} now, to make room`,
     peak: (peak) => perSecond(peak),
     scaleMin: 1,
   },
@@ -197,6 +233,42 @@ function intervalBetween(previous, stats, timeMs) {
   }
 }
 
+/**
+ * Evictions between the samples, counter differences added up; a restart (counters went back)
+ * counts from zero again.
+ * @param {Sample[]} samples
+ */
+function evictionsAcross(samples) {
+  let count = 0
+  for (let index = 1; index < samples.length; index++) {
+    const before = /** @type {Sample} */ (samples[index - 1]).stats
+    const after = /** @type {Sample} */ (samples[index]).stats
+    if (after.uptimeSeconds >= before.uptimeSeconds) {
+      count += Math.max(0, after.evictions - before.evictions)
+    } else count += after.evictions
+  }
+  return count
+}
+
+/**
+ * What the notice above the cards says while the store evicts: how many, how fast, and the
+ * flag to raise, the one whose limit is the fuller.
+ * @param {Sample} latest
+ * @param {Window} window
+ * @returns {(Node | string)[]}
+ */
+function evictionNotice({ stats, interval }, { span, evictions }) {
+  const byEntries = stats.entries / stats.entriesMax >= stats.bytes / stats.bytesMax
+  const full = byEntries
+    ? ['--max-entries', `${formatCount(stats.entriesMax)} entries`, '--max-memory']
+    : ['--max-memory', formatBytes(stats.bytesMax), '--max-entries']
+  return [
+    element('strong', { textContent: 'Evicting keys to make room: ' }),
+    `${formatCount(evictions)} in the last ${span}, ${perSecond(interval.evictionsPerSecond)} now. `,
+    `The store is full at its ${full[0]} limit (${full[1]}): raise it, or ${full[2]}, to keep more keys.`,
+  ]
+}
+
 /** @typedef {{ card: HTMLElement, headline: HTMLElement, detail: HTMLElement, chart: SVGSVGElement, caption: HTMLElement, meter: HTMLMeterElement | undefined }} Card */
 
 /** @param {Metric} metric @returns {Card} */
@@ -205,8 +277,18 @@ function createCard(metric) {
   const detail = element('p', { className: 'metric-detail' })
   const chart = createSparkline()
   const caption = element('p', { className: 'metric-caption' })
+  // low, high and optimum make the browser colour the bar by level (green, yellow, red).
   const meter =
-    metric.meter === undefined ? undefined : element('meter', { min: 0, max: 1, value: 0 })
+    metric.meter === undefined
+      ? undefined
+      : element('meter', {
+          min: 0,
+          max: 1,
+          low: gaugeWarning,
+          high: gaugeCritical,
+          optimum: 0,
+          value: 0,
+        })
   const titleId = `metric-${metric.name}-title`
   const card = element('section', { className: 'metric' }, [
     element('h3', { id: titleId, textContent: metric.title }),
@@ -229,6 +311,7 @@ function createCard(metric) {
 export function startDashboard({ onPoll }) {
   const grid = byId('metrics', HTMLElement)
   const facts = byId('server-facts', HTMLElement)
+  const notice = byId('evictions-notice', HTMLElement)
   const cards = metrics.map((metric) => ({ metric, ...createCard(metric) }))
   grid.replaceChildren(...cards.map(({ card }) => card))
   /** @type {Sample[]} */
@@ -244,10 +327,21 @@ export function startDashboard({ onPoll }) {
     // time since the first sample, so that a fresh page charts what it has across the width.
     const startMs = Math.max(latest.timeMs - windowMs, samples[0]?.timeMs ?? latest.timeMs)
     const span = formatDuration(Math.max(pollIntervalMs, latest.timeMs - startMs) / 1000)
+    /** @type {Window} */
+    const charted = { span, evictions: evictionsAcross(samples) }
+    notice.hidden = charted.evictions === 0
+    if (!notice.hidden) notice.replaceChildren(...evictionNotice(latest, charted))
     for (const { metric, headline, detail, chart, caption, meter, card } of cards) {
       headline.textContent = metric.headline(latest)
-      detail.textContent = metric.detail(latest)
-      if (meter !== undefined && metric.meter !== undefined) meter.value = metric.meter(stats)
+      detail.textContent = metric.detail(latest, charted)
+      if (meter !== undefined && metric.meter !== undefined) {
+        const ratio = metric.meter(stats)
+        const { level, text } = gaugeLevel(ratio)
+        meter.value = ratio
+        // The level in words too, not in colour alone.
+        meter.setAttribute('aria-valuetext', `${formatPercent(ratio)}${text && `, ${text}`}`)
+        card.dataset.level = level
+      }
       const points = samples.map((sample) => ({
         timeMs: sample.timeMs,
         value: metric.chart(sample),
@@ -259,7 +353,10 @@ export function startDashboard({ onPoll }) {
         label: `${metric.title}: ${headline.textContent}, over the last ${span}`,
       })
       caption.textContent = `last ${span}, peak ${metric.peak(peak)}`
-      card.dataset.state = metric.name === 'durable-lag' && stats.wal.state !== 'ok' ? 'warn' : ''
+      const warn =
+        (metric.name === 'durable-lag' && stats.wal.state !== 'ok') ||
+        (metric.name === 'evictions' && charted.evictions > 0)
+      card.dataset.state = warn ? 'warn' : ''
     }
   }
 

@@ -53,18 +53,6 @@ export function clearResult(area) {
 }
 
 /**
- * The text with a line-break opportunity (<wbr>) after each '/', ':', '.' or '-', so that a long
- * key in a narrow column wraps between its parts rather than mid-word.
- * @param {string} text
- * @returns {(Node | string)[]}
- */
-export function breakable(text) {
-  return text
-    .split(/(?<=[/:.-])/)
-    .flatMap((part, index) => (index === 0 ? [part] : [document.createElement('wbr'), part]))
-}
-
-/**
  * A key set in monospace, so that spaces and look-alike characters stay visible.
  * @param {string} key
  */

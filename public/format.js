@@ -56,6 +56,18 @@ export function formatDuration(seconds) {
 }
 
 /**
+ * What a write's answer says it evicted (its Slabkv-Evicted header) as a sentence to add to its
+ * outcome, or '' when it evicted nothing: keys lost to make room must not go unnoticed.
+ * @param {Response} response
+ */
+export function evictedByWrite(response) {
+  const count = Number(response.headers.get('Slabkv-Evicted') ?? 0)
+  if (!(count > 0)) return ''
+  const keys = `${formatCount(count)} least recently used key${count === 1 ? '' : 's'}`
+  return ` It evicted ${keys} to make room: the store is full.`
+}
+
+/**
  * What went wrong, in one line a person can act on: the API's status, code and message, or
  * why no answer came.
  * @param {unknown} error

@@ -1,6 +1,6 @@
 import { ApiError, keyPath, request, send } from './api.js'
 import { byId, clearResult, confirmAction, element, keyLabel, showResult } from './dom.js'
-import { describeError, formatBytes, formatDuration } from './format.js'
+import { describeError, evictedByWrite, formatBytes, formatDuration } from './format.js'
 import { editableText, isJsonType, viewOfValue } from './value-view.js'
 
 // One key at a time: its value and metadata, editing with compare-and-set, deleting.
@@ -187,7 +187,11 @@ export function createInspector({ onChange }) {
       const { version } = await response.json()
       onChange()
       await open(key)
-      showResult(result, 'ok', ['Saved ', keyLabel(key), `: now at version ${version}.`])
+      showResult(result, 'ok', [
+        'Saved ',
+        keyLabel(key),
+        `: now at version ${version}.${evictedByWrite(response)}`,
+      ])
     } catch (error) {
       if (error instanceof ApiError && error.status === 412) await showConflict(key)
       else showResult(result, 'error', [`Not saved: ${describeError(error)}`])

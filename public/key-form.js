@@ -1,6 +1,6 @@
 import { ApiError, keyPath, request } from './api.js'
 import { byId, confirmAction, keyLabel, showResult } from './dom.js'
-import { describeError } from './format.js'
+import { describeError, evictedByWrite } from './format.js'
 import { isJsonType } from './value-view.js'
 
 // The set / get / delete form. Set is PUT /v1/kv/{key} with the chosen content type, an
@@ -15,8 +15,8 @@ const contentTypeOfFormat = {
 
 /**
  * @param {{ open: (key: string) => Promise<{ version: number } | { error: unknown }>,
- *   onChange: (key: string) => void }} options open: shows a key in the inspector;
- *   onChange: this form wrote or deleted the key
+ *   onChange: (key: string, exists: boolean) => void }} options open: shows a key in the
+ *   inspector; onChange: this form wrote the key (exists) or deleted it
  */
 export function createKeyForm({ open, onChange }) {
   const form = byId('key-form', HTMLFormElement)
@@ -76,9 +76,9 @@ export function createKeyForm({ open, onChange }) {
       showResult(result, 'ok', [
         created ? 'Created ' : 'Replaced ',
         keyLabel(key),
-        `: version ${version}${expiry}.`,
+        `: version ${version}${expiry}.${evictedByWrite(response)}`,
       ])
-      onChange(key)
+      onChange(key, true)
     } catch (error) {
       const exists = absentInput.checked && error instanceof ApiError && error.status === 412
       showResult(result, 'error', [
@@ -107,7 +107,7 @@ export function createKeyForm({ open, onChange }) {
     try {
       await request(keyPath(key), { method: 'DELETE' })
       showResult(result, 'ok', ['Deleted ', keyLabel(key), '.'])
-      onChange(key)
+      onChange(key, false)
     } catch (error) {
       showResult(result, 'error', ['Not deleted: ', describeError(error)])
     }

@@ -14,6 +14,7 @@ import type { FsyncMode } from '../wal/writer.js'
 import { bearerAuth } from './auth.js'
 import { ClientGoneError } from './body.js'
 import { registerDocs } from './docs.js'
+import { Evictions } from './evictions.js'
 import { hostCheck } from './host.js'
 import { registerOpenApi } from './openapi.js'
 import { registerBatchRoute } from './routes/batch.js'
@@ -45,6 +46,11 @@ export interface AppDeps {
   durability: Durability
   runtime: Runtime
   log: Log
+}
+
+/** What the write routes get besides AppDeps: this app's (this thread's) eviction reporting. */
+export interface RouteDeps extends AppDeps {
+  evictions: Evictions
 }
 
 export type App = OpenAPIHono
@@ -151,10 +157,11 @@ export function createApp(deps: AppDeps): App {
     return refusedResponse(c, refusal)
   })
 
-  registerSeedRoutes(app, deps)
-  registerKvRoutes(app, deps)
+  const routeDeps: RouteDeps = { ...deps, evictions: new Evictions(deps.store, deps.log) }
+  registerSeedRoutes(app, routeDeps)
+  registerKvRoutes(app, routeDeps)
   registerListRoute(app, deps)
-  registerBatchRoute(app, deps)
+  registerBatchRoute(app, routeDeps)
   registerOpsRoutes(app, deps)
   registerClusterRoute(app, deps)
   registerUi(app)

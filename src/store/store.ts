@@ -132,6 +132,9 @@ export class Store {
   /** Records of the prepared batch's group so far; a commit record closes them (record.ts). */
   #groupedCount = 0
   #commitSequence = 0
+  /** Entries this handle evicted, by the limit that made each go (see evictedForMemory). */
+  #evictedForMemory = 0
+  #evictedForEntries = 0
   readonly #seed: number
   readonly #limits: StoreLimits
   readonly #transaction: StoreTransaction
@@ -279,6 +282,20 @@ export class Store {
    */
   get commitSequence(): number {
     return this.#commitSequence
+  }
+
+  /**
+   * How many entries this handle has evicted since it was made because the new bytes would not
+   * fit --max-memory; evictedForEntries, because one more entry would not fit --max-entries.
+   * Read like `commitSequence`: taken before and right after an operation, the difference is
+   * what that operation evicted (stats() counts every thread's evictions, this handle's only).
+   */
+  get evictedForMemory(): number {
+    return this.#evictedForMemory
+  }
+
+  get evictedForEntries(): number {
+    return this.#evictedForEntries
   }
 
   /**
@@ -895,9 +912,15 @@ export class Store {
     while (!this.#fits(bytes, slots)) {
       const tail = this.#lru.tail
       assert(tail !== slotNone, 'nothing left to evict, yet the entry does not fit')
+      // Which limit to name to an operator who wants fewer evictions: the entry count when it
+      // is over, else the bytes (one eviction can be over both; the count is the one it cures).
+      const forEntries = this.views.headerI32[I32.entryCount]! + slots > this.#limits.entryCountMax
       if (this.#remove(tail, this.#index.positionOf(tail), 'evict') === undefined) {
         return 'log_full'
       }
+      if (this.#replaying) continue
+      if (forEntries) this.#evictedForEntries++
+      else this.#evictedForMemory++
     }
     return 'moved'
   }

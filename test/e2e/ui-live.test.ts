@@ -27,6 +27,8 @@ let pages: TestPages
 /** Small limits, so the traffic below fills the store and the eviction chart moves. */
 let server: RunningServer
 let secured: RunningServer
+/** 64 KiB: a few batches fill it. */
+let small: RunningServer
 
 /** A dashboard card's headline number. */
 const headline = (page: Page, metric: string) =>
@@ -35,10 +37,11 @@ const headline = (page: Page, metric: string) =>
 describe.skipIf(browserMissing !== undefined)('the web UI while the server works', () => {
   beforeAll(async () => {
     // startServer runs each server in a fresh temporary directory: its ./data is temporary.
-    ;[browser, server, secured] = await Promise.all([
+    ;[browser, server, secured, small] = await Promise.all([
       launchBrowser(),
       startServer(['--max-entries', '1000', '--max-memory', '1MiB']),
       startServer(['--token', token]),
+      startServer(['--max-entries', '1000', '--max-memory', '64KiB']),
     ])
     pages = new TestPages(browser)
   })
@@ -74,6 +77,91 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
     await expect.poll(() => line.getAttribute('d')).toMatch(/^M[\d.]+,[\d.]+ L/)
     expect(await page.locator('[data-metric="ops"] .metric-caption').textContent()).toMatch(
       /^last \d+(\.\d)? s, peak [\d,]+\/s$/,
+    )
+    await pages.expectNoProblems()
+  })
+
+  it('shows how full the store is by level, in colour and words, and when it evicts', async () => {
+    const { page } = await pages.open(small.url, '/')
+    const memory = page.locator('[data-metric="memory"]')
+    const level = () => memory.getAttribute('data-level')
+    const detail = () => memory.locator('.metric-detail').textContent()
+    const valueText = () => memory.locator('meter').getAttribute('aria-valuetext')
+    const notice = page.locator('#evictions-notice')
+    const evictions = page.locator('[data-metric="evictions"]')
+    await expect.poll(level).toBe('normal')
+    expect(await valueText()).toBe('0%')
+    expect(await notice.isHidden()).toBe(true)
+    /** `count` keys of 1,000 bytes each (key and value), none evicted by the batch itself. */
+    const fill = (from: number, count: number) =>
+      setKeys(
+        small,
+        Array.from({ length: count }, (_, i) => ({
+          key: `fill/${String(from + i).padStart(3, '0')}`,
+          value: 'x'.repeat(992),
+        })),
+      )
+
+    // 55,000 bytes of 65,536: a warning, in colour and in words.
+    await fill(0, 55)
+    await expect.poll(level).toBe('warning')
+    expect(await detail()).toBe('of 64 KiB (83.9%) · nearly full')
+    expect(await valueText()).toBe('83.9%, nearly full')
+    const meter = memory.locator('meter')
+    expect([await meter.getAttribute('low'), await meter.getAttribute('high')]).toEqual([
+      '0.8',
+      '0.95',
+    ])
+
+    // 65 more: the 55 before are evicted to make room, and the store is full.
+    await fill(55, 65)
+    await expect.poll(level).toBe('critical')
+    expect(await detail()).toBe('of 64 KiB (99.2%) · full')
+    expect(await valueText()).toBe('99.2%, full')
+    // The evictions show above the cards, with the flag to raise, and on their card.
+    await expect
+      .poll(() => notice.textContent())
+      .toMatch(
+        /^Evicting keys to make room: 55 in the last [\d.]+ (s|min \d+ s), \d+\/s now\. The store is full at its --max-memory limit \(64 KiB\): raise it, or --max-entries, to keep more keys\.$/,
+      )
+    expect(await evictions.locator('.metric-value').textContent()).toBe('55')
+    expect(await evictions.locator('.metric-detail').textContent()).toMatch(
+      /^\d+\/s now · 55 in the last /,
+    )
+    expect(await evictions.getAttribute('data-state')).toBe('warn')
+    // Third among the cards, beside the two limits.
+    const cards = await page
+      .locator('.metric')
+      .evaluateAll((all) => all.map((card) => card.getAttribute('data-metric')))
+    expect(cards.slice(0, 3)).toEqual(['entries', 'memory', 'evictions'])
+    await screenshot(page, 'dashboard-full-desktop')
+    await pages.expectNoProblems()
+  })
+
+  it('tells who sets a key from the form how many keys it evicted', async () => {
+    // Full: 65 entries of 1,000 bytes in 64 KiB.
+    await setKeys(
+      small,
+      Array.from({ length: 65 }, (_, i) => ({
+        key: `form/${String(i).padStart(3, '0')}`,
+        value: 'x'.repeat(992),
+      })),
+    )
+    const evictions = async () =>
+      ((await (await api(small, '/v1/stats')).json()) as { evictions: number }).evictions
+    const before = await evictions()
+    const { page } = await pages.open(small.url, '/#keys')
+    await page.getByRole('textbox', { name: 'Key', exact: true }).fill('form/big')
+    await page.getByLabel('Value', { exact: true }).first().fill('b'.repeat(5000))
+    await page.locator('#key-form').getByRole('button', { name: 'Set' }).click()
+    const result = page.locator('#key-result')
+    await expect.poll(() => result.textContent()).toMatch(/^Created form\/big/)
+    const evicted = (await evictions()) - before
+    expect(evicted).toBeGreaterThan(1)
+    expect(await result.textContent()).toMatch(
+      new RegExp(
+        `: version \\d+\\. It evicted ${evicted} least recently used keys to make room: the store is full\\.$`,
+      ),
     )
     await pages.expectNoProblems()
   })

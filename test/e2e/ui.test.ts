@@ -203,6 +203,118 @@ describe.skipIf(browserMissing !== undefined)('the web UI in Chromium', () => {
     await expectNoProblems()
   })
 
+  it('uses the width of a desktop screen for the keys, and gives each key one line', async () => {
+    const longType = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'
+    const longKey = `wide/${'segment-'.repeat(40)}end`
+    await setKeys([
+      // A long content type in the next column once squeezed the key to a few letters a line.
+      { key: 'session:42', value: 'user=42', contentType: longType },
+      { key: 's', value: 'a key of one letter' },
+      { key: longKey, value: 'longer than any screen is wide' },
+    ])
+    const { page } = await pages.open(server.url, '/#keys', {
+      viewport: { width: 1440, height: 900 },
+    })
+    await page.getByLabel('Prefix').fill('s')
+    await page.getByRole('button', { name: 'Search' }).click()
+    await expect.poll(() => page.locator('#browse-rows th').allTextContents()).toContain('s')
+    const row = (key: string) =>
+      page
+        .locator('#browse-rows tr')
+        .filter({ has: page.getByRole('button', { name: key, exact: true }) })
+    /** Heights of the key's row and of the key, in CSS pixels. */
+    const heights = async (key: string) => {
+      const button = row(key).locator('th button')
+      return {
+        row: (await row(key).boundingBox())!.height,
+        key: (await button.boundingBox())!.height,
+      }
+    }
+    // A key of one letter takes one line, whatever the width: what every key's row should be.
+    // Within a pixel: the first row is half a collapsed border shorter than the rest.
+    const expectOneLine = async (key: string) => {
+      const [shown, oneLine] = [await heights(key), await heights('s')]
+      expect(Math.abs(shown.key - oneLine.key)).toBeLessThan(1)
+      expect(Math.abs(shown.row - oneLine.row)).toBeLessThan(1)
+    }
+
+    // With no key open, the list takes the whole width of the view, not the left half of it.
+    const viewBox = await page.locator('#view-keys').boundingBox()
+    const tableBox = await page.locator('#view-keys table').boundingBox()
+    expect(tableBox!.width).toBeGreaterThanOrEqual(0.8 * viewBox!.width)
+    await expectOneLine('session:42')
+
+    // With a key open beside the list, keys still take one line each.
+    await row('s').getByRole('button').click()
+    await page.locator('#inspector-value').waitFor()
+    await expectOneLine('session:42')
+
+    // A key too long for its column is cut short, whole in its tooltip and its accessible name.
+    await page.getByLabel('Prefix').fill('')
+    await page.getByLabel('Per page').selectOption('1000')
+    await page.getByRole('button', { name: 'Search' }).click()
+    const longButton = page.getByRole('button', { name: longKey, exact: true })
+    await longButton.waitFor()
+    expect(await longButton.getAttribute('title')).toBe(longKey)
+    await expectOneLine(longKey)
+    const cut = await longButton.evaluate((button) => ({
+      overflows: button.scrollWidth > button.clientWidth,
+      // The list does not scroll sideways for it.
+      tableFits:
+        button.closest('.table-wrap')!.scrollWidth <= button.closest('.table-wrap')!.clientWidth,
+    }))
+    expect(cut).toEqual({ overflows: true, tableFits: true })
+    await expectNoProblems()
+  })
+
+  it('shows a key set from the form in the list at once, wherever the scan finds it', async () => {
+    // More keys than a page holds, so that a new key's slot is past the first page.
+    await setKeys(
+      Array.from({ length: 30 }, (_, i) => ({ key: `before/${i}`, value: 'already here' })),
+    )
+    const { page } = await open('/#keys')
+    await expect.poll(() => page.locator('#browse-page').textContent()).toBe('Page 1: 25 keys')
+    await page.getByRole('textbox', { name: 'Key', exact: true }).fill('set/from-the-form')
+    await page.getByLabel('Value', { exact: true }).first().fill('new')
+    await page.locator('#key-form').getByRole('button', { name: 'Set' }).click()
+    await expect
+      .poll(() => page.locator('#browse-rows th').allTextContents())
+      .toContain('set/from-the-form')
+    // Shown first, beside the page's own keys, and marked as the key just set.
+    expect(await page.locator('#browse-page').textContent()).toBe(
+      'Page 1: 25 keys, and the key just set, first',
+    )
+    expect(await page.locator('#browse-rows tr[data-written] th').allTextContents()).toEqual([
+      'set/from-the-form',
+    ])
+    const version = (await api(kv('set/from-the-form'))).headers.get('etag')?.replaceAll('"', '')
+    const cells = await page
+      .locator('#browse-rows tr')
+      .filter({ hasText: 'set/from-the-form' })
+      .locator('td')
+      .allTextContents()
+    expect(cells).toEqual(['3 B', 'text/plain; charset=utf-8', '—', version])
+
+    // Replaced, it shows its new version; deleted, it is gone from the list.
+    await page.locator('#key-form').getByRole('button', { name: 'Set' }).click()
+    await expect
+      .poll(async () =>
+        page
+          .locator('#browse-rows tr')
+          .filter({ hasText: 'set/from-the-form' })
+          .locator('td')
+          .last()
+          .textContent(),
+      )
+      .toBe((await api(kv('set/from-the-form'))).headers.get('etag')?.replaceAll('"', ''))
+    await page.locator('#key-form').getByRole('button', { name: 'Delete' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()
+    await expect
+      .poll(() => page.locator('#browse-rows th').allTextContents())
+      .not.toContain('set/from-the-form')
+    await expectNoProblems()
+  })
+
   it('shows binary values as a bounded hex dump it does not edit, text as text, images as such', async () => {
     const bytes = Uint8Array.from({ length: 5000 }, (_, i) => i % 256)
     await api(kv('view/binary'), { method: 'PUT', body: bytes })

@@ -102,6 +102,19 @@ describe('store', () => {
     expect(store.stats().bytesUsed).toBe(30)
   })
 
+  it('counts the evictions each handle made, by the limit that forced them', () => {
+    const { store } = makeStore({ entryCountMax: 3, memorySizeMax: 30 })
+    const other = Store.attach(store.buffer)
+    for (const key of ['a', 'b', 'c']) store.set(key, text('x'.repeat(4))) // 5 bytes each
+    store.set('d', text('x'.repeat(4))) // a fourth entry: a goes, for --max-entries
+    expect([store.evictedForEntries, store.evictedForMemory]).toEqual([1, 0])
+    other.set('e', text('x'.repeat(25))) // 26 bytes: b (for the count), then c and d (bytes)
+    expect([other.evictedForEntries, other.evictedForMemory]).toEqual([1, 2])
+    // Each handle counts its own; the store's counter counts every handle's.
+    expect([store.evictedForEntries, store.evictedForMemory]).toEqual([1, 0])
+    expect(store.stats().evictions).toBe(4)
+  })
+
   it('never evicts the entry being replaced to make room for its own new value', () => {
     const { store, keys } = makeStore({ entryCountMax: 10, memorySizeMax: 30 })
     store.set('a', text('x'.repeat(9)))

@@ -10,7 +10,8 @@ import {
 } from '../../errors.js'
 import type { StoreTransaction } from '../../store/store.js'
 import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
-import { type App, type AppDeps, problemResponse, whenLogged } from '../app.js'
+import { type App, problemResponse, type RouteDeps, whenLogged } from '../app.js'
+import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { markApplied } from '../server.js'
@@ -53,6 +54,7 @@ const batchRoute = createRoute({
   responses: {
     200: {
       description: 'One result per op, in order',
+      headers: { [evictedHeader]: evictedHeaderDoc },
       content: {
         'application/json': {
           schema: z.object({ results: z.array(z.record(z.string(), z.unknown())) }),
@@ -75,7 +77,10 @@ interface PreparedSet {
   options: SetOptions
 }
 
-export function registerBatchRoute(app: App, { store, config, durability }: AppDeps): void {
+export function registerBatchRoute(
+  app: App,
+  { store, config, durability, evictions }: RouteDeps,
+): void {
   app.openapi(batchRoute, async (c) => {
     const { ops } = c.req.valid('json')
     const refusal = durability.refusal()
@@ -175,9 +180,11 @@ export function registerBatchRoute(app: App, { store, config, durability }: AppD
       return { results, sequenceMax }
     }
     // A batch of reads is served while the log cannot take writes; it never waits for room.
-    const outcome = writes ? await whenLogged(durability, run) : run()
+    const { tally, attempt } = evictions.counting(run)
+    const outcome = writes ? await whenLogged(durability, attempt) : run()
     // A batch of reads holds the connection until its answer has left, as a GET does.
     if (writes) markApplied(c)
+    evictions.report(c, tally)
     assert(outcome !== 'log_full', 'a batch of reads found the log full')
     if (typeof outcome === 'string') return problemResponse(c, outcome) as never
     if ('readsTooLarge' in outcome) {

@@ -10,9 +10,10 @@ import {
 } from '../../errors.js'
 import type { Store } from '../../store/store.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
-import { type App, type AppDeps, problemResponse, whenDurable, whenLogged } from '../app.js'
+import { type App, problemResponse, type RouteDeps, whenDurable, whenLogged } from '../app.js'
 import { readBody } from '../body.js'
 import { etagOf, parseEtags, versionsOf } from '../etag.js'
+import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 import { markApplied } from '../server.js'
@@ -58,10 +59,12 @@ const putRoute = createRoute({
   responses: {
     200: {
       description: 'Replaced',
+      headers: { [evictedHeader]: evictedHeaderDoc },
       content: { 'application/json': { schema: z.object({ version: z.number() }) } },
     },
     201: {
       description: 'Created',
+      headers: { [evictedHeader]: evictedHeaderDoc },
       content: { 'application/json': { schema: z.object({ version: z.number() }) } },
     },
     400: { description: 'Invalid key, TTL, Content-Type or condition', content: problemContent },
@@ -123,7 +126,10 @@ function entryHeaders(entry: Entry, mediaType: string, size: number): Record<str
   return headers
 }
 
-export function registerKvRoutes(app: App, { store, durability, config }: AppDeps): void {
+export function registerKvRoutes(
+  app: App,
+  { store, durability, config, evictions }: RouteDeps,
+): void {
   // Hono answers HEAD with the GET handler (which then uses peek); the route is declared here
   // only so the OpenAPI document lists it.
   app.openAPIRegistry.registerPath({
@@ -195,8 +201,10 @@ export function registerKvRoutes(app: App, { store, durability, config }: AppDep
         return settle(tx.set(key, value, options))
       })
     }
-    const outcome = await whenLogged(durability, write)
+    const { tally, attempt } = evictions.counting(write)
+    const outcome = await whenLogged(durability, attempt)
     markApplied(c)
+    evictions.report(c, tally)
     if (typeof outcome === 'string') {
       // A failed condition reveals state, which may be a write not yet durable.
       if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryRefusal, keyRefusal, valueRefusal } from '../../errors.js'
-import { type App, type AppDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
+import { type App, type RouteDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
+import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
 import { markApplied } from '../server.js'
@@ -43,6 +44,7 @@ const setRoute = createRoute({
   responses: {
     200: {
       description: 'Stored',
+      headers: { [evictedHeader]: evictedHeaderDoc },
       content: { 'application/json': { schema: z.object({ status: z.literal('success') }) } },
     },
     413: {
@@ -95,7 +97,10 @@ const valueHeaders = {
   'Content-Security-Policy': 'sandbox',
 } as const
 
-export function registerSeedRoutes(app: App, { store, durability, config }: AppDeps): void {
+export function registerSeedRoutes(
+  app: App,
+  { store, durability, config, evictions }: RouteDeps,
+): void {
   app.openapi(setRoute, async (c) => {
     const body = c.req.valid('json')
     if (!('value' in body))
@@ -114,14 +119,16 @@ export function registerSeedRoutes(app: App, { store, durability, config }: AppD
     if (bytes.byteLength > config.limits.valueSizeMax) {
       return c.json({ detail: valueRefusal(bytes.byteLength, config.limits) }, 413)
     }
-    const result = await whenLogged(durability, () => {
+    const { tally, attempt } = evictions.counting(() => {
       const set = store.set(key, bytes, {
         contentType: tagJson,
         ...(ttl !== undefined && { ttlMs: ttl * 1000 }),
       })
       return !set.ok && set.code === 'log_full' ? set.code : set
     })
+    const result = await whenLogged(durability, attempt)
     markApplied(c)
+    evictions.report(c, tally)
     if (typeof result === 'string') return refusedResponse(c, result) as never
     if (!result.ok) {
       if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
