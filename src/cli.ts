@@ -142,6 +142,17 @@ async function serve(argv: string[]): Promise<number> {
   // Loaded here, not at the top: the client commands need none of the server's modules, and
   // loading them costs a few hundred milliseconds per command.
   const { start } = await import('./main.js')
+  // Listening before the start: 'listening' is logged inside start(), and a SIGTERM sent the
+  // moment it appears would otherwise meet no handler and kill the process outright. A signal
+  // that comes while starting stops the server as soon as it serves.
+  const stopRequested = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info('stopping', { signal })
+      resolve()
+    }
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+    process.once('SIGINT', () => shutdown('SIGINT'))
+  })
   let running: Awaited<ReturnType<typeof start>>
   try {
     running = await start(resolved.config, log)
@@ -159,14 +170,7 @@ async function serve(argv: string[]): Promise<number> {
     log.error('could not start', { error: (error as Error).message })
     return 1
   }
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info('stopping', { signal })
-      resolve()
-    }
-    process.once('SIGTERM', () => shutdown('SIGTERM'))
-    process.once('SIGINT', () => shutdown('SIGINT'))
-  })
+  await stopRequested
   await running.stop()
   log.info('stopped')
   return 0

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
@@ -6,6 +7,8 @@ import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { lockFileName } from '../../src/wal/dir-lock.js'
 import {
+  cleanEnv,
+  cliPath,
   freePort,
   keyPath,
   killAll,
@@ -175,6 +178,40 @@ describe('stopping', () => {
     expect(response.status).toBe(200)
     await response.arrayBuffer()
     expect(await server.stop('SIGINT')).toBe(0)
+  })
+
+  it('exits 0 on a SIGTERM that comes while it starts, once it serves', async () => {
+    // Sent when recovery is done and the threads are starting. A handler installed only once
+    // the start had returned left that whole time (and the moment after 'listening' is logged)
+    // to a SIGTERM that killed the process outright.
+    const cwd = mkdtempSync(join(tmpdir(), 'slabkv-sigterm-'))
+    const child = spawn(process.execPath, [cliPath, 'serve', '--port', String(await freePort())], {
+      cwd,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    child.stdout.setEncoding('utf8')
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    )
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk: string) => {
+        stdout += chunk
+        if (stdout.includes('"msg":"recovered"')) resolve()
+      })
+    })
+    child.kill('SIGTERM')
+    const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')])
+    if (code === 'still running') child.kill('SIGKILL')
+    expect(code, stdout).toBe(0)
+    const messages = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).msg)
+    expect(messages).toContain('stopping')
+    expect(messages.at(-1)).toBe('stopped')
+    rmSync(cwd, { recursive: true, force: true })
   })
 
   it('does not wait for idle kept-alive connections on SIGTERM', async () => {
