@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { envName, helpText, optionSpecs, resolveConfig, storeLimitsOf } from './config.js'
 import { parseTtlSeconds, ttlRefusal } from './http/ttl.js'
 import { createLog } from './log.js'
+import { packageVersion } from './package.js'
 
 // The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
 // a running one; `wal check|repair` inspect a data directory. Exit codes a script can rely on:
@@ -101,11 +102,6 @@ ${clientOptionsHelp()}`,
     'Cuts a corrupt log at the damage, keeping every cut byte (and any later segment) in .broken\nfiles; the records after the damage are then lost. Never while a server runs there.',
     '0 repaired (or nothing to repair), 1 a server holds DIR or there is no room\nto keep the cut bytes, 2 usage error, 4 nothing can be cut (a record the limits refuse, a\ndamaged snapshot).',
   ),
-}
-
-function version(): string {
-  const packageJson = new URL('../../package.json', import.meta.url)
-  return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version
 }
 
 /** serve's options (each flag and --help), and the positionals after them. */
@@ -482,7 +478,7 @@ async function wal(argv: string[]): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === '--version' || command === '-v') {
-    process.stdout.write(`${version()}\n`)
+    process.stdout.write(`${packageVersion}\n`)
     return 0
   }
   if (command === '--help' || command === '-h') {

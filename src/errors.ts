@@ -3,7 +3,7 @@ import type { StoreErrorCode } from './store/types.js'
 
 // Every error a client can cause, in one table: stable code → HTTP status → title. Routes
 // under /v1 answer with application/problem+json (RFC 9457) built from this table; the
-// PyKV-compatible routes keep FastAPI's shapes (see http/routes/seed.ts).
+// PyKV-compatible routes keep FastAPI's shapes (see http/routes/pykv.ts).
 
 export const errorTable = {
   invalid_json: { status: 400, title: 'The request body is not valid JSON' },

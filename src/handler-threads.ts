@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina'
 import type { ServerConfig } from './config.js'
-import type { Runtime } from './http/app.js'
+import type { Runtime } from './http/deps.js'
 import type { Log } from './log.js'
 
 // The handler threads: a Piscina pool of config.threadCount threads, each running one task for

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { type ServerConfig, storeLimitsOf } from './config.js'
 import { startHandlerThreads } from './handler-threads.js'
-import type { Runtime } from './http/app.js'
+import type { Runtime } from './http/deps.js'
 import { claimPort, formatHost, supportsReusePort } from './http/listen.js'
 import type { Log } from './log.js'
 import { Store } from './store/store.js'

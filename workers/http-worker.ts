@@ -1,6 +1,7 @@
 import { threadId } from 'node:worker_threads'
 import { controlChannelName, type HttpWorkerTask } from '../src/handler-threads.js'
-import { createApp, type Runtime } from '../src/http/app.js'
+import { createApp } from '../src/http/app.js'
+import type { Runtime } from '../src/http/deps.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
 import { attachLoggedStore } from '../src/wal/logged-store.js'

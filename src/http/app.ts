@@ -4,120 +4,29 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
-import type { ServerConfig } from '../config.js'
-import { type Durability, type Refusal, StorageFailedError } from '../durability.js'
-import { type ErrorCode, errorTable, problem } from '../errors.js'
-import type { Log } from '../log.js'
-import type { Store } from '../store/store.js'
-import type { RecoveryReport } from '../wal/recovery.js'
-import type { FsyncMode } from '../wal/writer.js'
+import { StorageFailedError } from '../durability.js'
 import { bearerAuth } from './auth.js'
 import { ClientGoneError } from './body.js'
+import type { App, AppDeps, RouteDeps } from './deps.js'
 import { registerDocs } from './docs.js'
 import { Evictions } from './evictions.js'
 import { hostCheck } from './host.js'
 import { registerOpenApi } from './openapi.js'
+import { errorResponse, isPykvPath, problemResponse } from './respond.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerClusterRoute } from './routes/cluster.js'
 import { registerKvRoutes } from './routes/kv.js'
 import { registerListRoute } from './routes/list.js'
 import { registerOpsRoutes } from './routes/ops.js'
-import { registerSeedRoutes } from './routes/seed.js'
+import { registerPykvRoutes } from './routes/pykv.js'
 import { registerUi } from './ui.js'
-import { seedValidationError, validationHook } from './validation.js'
+import { pykvValidationError, validationHook } from './validation.js'
 
 // createApp(deps) → the Hono app. It opens no socket and knows nothing of threads: the caller
 // hands it a store, a durability waiter and the configuration, and serves its fetch handler
 // (workers/http-worker.ts, in each handler thread).
 
-export interface Runtime {
-  threadCount: number
-  startedAtMs: number
-  /** False while starting and once shutdown begins; /readyz reports it. */
-  ready: boolean
-  /** What recovery loaded at start (src/wal/recovery.ts); /v1/stats reports it. */
-  recovery?: RecoveryReport
-  fsync?: FsyncMode
-}
-
-export interface AppDeps {
-  store: Store
-  config: ServerConfig
-  durability: Durability
-  runtime: Runtime
-  log: Log
-}
-
-/** What the write routes get besides AppDeps: this app's (this thread's) eviction reporting. */
-export interface RouteDeps extends AppDeps {
-  evictions: Evictions
-}
-
-export type App = OpenAPIHono
-
-export function problemResponse(
-  c: Context,
-  code: ErrorCode,
-  detail?: string,
-  extensions?: Record<string, unknown>,
-) {
-  const body = problem(code, detail, extensions)
-  return c.body(JSON.stringify(body), body.status as 400, {
-    'Content-Type': 'application/problem+json',
-  })
-}
-
 const methodsWithBody = new Set(['POST', 'PUT', 'PATCH'])
-
-/** The PyKV-compatible routes answer in FastAPI's shapes, not problem+json. */
-export function isSeedPath(path: string): boolean {
-  return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
-}
-
-/**
- * Answers with `respond()` once `sequence` is durable: at once (no promise, no tick) when it
- * already is, the common case. Reads use it so that no client sees a value, or the absence a
- * logged delete caused, before the log has it.
- */
-/**
- * Runs a change until the log takes it. The store refuses a change whose record the log has no
- * room for right now (log_full, returned by `attempt` as that string) rather than wait with its
- * lock held; the wait is here, off the lock and off the event loop, and then the whole attempt
- * runs again, conditions included. A log that cannot take writes at all (the disk is full, or a
- * sync failed) ends it before any attempt: the request may have waited for its body meanwhile.
- */
-export async function whenLogged<T>(
-  durability: Durability,
-  attempt: () => T | 'log_full',
-): Promise<T | Refusal> {
-  for (;;) {
-    const refusal = durability.refusal()
-    if (refusal !== undefined) return refusal
-    const result = attempt()
-    if (result !== 'log_full') return result
-    // Announce the wait, then try once more: the writer may have freed room in between.
-    const roomFreed = durability.announceLogRoomWait()
-    const again = attempt()
-    if (again !== 'log_full') return again
-    await roomFreed
-  }
-}
-
-/** A write the log cannot take: FastAPI's shape on the seed routes, problem+json elsewhere. */
-export function refusedResponse(c: Context, refusal: Refusal) {
-  return isSeedPath(c.req.path)
-    ? c.json({ detail: errorTable[refusal].title }, errorTable[refusal].status)
-    : problemResponse(c, refusal)
-}
-
-export function whenDurable<T>(
-  durability: Durability,
-  sequence: number,
-  respond: () => T,
-): T | Promise<T> {
-  const pending = durability.waitFor(sequence)
-  return pending === undefined ? respond() : pending.then(respond)
-}
 
 export function createApp(deps: AppDeps): App {
   const app = new OpenAPIHono({ defaultHook: validationHook })
@@ -133,10 +42,7 @@ export function createApp(deps: AppDeps): App {
   // time, and on a PUT it cost five times the whole request of the Hono + Map reference.
   const bodySizeMax = deps.config.bodySizeMax
   const tooLargeDetail = `The request body is larger than ${bodySizeMax} bytes, the limit (--max-body-size)`
-  const tooLarge = (c: Context) =>
-    isSeedPath(c.req.path)
-      ? c.json({ detail: tooLargeDetail }, 413)
-      : problemResponse(c, 'body_too_large', tooLargeDetail)
+  const tooLarge = (c: Context) => errorResponse(c, 'body_too_large', tooLargeDetail)
   const limitChunkedBody = bodyLimit({ maxSize: bodySizeMax, onError: tooLarge })
   // Registered for the methods that carry a body only, so a GET passes through no middleware.
   app.on([...methodsWithBody], '*', async (c, next) => {
@@ -154,11 +60,11 @@ export function createApp(deps: AppDeps): App {
   app.on(['PUT', 'POST', 'DELETE'], '*', async (c, next) => {
     const refusal = durability.refusal()
     if (refusal === undefined || c.req.path === '/v1/batch') return next()
-    return refusedResponse(c, refusal)
+    return errorResponse(c, refusal)
   })
 
   const routeDeps: RouteDeps = { ...deps, evictions: new Evictions(deps.store, deps.log) }
-  registerSeedRoutes(app, routeDeps)
+  registerPykvRoutes(app, routeDeps)
   registerKvRoutes(app, routeDeps)
   registerListRoute(app, deps)
   registerBatchRoute(app, routeDeps)
@@ -169,38 +75,34 @@ export function createApp(deps: AppDeps): App {
   registerOpenApi(app, deps.config.token !== undefined)
   registerDocs(app)
 
-  app.notFound((c) => problemResponse(c, 'route_not_found', `${c.req.method} ${c.req.path}`))
+  app.notFound((c) => problemResponse('route_not_found', `${c.req.method} ${c.req.path}`))
   app.onError((error, c) => {
     // Hono's JSON validator throws a 400 for a body that does not parse.
     if (error instanceof HTTPException && error.status === 400) {
-      return isSeedPath(c.req.path)
-        ? c.json(seedValidationError('json_invalid', ['body', 0], 'JSON decode error'), 422)
-        : problemResponse(c, 'invalid_json', error.message)
+      return isPykvPath(c.req.path)
+        ? c.json(pykvValidationError('json_invalid', ['body', 0], 'JSON decode error'), 422)
+        : problemResponse('invalid_json', error.message)
     }
     if (error instanceof HTTPException && error.status === 415) {
       // A body that is not declared JSON where JSON is expected.
-      return isSeedPath(c.req.path)
+      return isPykvPath(c.req.path)
         ? c.json(
-            seedValidationError(
+            pykvValidationError(
               'model_attributes_type',
               ['body'],
               'Input should be a valid JSON object',
             ),
             422,
           )
-        : problemResponse(c, 'invalid_request', 'The body must be application/json')
+        : problemResponse('invalid_request', 'The body must be application/json')
     }
     if (error instanceof HTTPException) return error.getResponse()
-    if (error instanceof StorageFailedError) {
-      return isSeedPath(c.req.path)
-        ? c.json({ detail: errorTable.storage_failed.title }, 503)
-        : problemResponse(c, 'storage_failed')
-    }
+    if (error instanceof StorageFailedError) return errorResponse(c, 'storage_failed')
     const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming
     if (error instanceof ClientGoneError || (incoming?.destroyed && !incoming.complete)) {
       // Nobody is left to answer, and nothing is wrong with the server: not an error.
       deps.log.info('client went away', { method: c.req.method, path: c.req.path })
-      return problemResponse(c, 'invalid_request', error.message)
+      return problemResponse('invalid_request', error.message)
     }
     if (error instanceof AssertionError) {
       // An invariant failed: the shared buffer may be half-written. Never carry on with it;
@@ -214,14 +116,14 @@ export function createApp(deps: AppDeps): App {
       process.nextTick(() => {
         throw error
       })
-      return problemResponse(c, 'internal')
+      return problemResponse('internal')
     }
     deps.log.error('request failed', {
       method: c.req.method,
       path: c.req.path,
       error: String(error),
     })
-    return problemResponse(c, 'internal')
+    return problemResponse('internal')
   })
   return app
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { SwaggerUI } from '@hono/swagger-ui'
-import type { App } from './app.js'
+import type { App } from './deps.js'
 import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 import { uiContentSecurityPolicy } from './ui.js'
 

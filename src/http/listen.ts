@@ -2,7 +2,7 @@ import type { Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import type { ServerConfig } from '../config.js'
 import type { Log } from '../log.js'
-import type { App } from './app.js'
+import type { App } from './deps.js'
 import { createHttpServer } from './server.js'
 
 // Serving one handler thread: its HTTP server on the shared port, and its graceful close. Every

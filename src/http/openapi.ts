@@ -1,5 +1,6 @@
-import type { App } from './app.js'
+import { packageVersion } from '../package.js'
 import { isOpenPath } from './auth.js'
+import type { App } from './deps.js'
 import { openApiPath } from './docs.js'
 import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 
@@ -14,7 +15,7 @@ import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 
 const info = {
   title: 'slabkv',
-  version: '0.1.0',
+  version: packageVersion,
   description: 'An in-memory key-value store whose LRU lives in one SharedArrayBuffer.',
 }
 

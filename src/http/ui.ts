@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { dirname, extname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { App } from './app.js'
+import { extname, join } from 'node:path'
+import { packageRoot } from '../package.js'
+import type { App } from './deps.js'
 import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 
 // The web UI: the files in public/, read once per thread when first needed and served from
@@ -41,19 +41,9 @@ interface UiFile extends StaticFile {
 
 let filesByPath: Map<string, UiFile> | undefined
 
-/**
- * public/ sits at the package root, which is two directories above this file when run from
- * source (src/http/) and three when compiled (dist/src/http/): the nearest ancestor holding
- * package.json is the root in both cases.
- */
+/** public/ sits at the package root. */
 function publicDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error('slabkv: no package.json above src/http/ui.ts')
-    dir = parent
-  }
-  return join(dir, 'public')
+  return join(packageRoot, 'public')
 }
 
 function uiFiles(): Map<string, UiFile> {

@@ -3,17 +3,17 @@ import type { ZodError } from 'zod'
 import { problem } from '../errors.js'
 
 // What a request that fails its route's schema gets back. The PyKV-compatible routes answer
-// as FastAPI does (422, detail: a list of {type, loc, msg}) so the seed's clients can read the
+// as FastAPI does (422, detail: a list of {type, loc, msg}) so PyKV's clients can read the
 // errors; the /v1 routes answer 400 application/problem+json with code invalid_request.
 
-export interface SeedErrorItem {
+export interface PykvErrorItem {
   type: string
   loc: (string | number)[]
   msg: string
 }
 
-export function seedValidationError(type: string, loc: (string | number)[], msg: string) {
-  return { detail: [{ type, loc, msg }] satisfies SeedErrorItem[] }
+export function pykvValidationError(type: string, loc: (string | number)[], msg: string) {
+  return { detail: [{ type, loc, msg }] satisfies PykvErrorItem[] }
 }
 
 const locationOf: Record<string, string> = {
@@ -23,7 +23,7 @@ const locationOf: Record<string, string> = {
   header: 'header',
 }
 
-function seedItems(error: ZodError, target: string, input: unknown): SeedErrorItem[] {
+function pykvItems(error: ZodError, target: string, input: unknown): PykvErrorItem[] {
   return error.issues.map((issue) => {
     const loc = [
       locationOf[target] ?? target,
@@ -56,7 +56,7 @@ export function validationHook(result: HookResult, c: Context) {
     c.req.path.startsWith('/get/') ||
     c.req.path.startsWith('/delete/')
   ) {
-    return c.json({ detail: seedItems(result.error, target, result.data) }, 422)
+    return c.json({ detail: pykvItems(result.error, target, result.data) }, 422)
   }
   const detail = result.error.issues
     .map(

@@ -1,5 +1,5 @@
 import { Store, type StoreTransaction } from '../../src/store/store.js'
-import { prng } from '../support/seed.js'
+import { prng } from '../support/random.js'
 import { decodeCount, encodeCount, errorLog } from './workload.js'
 
 // What one counting thread does: increments counters a known number of times, so the main

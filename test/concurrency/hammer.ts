@@ -8,7 +8,7 @@ import type {
   StoreResult,
 } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
-import { prng } from '../support/seed.js'
+import { prng } from '../support/random.js'
 import {
   attachClock,
   checkValue,

@@ -1,7 +1,7 @@
 import { Agent } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { afterAll, describe, expect, it } from 'vitest'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { killStarted, type Reply, send, startServer, threadCpuTicks } from './server-process.js'
 
 // Many HTTP clients against one real server process with two handler threads. Every client works through its

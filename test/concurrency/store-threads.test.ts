@@ -5,7 +5,7 @@ import { I32 } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import { verifyStore } from '../../src/store/verify.js'
 import { assertBuilt, distUrl, sourceUrl } from '../support/dist.js'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import {
   type CountReport,
   type CountTask,
@@ -47,7 +47,7 @@ const workerSources = [
   ...readdirSync(sourceUrl('src/store'))
     .filter((name) => name.endsWith('.ts'))
     .map((name) => `src/store/${name}`),
-  'test/support/seed.ts',
+  'test/support/random.ts',
   'test/concurrency/workload.ts',
   'test/concurrency/hammer.ts',
   'test/concurrency/count.ts',

@@ -7,7 +7,7 @@ import { CorruptLogError, recover, replayInto } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
 import type { Storage } from '../../src/wal/storage.js'
 import { WalWriter } from '../../src/wal/writer.js'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { SimulatedCrash, SimulatedDisk } from '../support/simulated-disk.js'
 import { judgeRecovery, recoverLive } from './crash-check.js'
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { afterAll, expect, it } from 'vitest'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { keyPath, killAll, type RunningServer, sleep, startServer } from '../support/server.js'
 import { describeFinding, type Finding, History, type KeyState, type Op } from './history.js'
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { keyPath, killAll, type RunningServer, startServer, uniqueKey } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 

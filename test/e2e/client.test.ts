@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { testSeed } from '../support/seed.js'
+import { testSeed } from '../support/random.js'
 import {
   freePort,
   keyPath,

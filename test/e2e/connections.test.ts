@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { prng, testSeed } from '../support/random.js'
 import { RawConnection, type RawResponse, rawRequest } from '../support/raw-http.js'
-import { prng, testSeed } from '../support/seed.js'
 import { keyPath, killAll, type RunningServer, startServer, uniqueKey } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 

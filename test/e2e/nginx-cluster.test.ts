@@ -214,7 +214,7 @@ describe.skipIf(skipReason !== undefined)(
         expect(answeredBy(get), key).toBe(answeredBy(put))
       }
 
-      // The seed routes: POST /set carries its key in the body, so KV-Key must name it.
+      // The PyKV-compatible routes: POST /set carries its key in the body, so KV-Key must name it.
       for (const key of spelled.slice(0, 20).map((key) => key.replaceAll(/[^\x21-\x7e]/g, '_'))) {
         const set = await through('/set', {
           method: 'POST',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { prng } from '../support/random.js'
 import type { RawResponse } from '../support/raw-http.js'
-import { prng } from '../support/seed.js'
 import { Choices } from './inputs.js'
 import { getStep } from './kv-steps.js'
 import { Mismatch, Model } from './model.js'

@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { prng } from '../support/random.js'
 import { RawConnection, type RawResponse, rawRequest } from '../support/raw-http.js'
-import { prng } from '../support/seed.js'
 import { type RunningServer, startServer } from '../support/server.js'
 import { batchStep } from './batch-step.js'
 import { spellRequest } from './framing.js'
@@ -11,7 +11,7 @@ import { deleteStep, getStep, putStep } from './kv-steps.js'
 import { checkListing } from './listing.js'
 import { miscStep } from './misc-steps.js'
 import { describeResponse, Mismatch, Model } from './model.js'
-import { seedDeleteStep, seedGetStep, setStep } from './seed-steps.js'
+import { seedDeleteStep, seedGetStep, setStep } from './pykv-steps.js'
 import type { Partition, Step, StepContext } from './step.js'
 
 // The generative whole-server test: several connections drive one real server process with

@@ -1,5 +1,5 @@
 import { afterAll, expect, it } from 'vitest'
-import { testSeed } from '../support/seed.js'
+import { testSeed } from '../support/random.js'
 import { killAll } from '../support/server.js'
 import { runFuzz } from './driver.js'
 

@@ -13,7 +13,7 @@ import type { BatchChange, MutationRecord, StoreResult } from '../../src/store/t
 import { verifyStore } from '../../src/store/verify.js'
 import { decodeRecord } from '../../src/wal/record.js'
 import { WalRing } from '../../src/wal/ring.js'
-import { testSeed } from '../support/seed.js'
+import { testSeed } from '../support/random.js'
 
 // The store and a small WAL ring that drains only when the test says, so that the ring is often
 // full. The rules the full-disk and crash paths must keep, checked after every run:

@@ -5,7 +5,7 @@ import { F64, type StoreLimits } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import type { Entry, MutationRecord, SetOptions } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
-import { testSeed } from '../support/seed.js'
+import { testSeed } from '../support/random.js'
 import { ModelLru, recordText } from './model-lru.js'
 
 // Random sequences of operations against the real store and the Map-based model, comparing

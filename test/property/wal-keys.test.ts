@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeKey } from '../../src/store/key-codec.js'
 import type { StoreLimits } from '../../src/store/layout.js'
 import type { MutationOp } from '../../src/store/types.js'
-import { testSeed } from '../support/seed.js'
+import { testSeed } from '../support/random.js'
 import { openWal, recoverStore, type Wal } from '../support/wal-harness.js'
 
 // Keys from all of Unicode go through the log and come back byte for byte: set, then delete,

@@ -1,6 +1,7 @@
 import { resolveConfig } from '../../src/config.js'
 import { type Durability, durabilityNone } from '../../src/durability.js'
-import { createApp, type Runtime } from '../../src/http/app.js'
+import { createApp } from '../../src/http/app.js'
+import type { Runtime } from '../../src/http/deps.js'
 import { createLog } from '../../src/log.js'
 import { I64, walRingSizeMin } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'

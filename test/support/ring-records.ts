@@ -1,6 +1,6 @@
 import type { StoreLimits } from '../../src/store/layout.js'
 import type { MutationRecord } from '../../src/store/types.js'
-import { prng } from './seed.js'
+import { prng } from './random.js'
 
 // A reproducible stream of log records of random kinds and sizes, up to the largest the limits
 // allow, for the WAL ring tests: the producer thread and the test that checks what comes out

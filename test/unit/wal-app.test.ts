@@ -67,7 +67,7 @@ describe('HTTP while the disk is full', () => {
     expect(store.sequence).toBe(sequence)
   })
 
-  it('refuses the seed routes with 507 and a detail, and deletes nothing', async () => {
+  it('refuses the PyKV-compatible routes with 507 and a detail, and deletes nothing', async () => {
     const { store, request, json } = makeApp(refusing('storage_full'))
     const set = await json('/set', 'POST', { key: 'x', value: 1 })
     expect(set.status).toBe(507)

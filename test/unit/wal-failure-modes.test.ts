@@ -5,7 +5,7 @@ import { Store } from '../../src/store/store.js'
 import { walRepair } from '../../src/wal/admin.js'
 import { CutNotKeptError } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { SimulatedDisk } from '../support/simulated-disk.js'
 import { recordStarts } from '../support/wal-files.js'
 import {

@@ -12,9 +12,9 @@ import type { MutationRecord } from '../../src/store/types.js'
 import { decodeRecord, encodedSize, encodeRecord } from '../../src/wal/record.js'
 import { WalRing } from '../../src/wal/ring.js'
 import { assertBuilt, distUrl } from '../support/dist.js'
+import { prng, testSeed } from '../support/random.js'
 import type { RingProducerData } from '../support/ring-producer.js'
 import { ringRecords } from '../support/ring-records.js'
-import { prng, testSeed } from '../support/seed.js'
 
 // The ring between the threads that change the store and the WAL writer. Records must come out
 // byte for byte as they went in, in order, each once; hasRoom() must never promise room that is
@@ -267,7 +267,7 @@ const producerSources = [
   'src/store/layout.ts',
   'src/wal/record.ts',
   'src/wal/ring.ts',
-  'test/support/seed.ts',
+  'test/support/random.ts',
   'test/support/ring-records.ts',
   'test/support/ring-producer.ts',
 ]

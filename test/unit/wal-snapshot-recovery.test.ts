@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { walStateOk, walStateReadOnly } from '../../src/store/layout.js'
 import { WalRing } from '../../src/wal/ring.js'
 import { WalWriter } from '../../src/wal/writer.js'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import {
   churn,
   contents,

@@ -5,7 +5,7 @@ import { F64, I32, walStateFailed, walStateOk, walStateReadOnly } from '../../sr
 import type { Store } from '../../src/store/store.js'
 import { logDurability } from '../../src/wal/durability.js'
 import { readSnapshot } from '../../src/wal/snapshot.js'
-import { prng, testSeed } from '../support/seed.js'
+import { prng, testSeed } from '../support/random.js'
 import { recordStarts } from '../support/wal-files.js'
 import {
   churn,

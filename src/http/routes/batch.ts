@@ -10,10 +10,11 @@ import {
 } from '../../errors.js'
 import type { StoreTransaction } from '../../store/store.js'
 import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
-import { type App, problemResponse, type RouteDeps, whenLogged } from '../app.js'
+import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
+import { problemResponse, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
 
@@ -85,18 +86,18 @@ export function registerBatchRoute(
     const { ops } = c.req.valid('json')
     const refusal = durability.refusal()
     if (refusal !== undefined && ops.some((op) => op.op !== 'get')) {
-      return problemResponse(c, refusal) as never
+      return problemResponse(refusal)
     }
     if (ops.length > config.batchOpCountMax) {
       const detail = `The batch has ${ops.length} ops; the limit is ${config.batchOpCountMax} (--max-batch-ops)`
-      return problemResponse(c, 'batch_too_large', detail) as never
+      return problemResponse('batch_too_large', detail)
     }
     const prepared: (PreparedSet | undefined)[] = []
     for (const [index, op] of ops.entries()) {
       const keyError = store.checkKey(op.key)
       if (keyError !== undefined) {
         const detail = keyRefusal(keyError, op.key, config.limits)
-        return problemResponse(c, codeOfStoreError(keyError), detail, { index }) as never
+        return problemResponse(codeOfStoreError(keyError), detail, { index })
       }
       if (op.op !== 'set') {
         prepared.push(undefined)
@@ -104,17 +105,17 @@ export function registerBatchRoute(
       }
       const set = prepareSet(op)
       if ('code' in set) {
-        return problemResponse(c, set.code, `op ${index}: ${set.detail}`, { index }) as never
+        return problemResponse(set.code, `op ${index}: ${set.detail}`, { index })
       }
       if (set.bodySize > config.limits.valueSizeMax) {
         const detail = `op ${index}: ${valueRefusal(set.bodySize, config.limits)}`
-        return problemResponse(c, 'value_too_large', detail, { index }) as never
+        return problemResponse('value_too_large', detail, { index })
       }
       const entrySize = Buffer.byteLength(op.key, 'utf8') + set.value.byteLength
       if (entrySize > config.limits.memorySizeMax) {
         const mediaTypeSize = set.value.byteLength - set.bodySize
         const detail = `op ${index}: ${entryRefusal(entrySize - mediaTypeSize, config.limits, mediaTypeSize)}`
-        return problemResponse(c, 'value_too_large', detail, { index }) as never
+        return problemResponse('value_too_large', detail, { index })
       }
       prepared.push(set)
     }
@@ -186,30 +187,28 @@ export function registerBatchRoute(
     if (writes) markApplied(c)
     evictions.report(c, tally)
     assert(outcome !== 'log_full', 'a batch of reads found the log full')
-    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if (typeof outcome === 'string') return problemResponse(outcome)
     if ('readsTooLarge' in outcome) {
       const detail = `The values this batch reads come to more than ${config.batchReadSizeMax} bytes, the limit (--max-batch-read-size); nothing was applied`
-      return problemResponse(c, 'batch_read_too_large', detail) as never
+      return problemResponse('batch_read_too_large', detail)
     }
     if ('tooLarge' in outcome) {
       return problemResponse(
-        c,
         'batch_too_large',
         "The batch's own entries need more than the store holds at once (--max-memory, " +
           '--max-entries), or its log records more than the log ring holds (--wal-ring-size)',
-      ) as never
+      )
     }
     if ('failedIndex' in outcome) {
       // The failed condition reveals state, which may be a write not yet durable.
       await durability.waitFor(store.sequence)
       return problemResponse(
-        c,
         'precondition_failed',
         `The condition of op ${outcome.failedIndex} failed; nothing was applied`,
         {
           index: outcome.failedIndex,
         },
-      ) as never
+      )
     }
     // Everything the batch wrote, every version its reads returned, and the latest removal
     // (which may be why a read found nothing) must be durable before anyone sees them.
@@ -234,7 +233,7 @@ export function registerBatchRoute(
     const stream = jsonArrayStream('results', outcome.results.length, (index) =>
       encode(outcome.results[index]!),
     )
-    return c.body(stream, 200, { 'Content-Type': 'application/json' }) as never
+    return c.body(stream, 200, { 'Content-Type': 'application/json' })
   })
 }
 

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { createRoute, z } from '@hono/zod-openapi'
-import type { App, AppDeps } from '../app.js'
+import { packageVersion } from '../../package.js'
+import type { App, AppDeps } from '../deps.js'
 
 // Who this node is, for an operator running several behind a balancer (docs/scale-out.md):
 // its name, its version, when it started, and the configuration that decides what it holds and
@@ -57,28 +57,9 @@ const clusterRoute = createRoute({
   },
 })
 
-/**
- * The version in slabkv's package.json. It is looked for upwards from this file because the
- * compiled file (dist/src/http/routes) sits one directory deeper than its source.
- */
-function packageVersion(): string {
-  for (let dir = new URL('./', import.meta.url); ; dir = new URL('../', dir)) {
-    try {
-      const json = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
-        name?: unknown
-        version?: unknown
-      }
-      if (json.name === 'slabkv' && typeof json.version === 'string') return json.version
-    } catch {
-      // No package.json here (or not readable): look one directory up.
-    }
-    if (dir.pathname === '/') return 'unknown'
-  }
-}
-
 export function registerClusterRoute(app: App, { config, runtime }: AppDeps): void {
   // Read once per app: everything below is fixed for the life of the process but the uptime.
-  const version = packageVersion()
+  const version = packageVersion
   const { limits } = config
   const identity = {
     nodeId: config.nodeId,

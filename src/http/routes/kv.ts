@@ -10,12 +10,13 @@ import {
 } from '../../errors.js'
 import type { Store } from '../../store/store.js'
 import type { Entry, SetOptions, StoreResult } from '../../store/types.js'
-import { type App, problemResponse, type RouteDeps, whenDurable, whenLogged } from '../app.js'
 import { readBody } from '../body.js'
+import type { App, RouteDeps } from '../deps.js'
 import { etagOf, parseEtags, versionsOf } from '../etag.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { problemResponse, whenDurable, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 
@@ -144,28 +145,28 @@ export function registerKvRoutes(
   })
   const valueSizeMax = config.limits.valueSizeMax
   // A key route without a key is a request for the empty key, which no key can be.
-  app.on(['PUT', 'GET', 'DELETE'], '/v1/kv/', (c) => problemResponse(c, 'key_empty') as never)
+  app.on(['PUT', 'GET', 'DELETE'], '/v1/kv/', () => problemResponse('key_empty'))
   // Like GET below, documented from its declaration but served by a plain Hono route: the
   // handler checks the key, query and headers itself, so zod would only parse them twice.
   app.openAPIRegistry.registerPath(putRoute)
   app.put('/v1/kv/:key', async (c) => {
     const key = pathKey(c)
-    if (key === undefined) return problemResponse(c, 'key_invalid') as never
+    if (key === undefined) return problemResponse('key_invalid')
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
+    if (keyError !== undefined) return keyProblem(keyError, key, config)
     const ttlSeconds = parseTtlSeconds(c.req.query('ttl'))
-    if (Number.isNaN(ttlSeconds)) return problemResponse(c, 'ttl_invalid', ttlRefusal) as never
+    if (Number.isNaN(ttlSeconds)) return problemResponse('ttl_invalid', ttlRefusal)
     const contentType = c.req.header('content-type')
     const mediaType = encodeMediaType(contentType)
     if (typeof mediaType === 'string') {
       const detail = mediaTypeRefusal(contentType ?? '', mediaType)
-      return problemResponse(c, 'content_type_invalid', detail) as never
+      return problemResponse('content_type_invalid', detail)
     }
     const body = await readBody(c)
     // The limit is on the body; an uncommon media type stored inline does not count against it.
     if (body.byteLength > valueSizeMax) {
       const detail = valueRefusal(body.byteLength, config.limits)
-      return problemResponse(c, 'value_too_large', detail) as never
+      return problemResponse('value_too_large', detail)
     }
     const value = mediaType.prefix.length === 0 ? body : concat(mediaType.prefix, body)
     const options: SetOptions = { contentType: mediaType.tag }
@@ -175,10 +176,10 @@ export function registerKvRoutes(
     const ifNoneMatch = c.req.header('if-none-match')
     const wanted = ifMatch === undefined ? undefined : ifMatchVersions(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {
-      return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
+      return problemResponse('invalid_request', 'If-Match must be * or a list of ETags')
     }
     if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
-      return problemResponse(c, 'invalid_request', 'On PUT, If-None-Match must be *') as never
+      return problemResponse('invalid_request', 'On PUT, If-None-Match must be *')
     }
     // Single-ETag conditions are the store's own ifAbsent / ifVersion; * and lists check and
     // write in one lock hold, so nothing can slip in between.
@@ -217,7 +218,7 @@ export function registerKvRoutes(
               mediaType.prefix.byteLength,
             )
           : undefined
-      return problemResponse(c, outcome, detail) as never
+      return problemResponse(outcome, detail)
     }
     await durability.waitFor(outcome.version)
     return c.json({ version: outcome.version }, outcome.created ? 201 : 200, {
@@ -231,15 +232,13 @@ export function registerKvRoutes(
   app.openAPIRegistry.registerPath(getRoute)
   app.get('/v1/kv/:key', (c) => {
     const key = pathKey(c)
-    if (key === undefined) return problemResponse(c, 'key_invalid') as never
+    if (key === undefined) return problemResponse('key_invalid')
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
+    if (keyError !== undefined) return keyProblem(keyError, key, config)
     // HEAD is an inspection: it answers from peek, so it neither refreshes recency nor counts.
     const entry = c.req.method === 'HEAD' ? store.peek(key) : store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.missSequence, () =>
-        problemResponse(c, 'not_found'),
-      ) as never
+      return whenDurable(durability, store.missSequence, () => problemResponse('not_found'))
     }
     return whenDurable(durability, entry.version, () => {
       const ifNoneMatch = c.req.header('if-none-match')
@@ -247,7 +246,7 @@ export function registerKvRoutes(
         // If-None-Match compares weakly (RFC 9110 §13.1.2): W/"n" matches version n too.
         const tags = parseEtags(ifNoneMatch)
         if (tags === 'any' || (tags && versionsOf(tags, 'weak').includes(entry.version))) {
-          return c.body(null, 304, { ETag: etagOf(entry.version) }) as never
+          return c.body(null, 304, { ETag: etagOf(entry.version) })
         }
       }
       const { mediaType, body } = decodeMediaType(entry.contentType, entry.value)
@@ -257,13 +256,13 @@ export function registerKvRoutes(
 
   app.openapi(deleteRoute, async (c) => {
     const key = pathKey(c)
-    if (key === undefined) return problemResponse(c, 'key_invalid') as never
+    if (key === undefined) return problemResponse('key_invalid')
     const keyError = store.checkKey(key)
-    if (keyError !== undefined) return keyProblem(c, keyError, key, config) as never
+    if (keyError !== undefined) return keyProblem(keyError, key, config)
     const ifMatch = c.req.header('if-match')
     const wanted = ifMatch === undefined ? undefined : ifMatchVersions(ifMatch)
     if (ifMatch !== undefined && wanted === undefined) {
-      return problemResponse(c, 'invalid_request', 'If-Match must be * or a list of ETags') as never
+      return problemResponse('invalid_request', 'If-Match must be * or a list of ETags')
     }
     const outcome = await whenLogged(durability, () =>
       store.atomically((tx) => {
@@ -282,23 +281,22 @@ export function registerKvRoutes(
       // Absent, or at another version: state that may come from a write not yet durable.
       await durability.waitFor(store.sequence)
     }
-    if (typeof outcome === 'string') return problemResponse(c, outcome) as never
+    if (typeof outcome === 'string') return problemResponse(outcome)
     await durability.waitFor(outcome)
-    return c.body(null, 204) as never
+    return c.body(null, 204)
   })
 }
 
 function keyProblem(
-  c: Context,
   code: NonNullable<ReturnType<Store['checkKey']>>,
   key: string,
   config: ServerConfig,
 ) {
-  return problemResponse(c, codeOfStoreError(code), keyRefusal(code, key, config.limits))
+  return problemResponse(codeOfStoreError(code), keyRefusal(code, key, config.limits))
 }
 
 function respondBytes(c: Context, body: Uint8Array, headers: Record<string, string>) {
-  return c.body(body as Uint8Array<ArrayBuffer>, 200, headers) as never
+  return c.body(body as Uint8Array<ArrayBuffer>, 200, headers)
 }
 
 function settle(result: StoreResult<{ version: number; created: boolean }>) {

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { App, AppDeps } from '../app.js'
-import { problemResponse } from '../app.js'
+import type { App, AppDeps } from '../deps.js'
 import { decodeMediaType, tagInline } from '../media-type.js'
+import { problemResponse } from '../respond.js'
 
 // GET /v1/kv?prefix=&cursor=&limit=: one page of a scan over the store's slots. The cursor is
 // the next slot to look at; a key resident for the whole listing keeps its slot, so it is
@@ -64,9 +64,9 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
       limit: limitText = String(limitDefault),
     } = c.req.valid('query')
     if (!/^\d+$/.test(cursorText) || !Number.isSafeInteger(Number(cursorText)))
-      return problemResponse(c, 'invalid_request', 'cursor must come from a previous page') as never
+      return problemResponse('invalid_request', 'cursor must come from a previous page')
     if (!/^\d+$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > limitMax) {
-      return problemResponse(c, 'invalid_request', `limit must be 1 to ${limitMax}`) as never
+      return problemResponse('invalid_request', `limit must be 1 to ${limitMax}`)
     }
     const limit = Number(limitText)
     let cursor: number | null = Number(cursorText)

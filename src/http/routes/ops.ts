@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
 import type { StoreStats } from '../../store/types.js'
-import type { App, AppDeps } from '../app.js'
+import type { App, AppDeps } from '../deps.js'
 
 // Operating the server: JSON stats, Prometheus metrics, and the liveness and readiness probes.
 

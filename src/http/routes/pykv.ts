@@ -1,19 +1,20 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { entryRefusal, keyRefusal, valueRefusal } from '../../errors.js'
-import { type App, type RouteDeps, refusedResponse, whenDurable, whenLogged } from '../app.js'
+import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { errorResponse, whenDurable, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlSecondsMax } from '../ttl.js'
-import { seedValidationError } from '../validation.js'
+import { pykvValidationError } from '../validation.js'
 
-// The PyKV-compatible routes, with the seed's exact status codes and bodies so its clients and
-// its UI work unchanged. Unlike the seed, keys may hold '/' (percent-encoded in the path) and
+// The PyKV-compatible routes, with PyKV's exact status codes and bodies so its clients and
+// its UI work unchanged. Unlike PyKV, keys may hold '/' (percent-encoded in the path) and
 // values may hold '|' and newlines: values are stored as JSON text, not in a delimited line.
 
 const notFound = { detail: 'Key not found' } as const
-const invalidPathKey = seedValidationError(
+const invalidPathKey = pykvValidationError(
   'value_error',
   ['path', 'key'],
   'Key is not well-formed UTF-8',
@@ -55,6 +56,9 @@ const setRoute = createRoute({
       description: 'Invalid input',
       content: { 'application/json': { schema: detailSchema } },
     },
+    // Declared without a body schema: {"detail": <the error's title>}, as every refusal here.
+    503: { description: 'The log failed (storage_failed): nothing was stored' },
+    507: { description: 'The disk is full (storage_full): nothing was stored' },
   },
 })
 
@@ -71,6 +75,7 @@ const getRoute = createRoute({
       },
     },
     404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
+    422: { description: 'The key is not well-formed UTF-8 ({"detail": [{type, loc, msg}]})' },
   },
 })
 
@@ -85,6 +90,9 @@ const deleteRoute = createRoute({
       content: { 'application/json': { schema: z.object({ status: z.literal('deleted') }) } },
     },
     404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
+    // Declared without a body schema: {"detail": <the error's title>}, as every refusal here.
+    503: { description: 'The log failed (storage_failed): nothing was deleted' },
+    507: { description: 'The disk is full (storage_full): nothing was deleted' },
   },
 })
 
@@ -97,23 +105,23 @@ const valueHeaders = {
   'Content-Security-Policy': 'sandbox',
 } as const
 
-export function registerSeedRoutes(
+export function registerPykvRoutes(
   app: App,
   { store, durability, config, evictions }: RouteDeps,
 ): void {
   app.openapi(setRoute, async (c) => {
     const body = c.req.valid('json')
     if (!('value' in body))
-      return c.json(seedValidationError('missing', ['body', 'value'], 'Field required'), 422)
+      return c.json(pykvValidationError('missing', ['body', 'value'], 'Field required'), 422)
     const { key, value, ttl } = body
     // Checked before the value is serialized, which would run out of stack thousands deep.
     if (jsonDepthOf(value, config.jsonDepthMax) > config.jsonDepthMax) {
       const message = `Value is nested deeper than ${config.jsonDepthMax} levels of arrays and objects (--max-json-depth)`
-      return c.json(seedValidationError('json_too_deep', ['body', 'value'], message), 422)
+      return c.json(pykvValidationError('json_too_deep', ['body', 'value'], message), 422)
     }
     if (ttl !== undefined && !isTtlSeconds(ttl)) {
       const message = `Input should be less than or equal to ${ttlSecondsMax.toFixed(0)}`
-      return c.json(seedValidationError('less_than_equal', ['body', 'ttl'], message), 422)
+      return c.json(pykvValidationError('less_than_equal', ['body', 'ttl'], message), 422)
     }
     const bytes = Buffer.from(JSON.stringify(value), 'utf8')
     if (bytes.byteLength > config.limits.valueSizeMax) {
@@ -129,14 +137,14 @@ export function registerSeedRoutes(
     const result = await whenLogged(durability, attempt)
     markApplied(c)
     evictions.report(c, tally)
-    if (typeof result === 'string') return refusedResponse(c, result) as never
+    if (typeof result === 'string') return errorResponse(c, result)
     if (!result.ok) {
       if (result.code === 'value_too_large' || result.code === 'entry_too_large') {
         const entrySize = Buffer.byteLength(key) + bytes.byteLength
         return c.json({ detail: entryRefusal(entrySize, config.limits) }, 413)
       }
       return c.json(
-        seedValidationError(
+        pykvValidationError(
           result.code,
           ['body', result.code === 'ttl_invalid' ? 'ttl' : 'key'],
           keyRefusal(result.code, key, config.limits) ?? messageOf(result.code),
@@ -150,10 +158,10 @@ export function registerSeedRoutes(
 
   app.openapi(getRoute, (c) => {
     const key = pathKey(c)
-    if (key === undefined) return c.json(invalidPathKey, 422) as never
+    if (key === undefined) return c.json(invalidPathKey, 422)
     const entry = store.get(key)
     if (entry === undefined) {
-      return whenDurable(durability, store.missSequence, () => c.json(notFound, 404)) as never
+      return whenDurable(durability, store.missSequence, () => c.json(notFound, 404))
     }
     return whenDurable(durability, entry.version, () => {
       const { body } = decodeMediaType(entry.contentType, entry.value)
@@ -166,18 +174,18 @@ export function registerSeedRoutes(
         'Content-Type': 'application/json',
         ...valueHeaders,
       })
-    }) as never
+    })
   })
 
   app.openapi(deleteRoute, async (c) => {
     const key = pathKey(c)
-    if (key === undefined) return c.json(invalidPathKey, 422) as never
+    if (key === undefined) return c.json(invalidPathKey, 422)
     const result = await whenLogged(durability, () => {
       const deleted = store.delete(key)
       return !deleted.ok && deleted.code === 'log_full' ? deleted.code : deleted
     })
     markApplied(c)
-    if (typeof result === 'string') return refusedResponse(c, result) as never
+    if (typeof result === 'string') return errorResponse(c, result)
     if (!result.ok) {
       await durability.waitFor(store.sequence) // The absence may be a delete not yet durable.
       return c.json(notFound, 404)

@@ -1,0 +1,75 @@
+import type { Context } from 'hono'
+import type { Durability, Refusal } from '../durability.js'
+import { type ErrorCode, errorTable, problem } from '../errors.js'
+
+// How the routes answer an error, and how they wait for the log: one module the routes and the
+// app both import. Errors go out as problem+json (RFC 9457) on every route but the
+// PyKV-compatible ones, which keep FastAPI's shapes so PyKV's clients read them unchanged.
+
+/** The PyKV-compatible routes answer in FastAPI's shapes, not problem+json. */
+export function isPykvPath(path: string): boolean {
+  return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
+}
+
+/** An application/problem+json answer for the error code, with the code's status. */
+export function problemResponse(
+  code: ErrorCode,
+  detail?: string,
+  extensions?: Record<string, unknown>,
+): Response {
+  const body = problem(code, detail, extensions)
+  return new Response(JSON.stringify(body), {
+    status: body.status,
+    headers: { 'Content-Type': 'application/problem+json' },
+  })
+}
+
+/**
+ * The error in the shape the route's clients read: `{"detail": …}` with the code's status on a
+ * PyKV-compatible route (the detail, or the code's title), problem+json on every other.
+ */
+export function errorResponse(c: Context, code: ErrorCode, detail?: string): Response {
+  if (!isPykvPath(c.req.path)) return problemResponse(code, detail)
+  return Response.json(
+    { detail: detail ?? errorTable[code].title },
+    { status: errorTable[code].status },
+  )
+}
+
+/**
+ * Runs a change until the log takes it. The store refuses a change whose record the log has no
+ * room for right now (log_full, returned by `attempt` as that string) rather than wait with its
+ * lock held; the wait is here, off the lock and off the event loop, and then the whole attempt
+ * runs again, conditions included. A log that cannot take writes at all (the disk is full, or a
+ * sync failed) ends it before any attempt: the request may have waited for its body meanwhile.
+ */
+export async function whenLogged<T>(
+  durability: Durability,
+  attempt: () => T | 'log_full',
+): Promise<T | Refusal> {
+  for (;;) {
+    const refusal = durability.refusal()
+    if (refusal !== undefined) return refusal
+    const result = attempt()
+    if (result !== 'log_full') return result
+    // Announce the wait, then try once more: the writer may have freed room in between.
+    const roomFreed = durability.announceLogRoomWait()
+    const again = attempt()
+    if (again !== 'log_full') return again
+    await roomFreed
+  }
+}
+
+/**
+ * Answers with `respond()` once `sequence` is durable: at once (no promise, no tick) when it
+ * already is, the common case. Reads use it so that no client sees a value, or the absence a
+ * logged delete caused, before the log has it.
+ */
+export function whenDurable<T>(
+  durability: Durability,
+  sequence: number,
+  respond: () => T,
+): T | Promise<T> {
+  const pending = durability.waitFor(sequence)
+  return pending === undefined ? respond() : pending.then(respond)
+}
