@@ -3,19 +3,16 @@ import { readFileSync, statSync } from 'node:fs'
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { parseArgs } from 'node:util'
 import { envName, helpText, optionSpecs, resolveConfig, storeLimitsOf } from './config.js'
+import { exitFailed, exitOk, exitServer, exitUsage } from './exit-codes.js'
 import { parseTtlSeconds, ttlRefusal } from './http/ttl.js'
 import { createLog } from './log.js'
 import { packageVersion } from './package.js'
 
 // The slabkv command: `serve` runs the server; get, set, del and ls are a terminal client for
-// a running one; `wal check|repair` inspect a data directory. Exit codes a script can rely on:
-// 0 done, 1 no such key (or a failed condition; for wal check, a torn tail), 2 usage or
-// configuration error, 3 the server could not be reached or failed, 4 the log is corrupt (serve
-// refuses to start; wal check found it), 5 the log failed while serving (a failed sync).
+// a running one; `wal check|repair` inspect a data directory. Exit codes: src/exit-codes.ts.
 
-const exitNotFound = 1
-const exitUsage = 2
-const exitServer = 3
+/** get and del of a missing key, or a failed condition. */
+const exitNotFound = exitFailed
 
 const usage = `Usage: slabkv <command> [options]
 
@@ -127,7 +124,7 @@ async function serve(argv: string[]): Promise<number> {
   }
   if (values.help) {
     process.stdout.write(helpText())
-    return 0
+    return exitOk
   }
   const log = createLog()
   const resolved = resolveConfig(values as Record<string, string | undefined>, process.env)
@@ -164,12 +161,12 @@ async function serve(argv: string[]): Promise<number> {
       return walExitCorrupt
     }
     log.error('could not start', { error: (error as Error).message })
-    return 1
+    return exitFailed
   }
   await stopRequested
   await running.stop()
   log.info('stopped')
-  return 0
+  return exitOk
 }
 
 /**
@@ -313,7 +310,7 @@ async function client(command: ClientCommand, argv: string[]): Promise<number> {
   }
   if (values.help) {
     process.stdout.write(commandHelp[command]!)
-    return 0
+    return exitOk
   }
   const arity = { get: 1, set: 2, del: 1, ls: 0 }[command]
   if (command === 'ls' ? positionals.length > 1 : positionals.length !== arity) {
@@ -359,7 +356,7 @@ async function client(command: ClientCommand, argv: string[]): Promise<number> {
       }
       if (answer.status !== 200) return serverError(command, answer)
       process.stdout.write(answer.body)
-      return 0
+      return exitOk
     }
     if (command === 'set') {
       const body = value === '-' ? readFileSync(0) : Buffer.from(value!, 'utf8')
@@ -393,7 +390,7 @@ async function client(command: ClientCommand, argv: string[]): Promise<number> {
       if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
       cursor = page.cursor
     }
-    return 0
+    return exitOk
   } catch (error) {
     const what =
       error instanceof RequestError ? `cannot reach ${base.origin}` : 'cannot read the answer'
@@ -423,7 +420,7 @@ async function wal(argv: string[]): Promise<number> {
   const [action, dir, ...extra] = parsed.positionals
   if (parsed.values.help) {
     process.stdout.write(commandHelp[`wal ${action}`] ?? usage)
-    return 0
+    return exitOk
   }
   if ((action !== 'check' && action !== 'repair') || dir === undefined || extra.length > 0) {
     process.stderr.write(`slabkv wal: expected 'check DIR' or 'repair DIR'\n\n${usage}`)
@@ -453,13 +450,13 @@ async function wal(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof DataDirInUseError) {
       process.stderr.write(`slabkv wal repair: ${error.message}\n`)
-      return 1
+      return exitFailed
     }
     // A read-only directory has no server writing to it: a clean log needs no repair, and a
     // cut fails there by itself with its own message.
     if ((error as NodeJS.ErrnoException).code !== 'EROFS') {
       process.stderr.write(`slabkv wal repair: cannot lock ${dir}: ${(error as Error).message}\n`)
-      return 1
+      return exitFailed
     }
     unlock = () => {}
   }
@@ -469,7 +466,7 @@ async function wal(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof CutNotKeptError)) throw error
     process.stderr.write(`slabkv wal repair: ${error.message}\n`)
-    return 1
+    return exitFailed
   } finally {
     unlock()
   }
@@ -479,11 +476,11 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === '--version' || command === '-v') {
     process.stdout.write(`${packageVersion}\n`)
-    return 0
+    return exitOk
   }
   if (command === '--help' || command === '-h') {
     process.stdout.write(usage)
-    return 0
+    return exitOk
   }
   if (command === 'serve') return serve(rest)
   if (command === 'wal') return wal(rest)

@@ -1,5 +1,6 @@
 import { Piscina } from 'piscina'
 import type { ServerConfig } from './config.js'
+import { exitFailed } from './exit-codes.js'
 import type { Runtime } from './http/deps.js'
 import type { Log } from './log.js'
 
@@ -80,14 +81,14 @@ export async function startHandlerThreads(
       () => {
         if (stopping) return
         log.error('a handler thread stopped while serving: exiting')
-        process.exit(1)
+        process.exit(exitFailed)
       },
       (error: unknown) => {
         log.error('a handler thread failed: exiting', {
           error: String(error),
           stack: (error as Error | undefined)?.stack,
         })
-        process.exit(1)
+        process.exit(exitFailed)
       },
     )
   }

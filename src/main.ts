@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { type ServerConfig, storeLimitsOf } from './config.js'
+import { exitStorageFailed } from './exit-codes.js'
 import { startHandlerThreads } from './handler-threads.js'
 import type { Runtime } from './http/deps.js'
 import { claimPort, formatHost, supportsReusePort } from './http/listen.js'
@@ -21,9 +22,6 @@ export interface Running {
   /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), releases everything. */
   stop(): Promise<void>
 }
-
-/** `slabkv serve` exits with this when the log fails (a failed sync); see also walExitCorrupt. */
-export const exitStorageFailed = 5
 
 /** Handler threads share one port with reusePort, which Node has only from 22.12. */
 export class NodeTooOldError extends Error {}

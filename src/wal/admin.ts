@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { exitCorrupt, exitFailed, exitOk } from '../exit-codes.js'
 import type { StoreLimits } from '../store/layout.js'
 import { Store } from '../store/store.js'
 import { classify } from './files.js'
@@ -13,12 +14,10 @@ import type { Storage } from './storage.js'
 // options), exactly as boot recovery does: a directory the server would refuse is never called
 // clean, and the refusal names the same file, offset and sequence.
 
-/** Exit codes: what a script can rely on. */
-export const walExitClean = 0
-/** A torn tail: harmless, the next start cuts it off by itself. */
-export const walExitTorn = 1
-/** Corruption: the server refuses to start until it is repaired. Also `slabkv serve`'s code. */
-export const walExitCorrupt = 4
+/** Exit codes (src/exit-codes.ts): clean, a torn tail (harmless: the next start cuts it), corrupt. */
+export const walExitClean = exitOk
+export const walExitTorn = exitFailed
+export const walExitCorrupt = exitCorrupt
 
 /** What recovery would make of the directory, replayed into a store of `limits`. */
 function inspectAsRecovery(storage: Storage, dir: string, limits: StoreLimits): Inspection {
