@@ -58,7 +58,20 @@ interface OptionSpec {
   max?: number
   /** For a string option: the only values accepted. */
   choices?: readonly string[]
-  apply(config: ServerConfig, value: string | number): void
+  /** Where the value goes: a field of the configuration, or one of the store's limits. */
+  target: keyof ServerConfig | { limit: keyof StoreLimits }
+  /** For the few options not stored as parsed: an empty value that means unset, a list. */
+  convert?: (value: string | number, config: ServerConfig) => unknown
+}
+
+/** Stores an option's parsed value where its spec says. */
+function applyOption(spec: OptionSpec, config: ServerConfig, value: string | number): void {
+  const converted = spec.convert === undefined ? value : spec.convert(value, config)
+  const into = (typeof spec.target === 'object' ? config.limits : config) as unknown as Record<
+    string,
+    unknown
+  >
+  into[typeof spec.target === 'object' ? spec.target.limit : spec.target] = converted
 }
 
 /**
@@ -87,9 +100,7 @@ export const optionSpecs: OptionSpec[] = [
     kind: 'string',
     default: '127.0.0.1',
     description: 'Address to bind. A non-loopback address needs --token.',
-    apply: (c, v) => {
-      c.host = v as string
-    },
+    target: 'host',
   },
   {
     flag: 'port',
@@ -98,9 +109,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 0,
     max: 65535,
     description: 'Port to bind; 0 picks a free one, which the start log names.',
-    apply: (c, v) => {
-      c.port = v as number
-    },
+    target: 'port',
   },
   {
     // After 'port': the default name is built from it.
@@ -109,9 +118,8 @@ export const optionSpecs: OptionSpec[] = [
     default: '',
     description:
       "This node's name in GET /v1/cluster, so an operator running several nodes can tell them apart; empty: <hostname>:<port>.",
-    apply: (c, v) => {
-      c.nodeId = v === '' ? `${os.hostname()}:${c.port}` : (v as string)
-    },
+    target: 'nodeId',
+    convert: (v, c) => (v === '' ? `${os.hostname()}:${c.port}` : v),
   },
   {
     flag: 'threads',
@@ -120,9 +128,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 64,
     description: 'Handler threads: each serves HTTP on the shared port (the cores, at most 8).',
-    apply: (c, v) => {
-      c.threadCount = v as number
-    },
+    target: 'threadCount',
   },
   {
     flag: 'token',
@@ -131,9 +137,8 @@ export const optionSpecs: OptionSpec[] = [
     description:
       'Bearer token required on every route but /healthz, /readyz, the UI and the API docs: ' +
       `visible ASCII characters, at least ${tokenSizeMinOffLoopback} of them to bind a non-loopback address.`,
-    apply: (c, v) => {
-      c.token = v === '' ? undefined : (v as string)
-    },
+    target: 'token',
+    convert: (v) => (v === '' ? undefined : v),
   },
   {
     flag: 'allowed-hosts',
@@ -142,21 +147,19 @@ export const optionSpecs: OptionSpec[] = [
     description:
       'Host names served besides loopback ones (localhost, 127.x.x.x, [::1]), comma-separated. ' +
       'Without --token nothing else is served (DNS rebinding); with --token, any Host unless this is set.',
-    apply: (c, v) => {
-      c.allowedHosts = (v as string)
+    target: 'allowedHosts',
+    convert: (v) =>
+      String(v)
         .split(',')
         .map((name) => name.trim().toLowerCase())
-        .filter((name) => name !== '')
-    },
+        .filter((name) => name !== ''),
   },
   {
     flag: 'data-dir',
     kind: 'string',
     default: './data',
     description: 'Where the write-ahead log and snapshots live; replayed at start.',
-    apply: (c, v) => {
-      c.dataDir = v as string
-    },
+    target: 'dataDir',
   },
   {
     flag: 'fsync',
@@ -167,9 +170,7 @@ export const optionSpecs: OptionSpec[] = [
       'always: acknowledge after the fdatasync covering the write (a crash loses nothing acknowledged); ' +
       'everysec: after write(2), fdatasync every second (a power loss can lose ~1 s); ' +
       'no: after write(2), the OS flushes (a power loss can lose ~30 s).',
-    apply: (c, v) => {
-      c.fsync = v as FsyncMode
-    },
+    target: 'fsync',
   },
   {
     flag: 'snapshot-after-size',
@@ -179,9 +180,7 @@ export const optionSpecs: OptionSpec[] = [
     max: 1024 * GiB,
     description:
       'Log bytes after which a snapshot is written and the log it covers deleted. Lower: faster restarts, more snapshot writing.',
-    apply: (c, v) => {
-      c.snapshotLogSizeMin = v as number
-    },
+    target: 'snapshotLogSizeMin',
   },
   {
     flag: 'segment-size',
@@ -190,9 +189,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 4 * KiB,
     max: 1024 * GiB,
     description: 'Log segment file size at which a new segment starts.',
-    apply: (c, v) => {
-      c.segmentSizeMax = v as number
-    },
+    target: 'segmentSizeMax',
   },
   {
     flag: 'wal-ring-size',
@@ -202,9 +199,8 @@ export const optionSpecs: OptionSpec[] = [
     max: walRingSizeMax,
     description:
       'Bytes of the shared ring carrying log records to the writer thread; 0: the larger of 4MiB and what the largest batch body needs (--max-body-size plus one of the largest records). When full, writes wait for the disk; a batch whose records exceed it is refused.',
-    apply: (c, v) => {
-      c.limits.walRingSize = v === 0 ? undefined : (v as number)
-    },
+    target: { limit: 'walRingSize' },
+    convert: (v) => (v === 0 ? undefined : v),
   },
   {
     flag: 'max-entries',
@@ -213,42 +209,34 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 2 ** 28,
     description: 'Entries resident at once; about 64 bytes each, allocated at start.',
-    apply: (c, v) => {
-      c.limits.entryCountMax = v as number
-    },
+    target: { limit: 'entryCountMax' },
   },
   {
     flag: 'max-memory',
     kind: 'size',
-    default: '256MiB',
+    default: formatSize(storeLimitsDefault.memorySizeMax),
     min: 1,
     max: 3 * GiB,
     description: 'Bytes of keys plus values resident at once, allocated at start.',
-    apply: (c, v) => {
-      c.limits.memorySizeMax = v as number
-    },
+    target: { limit: 'memorySizeMax' },
   },
   {
     flag: 'max-key-size',
     kind: 'size',
-    default: '1024',
+    default: String(storeLimitsDefault.keySizeMax),
     min: 1,
     max: 65535,
     description: 'Largest key, in UTF-8 bytes.',
-    apply: (c, v) => {
-      c.limits.keySizeMax = v as number
-    },
+    target: { limit: 'keySizeMax' },
   },
   {
     flag: 'max-value-size',
     kind: 'size',
-    default: '1MiB',
+    default: formatSize(storeLimitsDefault.valueSizeMax),
     min: 0,
     max: valueSizeMaxLimit,
     description: `Largest value, in bytes; at most ${valueSizeMaxLimit / MiB}MiB, so that every value can be read through every route, as JSON too.`,
-    apply: (c, v) => {
-      c.limits.valueSizeMax = v as number
-    },
+    target: { limit: 'valueSizeMax' },
   },
   {
     flag: 'max-body-size',
@@ -257,9 +245,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 2 * GiB,
     description: 'Largest request body, in bytes.',
-    apply: (c, v) => {
-      c.bodySizeMax = v as number
-    },
+    target: 'bodySizeMax',
   },
   {
     flag: 'max-batch-ops',
@@ -268,9 +254,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 1_000_000,
     description: 'Most ops in one /v1/batch request (all run under one lock hold).',
-    apply: (c, v) => {
-      c.batchOpCountMax = v as number
-    },
+    target: 'batchOpCountMax',
   },
   {
     flag: 'max-batch-read-size',
@@ -280,9 +264,7 @@ export const optionSpecs: OptionSpec[] = [
     max: 1 * GiB,
     description:
       'Most bytes of values one /v1/batch may read; its answer is held in memory until sent. A batch reading more is refused (413).',
-    apply: (c, v) => {
-      c.batchReadSizeMax = v as number
-    },
+    target: 'batchReadSizeMax',
   },
   {
     flag: 'max-json-depth',
@@ -293,9 +275,7 @@ export const optionSpecs: OptionSpec[] = [
     // thread, where it would fail every later read of the value.
     max: 1000,
     description: 'Deepest nesting of arrays and objects in a JSON value stored with POST /set.',
-    apply: (c, v) => {
-      c.jsonDepthMax = v as number
-    },
+    target: 'jsonDepthMax',
   },
   {
     flag: 'headers-timeout-ms',
@@ -304,9 +284,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 3_600_000,
     description: 'Time a client has to send the request headers.',
-    apply: (c, v) => {
-      c.headersTimeoutMs = v as number
-    },
+    target: 'headersTimeoutMs',
   },
   {
     flag: 'request-timeout-ms',
@@ -315,9 +293,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 3_600_000,
     description: 'Time a client has to send the whole request.',
-    apply: (c, v) => {
-      c.requestTimeoutMs = v as number
-    },
+    target: 'requestTimeoutMs',
   },
   {
     flag: 'keep-alive-timeout-ms',
@@ -326,9 +302,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 1,
     max: 3_600_000,
     description: 'Idle time before a kept-alive connection is closed.',
-    apply: (c, v) => {
-      c.keepAliveTimeoutMs = v as number
-    },
+    target: 'keepAliveTimeoutMs',
   },
   {
     flag: 'connection-check-interval-ms',
@@ -337,9 +311,7 @@ export const optionSpecs: OptionSpec[] = [
     min: 10,
     max: 60_000,
     description: "How often the timeouts are checked (Node's own default, 30 s, delays them all).",
-    apply: (c, v) => {
-      c.connectionCheckIntervalMs = v as number
-    },
+    target: 'connectionCheckIntervalMs',
   },
   {
     flag: 'send-timeout-ms',
@@ -349,9 +321,7 @@ export const optionSpecs: OptionSpec[] = [
     max: 3_600_000,
     description:
       'Time a client may take no bytes of its answer before its connection is closed (what the server holds for it is freed).',
-    apply: (c, v) => {
-      c.sendTimeoutMs = v as number
-    },
+    target: 'sendTimeoutMs',
   },
   {
     flag: 'max-pipelined-requests',
@@ -361,9 +331,7 @@ export const optionSpecs: OptionSpec[] = [
     max: 100_000,
     description:
       'Most requests one connection may send ahead of the answers it has taken; the next is answered 429 and the connection closed after it.',
-    apply: (c, v) => {
-      c.pipelinedRequestCountMax = v as number
-    },
+    target: 'pipelinedRequestCountMax',
   },
   {
     flag: 'shutdown-timeout-ms',
@@ -372,14 +340,24 @@ export const optionSpecs: OptionSpec[] = [
     min: 0,
     max: 3_600_000,
     description: 'How long SIGTERM waits for in-flight requests before closing them.',
-    apply: (c, v) => {
-      c.shutdownTimeoutMs = v as number
-    },
+    target: 'shutdownTimeoutMs',
   },
 ]
 
 export function envName(flag: string): string {
   return `SLABKV_${flag.toUpperCase().replaceAll('-', '_')}`
+}
+
+/** A size as --help shows it: in the largest binary unit that divides it. */
+function formatSize(size: number): string {
+  for (const [unit, bytes] of [
+    ['GiB', GiB],
+    ['MiB', MiB],
+    ['KiB', KiB],
+  ] as const) {
+    if (size % bytes === 0) return `${size / bytes}${unit}`
+  }
+  return String(size)
 }
 
 /** Parses "4MiB", "512KiB", "1GiB" or a plain byte count. */
@@ -436,7 +414,7 @@ export function resolveConfig(
           message: `${source} must be one of ${spec.choices.join(', ')}, not '${text}'`,
         }
       }
-      spec.apply(config, text)
+      applyOption(spec, config, text)
       continue
     }
     const value =
@@ -449,7 +427,7 @@ export function resolveConfig(
     if (value < (spec.min ?? 0) || value > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
       return { ok: false, message: `${source} must be between ${range}, not ${text}` }
     }
-    spec.apply(config, value)
+    applyOption(spec, config, value)
   }
   // Node refuses a header timeout longer than the request timeout; say so as configuration.
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
