@@ -13,7 +13,7 @@ import { freePort, processCpuS, type Server, startServer, stopAll } from './serv
 // the write path (ring, writer thread, group commit, acknowledgement); GETs show what the read
 // path's durability check costs. Rounds interleave the systems (A B C A B C ...); figures are
 // medians. Each server's data directory is on the machine's temporary directory, a real disk
-// here (the README says which): fdatasync there is what --fsync always waits for.
+// here (docs/durability.md says which): fdatasync there is what --fsync always waits for.
 
 const { values: args } = parseArgs({
   options: {

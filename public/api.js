@@ -12,7 +12,7 @@ const tokenStorageKey = 'slabkv.token'
 export class ApiError extends Error {
   /**
    * @param {number} status
-   * @param {string} code the stable code from the API (README, "Errors"), or 'http_<status>'
+   * @param {string} code the stable code from the API (docs/api.md, "Errors"), or 'http_<status>'
    * @param {string} detail the API's message
    */
   constructor(status, code, detail) {
@@ -119,7 +119,7 @@ export async function requestJson(path, init = {}) {
 }
 
 /**
- * The path of one key: every reserved character percent-encoded, '/' included (README: keys
+ * The path of one key: every reserved character percent-encoded, '/' included (docs/api.md: keys
  * may hold '/', sent as %2F).
  * @param {string} key
  */

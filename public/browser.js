@@ -3,7 +3,7 @@ import { byId, clearResult, element, showResult } from './dom.js'
 import { describeError, formatBytes, formatCount, formatDuration } from './format.js'
 
 // Browsing keys: GET /v1/kv?prefix=&cursor=&limit=. The listing is a scan over the store's
-// slots, not a sorted range (README, "Listing"): each answer carries an opaque cursor for the
+// slots, not a sorted range (docs/api.md, "GET /v1/kv"): each answer carries an opaque cursor for the
 // next and null after the last, and may hold fewer keys than asked for, even none, long before
 // the end (a rare prefix in a store sized for a million entries). So one page on screen is as
 // many answers as it takes to fill it or reach the end, and the way back is the list of

@@ -68,7 +68,7 @@ export function problem(
 ): Problem {
   const { status, title } = errorTable[code]
   return {
-    type: `urn:slabkv:${code}`, // No public URL documents these; the README does.
+    type: `urn:slabkv:${code}`, // No public URL documents these; docs/api.md does.
     title,
     status,
     code,

@@ -10,7 +10,7 @@ import {
 } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 
-// README "Authentication": with --token every route but /healthz, /readyz, the UI's static
+// docs/api.md, "Authentication and Host names": with --token every route but /healthz, /readyz, the UI's static
 // files and the API docs (/docs, its files, /openapi.json) needs the bearer token; without a token the server binds only a loopback address.
 
 const token = 'secret'
@@ -218,7 +218,7 @@ describe('binding a non-loopback address', () => {
   })
 
   it('starts on 0.0.0.0 with a token and serves over loopback', async () => {
-    // Off loopback a token needs 16 characters or more (README "Authentication").
+    // Off loopback a token needs 16 characters or more (docs/api.md, "Authentication and Host names").
     const longToken = 'a-token-of-twenty-chars'
     const authorized = { Authorization: `Bearer ${longToken}` }
     const open = await startServer(['--host', '0.0.0.0', '--token', longToken])

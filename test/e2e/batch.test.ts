@@ -3,7 +3,7 @@ import { prng, testSeed } from '../support/random.js'
 import { keyPath, killAll, type RunningServer, startServer, uniqueKey } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 
-// POST /v1/batch (README "Batch"): one lock acquisition, every condition checked against the
+// POST /v1/batch (docs/api.md, "POST /v1/batch"): one lock acquisition, every condition checked against the
 // state before the batch, all or nothing.
 
 let server: RunningServer

@@ -12,7 +12,7 @@ import {
   uniqueKey,
 } from '../support/server.js'
 
-// README "Terminal client": get, set, del and ls against a running server, and their exit
+// docs/configuration.md, "The slabkv command": get, set, del and ls against a running server, and their exit
 // codes (0 done, 1 no such key, 2 usage error, 3 unreachable or an error answer).
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import {
   startServer,
 } from '../support/server.js'
 
-// Evictions are not silent (README "Native routes", "Running the server"): the answer to a write
+// Evictions are not silent (docs/api.md and docs/configuration.md): the answer to a write
 // that evicted says how many keys it evicted (Slabkv-Evicted), on every write route, and the
 // server logs a warning when evictions start, then at most one line per interval and thread with
 // the count since, naming the flag whose limit made them. Against the real server process, its

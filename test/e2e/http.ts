@@ -30,7 +30,7 @@ export async function expectJson<T = unknown>(response: Response, status: number
 }
 
 /**
- * An application/problem+json error with this status and code (README "Errors on /v1 routes":
+ * An application/problem+json error with this status and code (docs/api.md, "Errors":
  * `{"type","title","status","code","detail"}`). `codes` may list several acceptable codes.
  * `detail` is checked by one test of its own (kv-api), so that its absence fails once.
  */

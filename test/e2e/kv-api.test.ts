@@ -11,7 +11,7 @@ import {
 } from '../support/server.js'
 import { bytesOf, describeResponse, expectJson, expectProblem } from './http.js'
 
-// The native key routes (README "Native routes"): raw bytes in and out, versions as ETags,
+// The native key routes (docs/api.md): raw bytes in and out, versions as ETags,
 // conditional requests, problem+json errors, and the listing scan.
 
 let server: RunningServer
@@ -713,7 +713,7 @@ describe('GET /v1/kv listing', () => {
   })
 })
 
-describe('GET /v1/kv pages (README "Listing"), on a server of their own', () => {
+describe('GET /v1/kv pages (docs/api.md, "GET /v1/kv"), on a server of their own', () => {
   // A server with nothing else in it, and the default limits (a million slots), so that the
   // listing of all keys is the listing of this test's keys.
   let own: RunningServer

@@ -19,7 +19,7 @@ import {
   uniqueKey,
 } from '../support/server.js'
 
-// README "Running the server": signals, exit codes, --help, option validation and SLABKV_*
+// docs/configuration.md: signals, exit codes, --help, option validation and SLABKV_*
 // environment variables. The terminal client is in client.test.ts.
 
 afterAll(async () => {
@@ -349,7 +349,7 @@ function normalize(text: string): string {
 }
 
 describe('configuration', () => {
-  it('lists every option of the README with its default in serve --help, exiting 0', async () => {
+  it('lists every option with its default in serve --help, exiting 0', async () => {
     const result = await runCli(['serve', '--help'])
     expect(result.code, result.stderr).toBe(0)
     const lines = result.stdout.split('\n')

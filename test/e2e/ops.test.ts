@@ -10,7 +10,7 @@ import {
 } from '../support/server.js'
 import { expectJson } from './http.js'
 
-// What an operator looks at (README "Native routes", "Running the server"): health, stats,
+// What an operator looks at (docs/api.md and docs/configuration.md): health, stats,
 // metrics, the OpenAPI document, Swagger UI and the JSON log lines.
 
 const entryCountMax = 50
@@ -195,7 +195,7 @@ describe('OpenAPI document and Swagger UI', () => {
     }
   })
 
-  it('documents every route of the README in the OpenAPI document', async () => {
+  it('documents every route in the OpenAPI document', async () => {
     const document = await expectJson<{ paths: Record<string, Record<string, unknown>> }>(
       await fetch(`${server.url}/openapi.json`),
       200,

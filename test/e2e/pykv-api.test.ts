@@ -9,7 +9,7 @@ import {
 } from '../support/server.js'
 import { expectJson, expectValidationError } from './http.js'
 
-// The PyKV-compatible routes (README "PyKV-compatible routes"): PyKV's exact status codes
+// The PyKV-compatible routes (docs/api.md, "PyKV-compatible routes"): PyKV's exact status codes
 // and bodies, and FastAPI's 422 for invalid input.
 
 const valueSizeMax = 1024

@@ -13,7 +13,7 @@ import { killAll, type RunningServer, sleep, startServer } from '../support/serv
 
 // The web UI while the server works: the dashboard following real traffic, the token prompt of
 // a server started with --token, and the screenshots of the main views (desktop and phone
-// widths, light and dark) that the README shows, written to docs/screenshots/. Same rules as
+// widths, light and dark) that docs/ui.md shows, written to docs/screenshots/. Same rules as
 // ui.test.ts: Debian's Chromium, one browser for the file, no page may log a console error,
 // violate the Content-Security-Policy or request another origin.
 

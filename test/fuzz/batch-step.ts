@@ -21,7 +21,7 @@ import {
   type StepContext,
 } from './step.js'
 
-// POST /v1/batch (README "Batch"): every condition checked against the state before the batch,
+// POST /v1/batch (docs/api.md, "POST /v1/batch"): every condition checked against the state before the batch,
 // all or nothing, reads bounded by --max-batch-read-size. A batch only touches keys whose state
 // the model knows for certain, and only as the first request of a round, so that its answer is
 // exactly predictable.

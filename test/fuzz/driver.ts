@@ -18,7 +18,7 @@ import type { Partition, Step, StepContext } from './step.js'
 // seeded random requests over every route, each on keys only it touches, one request at a time
 // or pipelined; between them the server is stopped with SIGTERM or killed with SIGKILL and
 // started again on the same data directory. Every answer is checked against the model
-// (src of truth: README's API section); after each restart every key is read back.
+// (src of truth: docs/api.md); after each restart every key is read back.
 //
 // Around the answers, the server itself is watched: it must never exit unasked, log an error,
 // or write anything on stderr, and its resident memory must stay within rssGrowthMaxMiB of what

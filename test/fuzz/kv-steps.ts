@@ -26,7 +26,7 @@ import {
   versionOfEtag,
 } from './step.js'
 
-// PUT, GET, HEAD and DELETE on /v1/kv/{key} (README "Native routes"), with every condition,
+// PUT, GET, HEAD and DELETE on /v1/kv/{key} (docs/api.md), with every condition,
 // media type, TTL and key the generator can think of.
 
 /** An If-Match header, and the versions it names (strong comparison); undefined if malformed. */

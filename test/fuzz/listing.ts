@@ -2,7 +2,7 @@ import type { RawConnection } from '../support/raw-http.js'
 import { type KeyState, Mismatch, type Model, type Moment, statesAt } from './model.js'
 import { jsonBody, loopbackHost, request, type StepContext } from './step.js'
 
-// GET /v1/kv?prefix= over one partition, page after page (README "Listing"): every key the
+// GET /v1/kv?prefix= over one partition, page after page (docs/api.md, "GET /v1/kv"): every key the
 // model holds for certain is listed exactly once with its size, content type, version and TTL;
 // nothing the model says is absent is listed; nothing is listed twice.
 

@@ -20,7 +20,7 @@ import {
   spellRoute,
 } from './step.js'
 
-// The PyKV-compatible routes (README "PyKV-compatible routes"): POST /set with JSON values deep,
+// The PyKV-compatible routes (docs/api.md, "PyKV-compatible routes"): POST /set with JSON values deep,
 // huge and at the limits, GET /get/{key} and DELETE /delete/{key}, answered in FastAPI's shapes.
 
 /** FastAPI's 422: {"detail":[{"type","loc","msg"},…]}. */

@@ -28,7 +28,7 @@ export interface KeyToSet {
   ttl?: number
 }
 
-/** Sets many keys in one atomic request (README, "Batch"). */
+/** Sets many keys in one atomic request (docs/api.md, "POST /v1/batch"). */
 export async function setKeys(server: RunningServer, keys: KeyToSet[]): Promise<void> {
   const response = await api(server, '/v1/batch', {
     method: 'POST',

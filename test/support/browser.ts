@@ -19,7 +19,7 @@ export const browserMissing: string | undefined = existsSync(chromiumPath)
   : `${chromiumPath} is missing (npm test installs Debian's chromium with apt when it runs as root)`
 
 /**
- * Where the screenshots go: docs/screenshots/, which the README shows, when UPDATE_SCREENSHOTS=1;
+ * Where the screenshots go: docs/screenshots/, which docs/ui.md shows, when UPDATE_SCREENSHOTS=1;
  * otherwise a temporary directory, so an ordinary test run still takes them (and fails if a view
  * cannot be drawn) without rewriting the committed images with every run's new numbers.
  */

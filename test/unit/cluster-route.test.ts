@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { resolveConfig } from '../../src/config.js'
 import { inProcessApp } from '../support/app.js'
 
-// GET /v1/cluster (README "Native routes", docs/scale-out.md): who this node is and how it is
+// GET /v1/cluster (docs/api.md, docs/scale-out.md): who this node is and how it is
 // configured, so an operator can tell several nodes behind a balancer apart. In process,
 // through app.request(); the --node-id option's default comes from src/config.ts.
 

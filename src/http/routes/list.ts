@@ -11,7 +11,7 @@ import { problemResponse } from '../respond.js'
 // when the scan reaches the end (cursor null): a listing never ends in an empty page. One
 // request examines at most scanCallsPerPageMax calls' worth of slots (262,144), so that a
 // prefix few keys match cannot make one request walk a million slots: only then may a page
-// hold fewer than `limit` keys, or none, with a cursor that is not null (README "Listing").
+// hold fewer than `limit` keys, or none, with a cursor that is not null (docs/api.md, "GET /v1/kv").
 
 const limitDefault = 100
 const limitMax = 1000
