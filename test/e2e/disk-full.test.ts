@@ -213,7 +213,7 @@ describe.skipIf(mountError !== undefined)('a full disk', () => {
       status = (await fetch(`${second.url}/v1/kv/new`, { method: 'PUT', body: 'accepted' })).status
       if (status !== 201) await sleep(100)
     }
-    // The writer retries once a second (test/unit/wal-writer.test.ts holds it to that, on a
+    // The writer retries once a second (test/unit/wal/writer.test.ts holds it to that, on a
     // clock of its own; here only that writes come back).
     expect(status).toBe(201)
     expect(await second.stop('SIGTERM')).toBe(0)

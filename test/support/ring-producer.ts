@@ -4,7 +4,7 @@ import { encodedSize } from '../../src/wal/record.js'
 import { WalRing } from '../../src/wal/ring.js'
 import { ringRecords } from './ring-records.js'
 
-// Worker entry for test/unit/wal-ring.test.ts: appends a seeded stream of records to the ring
+// Worker entry for test/unit/wal/ring.test.ts: appends a seeded stream of records to the ring
 // in the shared buffer, counting each append in a shared word, so the test can see it stop while
 // the ring is full. It asks hasRoom() before each append, as the store does, and waits for room
 // the way a request does (src/wal/durability.ts), only synchronously: announce, look again, then

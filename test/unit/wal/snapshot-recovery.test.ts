@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { walStateOk, walStateReadOnly } from '../../src/store/layout.js'
-import { WalRing } from '../../src/wal/ring.js'
-import { WalWriter } from '../../src/wal/writer.js'
-import { prng, testSeed } from '../support/random.js'
+import { walStateOk, walStateReadOnly } from '../../../src/store/layout.js'
+import { WalRing } from '../../../src/wal/ring.js'
+import { WalWriter } from '../../../src/wal/writer.js'
+import { prng, testSeed } from '../../support/random.js'
 import {
   churn,
   contents,
@@ -12,7 +12,7 @@ import {
   recoverStore,
   type Wal,
   walDir,
-} from '../support/wal-harness.js'
+} from '../../support/wal-harness.js'
 
 // Recovery from a snapshot the WAL writer wrote, and a snapshot meeting a full disk. Both
 // failed once: Store.replay refused a snapshot's newest entry, and ENOSPC while a snapshot was

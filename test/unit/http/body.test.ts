@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import type { Context } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { readBody } from '../../src/http/body.js'
+import { readBody } from '../../../src/http/body.js'
 
 // readBody against a real stream standing in for Node's IncomingMessage; the e2e tests in
 // test/e2e/kv-api.test.ts drive it through a real server.

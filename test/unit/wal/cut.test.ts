@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { cutLog } from '../../src/wal/recovery.js'
-import { SimulatedDisk } from '../support/simulated-disk.js'
+import { cutLog } from '../../../src/wal/recovery.js'
+import { SimulatedDisk } from '../../support/simulated-disk.js'
 
 // cutLog keeps every byte it cuts in a .broken file, since a repair may cut acknowledged
 // records. Segment names come back (a repair that cuts a segment to its header leaves a file the

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Mutex } from '../../src/store/lock.js'
+import { Mutex } from '../../../src/store/lock.js'
 
 // The lock under real contention is exercised by test/concurrency; these pin its states.
 describe('mutex', () => {

@@ -3,7 +3,12 @@ import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DataDirInUseError, lockDataDir, lockFileName, readLock } from '../../src/wal/dir-lock.js'
+import {
+  DataDirInUseError,
+  lockDataDir,
+  lockFileName,
+  readLock,
+} from '../../../src/wal/dir-lock.js'
 
 // One process per data directory (src/wal/dir-lock.ts): a live holder keeps it; the lock of a
 // process that is gone, or of another boot, is taken over. Locks written as regular files (what

@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
-import { createHttpServer } from '../../src/http/server.js'
-import { createLog, type Fields } from '../../src/log.js'
+import { resolveConfig } from '../../../src/config.js'
+import { createHttpServer } from '../../../src/http/server.js'
+import { createLog, type Fields } from '../../../src/log.js'
 
 // The Node server around the app: an error that escapes a request, even one thrown while the
 // response is being written, is logged with its route and answered 500, and the process goes on.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { copyValue } from '../../src/store/value-copy.js'
+import { copyValue } from '../../../src/store/value-copy.js'
 
 describe('copyValue', () => {
   const shared = new SharedArrayBuffer(64 * 1024)

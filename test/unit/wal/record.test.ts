@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { MutationRecord } from '../../src/store/types.js'
+import type { MutationRecord } from '../../../src/store/types.js'
 import {
   checkRecord,
   decodeRecord,
@@ -10,7 +10,7 @@ import {
   encodeSegmentHeaderVersion1,
   recordOverheadSize,
   segmentHeaderSize,
-} from '../../src/wal/record.js'
+} from '../../../src/wal/record.js'
 
 /** A salt as a writer draws one: every record of its files is checksummed with it. */
 const salt = 0x9e3779b9

@@ -3,14 +3,14 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { describe, expect, it } from 'vitest'
-import { inProcessApp } from '../support/app.js'
+import { inProcessApp } from '../../support/app.js'
 
 // Serving the web UI (src/http/ui.ts): the files of public/ with their content types, under the
 // Content-Security-Policy, open without a token, and nothing else of the file system, however
 // the path is spelled. The app runs in process; the traversal spellings also go over a real
 // socket, since fetch and app.request() normalise a path before the server could see it.
 
-const publicDir = new URL('../../public/', import.meta.url)
+const publicDir = new URL('../../../public/', import.meta.url)
 
 // Spelled out here rather than imported, so that a weakened policy fails this test.
 const expectedPolicy =
@@ -115,7 +115,7 @@ describe('path traversal', () => {
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
     await new Promise<void>((resolve) => server.once('listening', () => resolve()))
     const { port } = server.address() as AddressInfo
-    const secret = readFileSync(new URL('../../package.json', import.meta.url), 'utf8')
+    const secret = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')
     const attempts = [
       '/../package.json',
       '/../../package.json',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { Arena } from '../../src/store/arena.js'
-import { createViews, recordHeaderSize, type Slot } from '../../src/store/layout.js'
-import { prng, testSeed } from '../support/random.js'
+import { Arena } from '../../../src/store/arena.js'
+import { createViews, recordHeaderSize, type Slot } from '../../../src/store/layout.js'
+import { prng, testSeed } from '../../support/random.js'
 
 /** An arena over a real layout; the tests play the store's part of setting sizes first. */
 function makeArena(entryCountMax: number, memorySizeMax: number, headroomPerMille = 0) {

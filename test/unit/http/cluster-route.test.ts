@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
-import { inProcessApp } from '../support/app.js'
+import { resolveConfig } from '../../../src/config.js'
+import { inProcessApp } from '../../support/app.js'
 
 // GET /v1/cluster (docs/api.md, docs/scale-out.md): who this node is and how it is
 // configured, so an operator can tell several nodes behind a balancer apart. In process,
 // through app.request(); the --node-id option's default comes from src/config.ts.
 
 const packageVersion = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
 ).version

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import type { StoreLimits } from '../../src/store/layout.js'
-import { type CreateStoreOptions, Store } from '../../src/store/store.js'
-import type { MutationRecord } from '../../src/store/types.js'
-import { verifyStore } from '../../src/store/verify.js'
-import { prng, testSeed } from '../support/random.js'
+import type { StoreLimits } from '../../../src/store/layout.js'
+import { type CreateStoreOptions, Store } from '../../../src/store/store.js'
+import type { MutationRecord } from '../../../src/store/types.js'
+import { verifyStore } from '../../../src/store/verify.js'
+import { prng, testSeed } from '../../support/random.js'
 
 const text = (value: string) => new TextEncoder().encode(value)
 const read = (value: Uint8Array | undefined) =>

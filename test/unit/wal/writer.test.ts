@@ -1,12 +1,18 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { StorageFailedError } from '../../src/durability.js'
-import { F64, I32, walStateFailed, walStateOk, walStateReadOnly } from '../../src/store/layout.js'
-import type { Store } from '../../src/store/store.js'
-import { logDurability } from '../../src/wal/durability.js'
-import { readSnapshot } from '../../src/wal/snapshot.js'
-import { prng, testSeed } from '../support/random.js'
-import { recordStarts } from '../support/wal-files.js'
+import { StorageFailedError } from '../../../src/durability.js'
+import {
+  F64,
+  I32,
+  walStateFailed,
+  walStateOk,
+  walStateReadOnly,
+} from '../../../src/store/layout.js'
+import type { Store } from '../../../src/store/store.js'
+import { logDurability } from '../../../src/wal/durability.js'
+import { readSnapshot } from '../../../src/wal/snapshot.js'
+import { prng, testSeed } from '../../support/random.js'
+import { recordStarts } from '../../support/wal-files.js'
 import {
   churn,
   contents,
@@ -16,7 +22,7 @@ import {
   type Wal,
   walDir,
   walLimits,
-} from '../support/wal-harness.js'
+} from '../../support/wal-harness.js'
 
 // The WAL writer driven a step at a time in one thread, on a simulated disk: what each --fsync
 // mode acknowledges and when, group commit, segments and snapshots, and the two storage errors

@@ -7,14 +7,14 @@ import {
   type Views,
   walRingSizeMin,
   walStateFailed,
-} from '../../src/store/layout.js'
-import type { MutationRecord } from '../../src/store/types.js'
-import { decodeRecord, encodedSize, encodeRecord } from '../../src/wal/record.js'
-import { WalRing } from '../../src/wal/ring.js'
-import { assertBuilt, distUrl } from '../support/dist.js'
-import { prng, testSeed } from '../support/random.js'
-import type { RingProducerData } from '../support/ring-producer.js'
-import { ringRecords } from '../support/ring-records.js'
+} from '../../../src/store/layout.js'
+import type { MutationRecord } from '../../../src/store/types.js'
+import { decodeRecord, encodedSize, encodeRecord } from '../../../src/wal/record.js'
+import { WalRing } from '../../../src/wal/ring.js'
+import { assertBuilt, distUrl } from '../../support/dist.js'
+import { prng, testSeed } from '../../support/random.js'
+import type { RingProducerData } from '../../support/ring-producer.js'
+import { ringRecords } from '../../support/ring-records.js'
 
 // The ring between the threads that change the store and the WAL writer. Records must come out
 // byte for byte as they went in, in order, each once; hasRoom() must never promise room that is

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { F64, I32 } from '../../src/store/layout.js'
-import { Store } from '../../src/store/store.js'
-import { verifyStore } from '../../src/store/verify.js'
+import { F64, I32 } from '../../../src/store/layout.js'
+import { Store } from '../../../src/store/store.js'
+import { verifyStore } from '../../../src/store/verify.js'
 
 // Canaries: each plants one specific corruption and proves verifyStore() names it. A checker
 // that cannot fail proves nothing.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ExpiryHeap } from '../../src/store/expiry-heap.js'
-import { type Slot, slotNone } from '../../src/store/layout.js'
-import { prng, testSeed } from '../support/random.js'
+import { ExpiryHeap } from '../../../src/store/expiry-heap.js'
+import { type Slot, slotNone } from '../../../src/store/layout.js'
+import { prng, testSeed } from '../../support/random.js'
 
 function makeHeap(slotCount: number) {
   const expiresAt = new Float64Array(slotCount)

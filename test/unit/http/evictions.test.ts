@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { Evictions, evictionLogIntervalMs } from '../../src/http/evictions.js'
-import { createLog } from '../../src/log.js'
-import { Store } from '../../src/store/store.js'
+import { Evictions, evictionLogIntervalMs } from '../../../src/http/evictions.js'
+import { createLog } from '../../../src/log.js'
+import { Store } from '../../../src/store/store.js'
 
 // The eviction warning's rate limit, on Vitest's fake clock: which evictions make a line at once,
 // which wait for the interval, and that every eviction is counted in some line. The header and

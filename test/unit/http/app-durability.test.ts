@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { type Durability, StorageFailedError } from '../../src/durability.js'
-import { encodeMediaType } from '../../src/http/media-type.js'
-import { I32, walStateReadOnly } from '../../src/store/layout.js'
-import { inProcessApp, inProcessAppWithRing } from '../support/app.js'
+import { type Durability, StorageFailedError } from '../../../src/durability.js'
+import { encodeMediaType } from '../../../src/http/media-type.js'
+import { I32, walStateReadOnly } from '../../../src/store/layout.js'
+import { inProcessApp, inProcessAppWithRing } from '../../support/app.js'
 
 // How the HTTP layer honours the log: refusals before anything changes (507 on a full disk,
 // 503 once the log failed), a failed sync answered 503, and no response (read or write) before

@@ -6,7 +6,7 @@ import {
   nextPowerOfTwo,
   recordHeaderSize,
   type StoreLimits,
-} from '../../src/store/layout.js'
+} from '../../../src/store/layout.js'
 
 const limits: StoreLimits = {
   entryCountMax: 1000,

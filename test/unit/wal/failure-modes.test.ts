@@ -1,13 +1,13 @@
 import { basename, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { I32, walRingSizeMin, walStateFailed, walStateReadOnly } from '../../src/store/layout.js'
-import { Store } from '../../src/store/store.js'
-import { walRepair } from '../../src/wal/admin.js'
-import { CutNotKeptError } from '../../src/wal/recovery.js'
-import { WalRing } from '../../src/wal/ring.js'
-import { prng, testSeed } from '../support/random.js'
-import { SimulatedDisk } from '../support/simulated-disk.js'
-import { recordStarts } from '../support/wal-files.js'
+import { I32, walRingSizeMin, walStateFailed, walStateReadOnly } from '../../../src/store/layout.js'
+import { Store } from '../../../src/store/store.js'
+import { walRepair } from '../../../src/wal/admin.js'
+import { CutNotKeptError } from '../../../src/wal/recovery.js'
+import { WalRing } from '../../../src/wal/ring.js'
+import { prng, testSeed } from '../../support/random.js'
+import { SimulatedDisk } from '../../support/simulated-disk.js'
+import { recordStarts } from '../../support/wal-files.js'
 import {
   contents,
   dataFiles,
@@ -15,7 +15,7 @@ import {
   recoverStore,
   walDir,
   walLimits,
-} from '../support/wal-harness.js'
+} from '../../support/wal-harness.js'
 
 // What the log does at its edges: a restart after records that only reached the page cache,
 // producers facing a ring that cannot drain because the log failed or the disk is full.

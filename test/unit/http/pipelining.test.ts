@@ -1,10 +1,14 @@
 import { type AddressInfo, connect, type Socket } from 'node:net'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
-import { createHttpServer, markApplied, unfinishedResponseCountMax } from '../../src/http/server.js'
-import { createLog } from '../../src/log.js'
-import { RawConnection, type RawResponse } from '../support/raw-http.js'
+import { resolveConfig } from '../../../src/config.js'
+import {
+  createHttpServer,
+  markApplied,
+  unfinishedResponseCountMax,
+} from '../../../src/http/server.js'
+import { createLog } from '../../../src/log.js'
+import { RawConnection, type RawResponse } from '../../support/raw-http.js'
 
 // The requests pipelined on one connection, driven in process with handlers that can be held,
 // so that nothing depends on disk speed or timing: a request starts only once the one before it

@@ -1,8 +1,8 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { FileDescriptor } from '../../src/wal/storage.js'
-import { prng, testSeed } from '../support/random.js'
-import { SimulatedCrash, SimulatedDisk } from '../support/simulated-disk.js'
+import type { FileDescriptor } from '../../../src/wal/storage.js'
+import { prng, testSeed } from '../../support/random.js'
+import { SimulatedCrash, SimulatedDisk } from '../../support/simulated-disk.js'
 
 // The crash tests of the log are only as strong as this model, so each promise it makes (what
 // survives) and each liberty it takes (what may be lost, torn or reordered) is shown here, the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { I32, type Slot, slotNone } from '../../src/store/layout.js'
-import { LruList } from '../../src/store/lru-list.js'
+import { I32, type Slot, slotNone } from '../../../src/store/layout.js'
+import { LruList } from '../../../src/store/lru-list.js'
 
 function makeList(slotCount: number) {
   const list = new LruList(new Int32Array(16), new Int32Array(slotCount), new Int32Array(slotCount))

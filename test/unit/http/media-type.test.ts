@@ -4,8 +4,8 @@ import {
   encodeMediaType,
   isMediaType,
   tagInline,
-} from '../../src/http/media-type.js'
-import { inProcessApp } from '../support/app.js'
+} from '../../../src/http/media-type.js'
+import { inProcessApp } from '../../support/app.js'
 
 // Media types against RFC 9110's grammar (§8.3.1): what may be stored, and what a stored tag
 // may still send out as a Content-Type, whatever wrote it.

@@ -8,8 +8,8 @@ import {
   probeKey,
   utf8Size,
   writeProbe,
-} from '../../src/store/key-codec.js'
-import { prng, testSeed } from '../support/random.js'
+} from '../../../src/store/key-codec.js'
+import { prng, testSeed } from '../../support/random.js'
 
 const samples = ['a', 'key:0001', 'é', '€uro', '😀', 'a/b c%2F', 'mixed-ü-😀-z', 'x'.repeat(300)]
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { HashIndex } from '../../src/store/hash-index.js'
-import { type Slot, slotNone } from '../../src/store/layout.js'
-import { prng, testSeed } from '../support/random.js'
+import { HashIndex } from '../../../src/store/hash-index.js'
+import { type Slot, slotNone } from '../../../src/store/layout.js'
+import { prng, testSeed } from '../../support/random.js'
 
 function makeIndex(positionCount: number, slotCount: number) {
   const index = new HashIndex(new Int32Array(positionCount), new Int32Array(slotCount))

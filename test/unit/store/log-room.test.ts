@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { type StoreLimits, walRingSizeMin } from '../../src/store/layout.js'
-import { Store } from '../../src/store/store.js'
-import type { BatchChange } from '../../src/store/types.js'
-import { verifyStore } from '../../src/store/verify.js'
-import { WalRing } from '../../src/wal/ring.js'
+import { type StoreLimits, walRingSizeMin } from '../../../src/store/layout.js'
+import { Store } from '../../../src/store/store.js'
+import type { BatchChange } from '../../../src/store/types.js'
+import { verifyStore } from '../../../src/store/verify.js'
+import { WalRing } from '../../../src/wal/ring.js'
 
 // The store asks its log for room before every change (src/store/types.ts, LogRoom). These are
 // the cases a random workload reaches only now and then, built by hand: a set that must evict
