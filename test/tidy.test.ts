@@ -27,6 +27,24 @@ const longFiles: Record<string, string> = {
   'src/http/server.ts': 'the connection layer: ordering, pipelining bounds, timeouts',
   'bench/store.ts': 'one benchmark script, top to bottom',
   'bench/http.ts': 'one benchmark script, top to bottom',
+  'src/cli.ts':
+    'the slabkv command: serve, the terminal client and wal check|repair, each with its help',
+  'public/style.css': "the UI's shared styles and its light and dark palettes",
+  'test/concurrency/hammer.ts': 'the worker-thread workload and the checks its report must pass',
+  'test/concurrency/http-clients.test.ts':
+    'one history of many clients, and the checker that reads it',
+  'test/e2e/connections.test.ts':
+    'connection behaviour on one server: keep-alive, pipelining, slow readers',
+  'test/e2e/hostile-input.test.ts':
+    'hostile input on one server: media types, keys, JSON, each class generated',
+  'test/e2e/kv-api.test.ts': 'the native key routes on one server, every behaviour of each',
+  'test/e2e/lifecycle.test.ts': 'starting, stopping and configuring real server processes',
+  'test/e2e/ui.test.ts':
+    'the UI in one browser session per file: keys, forms, paging, accessibility',
+  'test/fuzz/driver.ts': 'the generative test: connections, restarts and the model they check',
+  'test/property/store-model.test.ts':
+    'the store against its model, the generator beside the checks',
+  'test/unit/store/store.test.ts': 'the Store class, one describe per operation',
 }
 
 describe('tidy', () => {
