@@ -86,6 +86,14 @@ describe('bearer token', () => {
     expect(await expectJson(read, 404)).toEqual({ detail: 'Key not found' })
   })
 
+  it('accepts the bearer scheme in any case', async () => {
+    const response = await fetch(`${server.url}/v1/stats`, {
+      headers: { Authorization: `bearer ${token}` },
+    })
+    expect(response.status).toBe(200)
+    await response.arrayBuffer()
+  })
+
   it('answers 401 on every other route without the token', async () => {
     const routes: [string, string, string?][] = [
       ['GET', '/v1/kv?prefix='],

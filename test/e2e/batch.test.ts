@@ -302,3 +302,20 @@ describe('batches on the smallest log ring', () => {
     }
   })
 })
+
+describe('a TTL that overflows', () => {
+  it('refuses a batch whose TTL overflows in milliseconds, applying none of it', async () => {
+    const first = uniqueKey('ttl-first')
+    const ops = [
+      { op: 'set', key: first, value: 'v' },
+      { op: 'set', key: uniqueKey('ttl-second'), value: 'v', ttl: 1e306 },
+    ]
+    const response = await fetch(`${server.url}/v1/batch`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ops }),
+    })
+    await expectProblem(response, 400, 'ttl_invalid')
+    await expectProblem(await fetch(`${server.url}/v1/kv/${keyPath(first)}`), 404, 'not_found')
+  })
+})

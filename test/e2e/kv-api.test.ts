@@ -810,3 +810,31 @@ describe('GET /v1/kv pages (docs/api.md, "GET /v1/kv"), on a server of their own
     await deleteAll([...matching, ...others])
   })
 })
+
+describe('requests at the edges of the key routes', () => {
+  it('answers 400 for a listing cursor too large to be a slot', async () => {
+    await expectProblem(
+      await fetch(`${server.url}/v1/kv?cursor=99999999999999999999`),
+      400,
+      'invalid_request',
+    )
+  })
+
+  it('refuses a PUT carrying both If-Match and If-None-Match: *, writing nothing', async () => {
+    const path = `${server.url}/v1/kv/${keyPath(uniqueKey('both-conditions'))}`
+    const response = await fetch(path, {
+      method: 'PUT',
+      headers: { 'If-Match': '"999"', 'If-None-Match': '*' },
+      body: 'v',
+    })
+    await expectProblem(response, 412, 'precondition_failed')
+    await expectProblem(await fetch(path), 404, 'not_found')
+  })
+
+  it('answers 400 key_too_large, not 404, to GET and DELETE of a key over the limit', async () => {
+    // The default --max-key-size is 1024 bytes.
+    const path = `${server.url}/v1/kv/${'k'.repeat(1025)}`
+    await expectProblem(await fetch(path), 400, 'key_too_large')
+    await expectProblem(await fetch(path, { method: 'DELETE' }), 400, 'key_too_large')
+  })
+})

@@ -398,6 +398,12 @@ describe('configuration', () => {
     expect(problems).toEqual([])
   })
 
+  it('refuses a header timeout longer than the request timeout as configuration (exit 2)', async () => {
+    const result = await runCli(['serve', '--port', '0', '--headers-timeout-ms', '60000'])
+    expect(result.code).toBe(2)
+    expect(result.stdout + result.stderr).toMatch(/headers-timeout-ms/)
+  })
+
   it('exits 2 for an invalid SLABKV_* environment variable', async () => {
     const result = await runCli(['serve', '--port', '0'], {
       env: { SLABKV_MAX_ENTRIES: 'lots' },

@@ -241,3 +241,29 @@ describe('PyKV-compatible routes', () => {
     await expectValue(key, 'stays')
   })
 })
+
+describe('values and bodies that are not JSON', () => {
+  it('returns a value PUT as application/json that is not JSON as text on GET /get', async () => {
+    const key = uniqueKey('not-json')
+    const put = await fetch(`${server.url}/v1/kv/${keyPath(key)}`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json' },
+      body: 'not json',
+    })
+    expect(put.status).toBe(201)
+    await put.arrayBuffer()
+    expect(await expectJson(await fetch(`${server.url}/get/${keyPath(key)}`), 200)).toEqual({
+      key,
+      value: 'not json',
+    })
+  })
+
+  it('answers 422 to POST /set with a body not declared as JSON', async () => {
+    const response = await fetch(`${server.url}/set`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'key=a&value=b',
+    })
+    await expectValidationError(response)
+  })
+})
