@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
-import { problem } from '../errors.js'
 import { isDocsPath } from './docs.js'
+import { problemResponse } from './respond.js'
 import { isUiPath } from './ui.js'
 
 // Bearer-token authentication for every route but the probes, the UI's static files and the API
@@ -27,9 +27,7 @@ export function bearerAuth(token: string): MiddlewareHandler {
     const bearer = header.slice(0, 7).toLowerCase() === 'bearer '
     const presented = digest(bearer ? header.slice(7) : '')
     if (bearer && timingSafeEqual(presented, expected)) return next()
-    const body = problem('unauthorized')
-    return c.body(JSON.stringify(body), 401, {
-      'Content-Type': 'application/problem+json',
+    return problemResponse('unauthorized', undefined, undefined, {
       'WWW-Authenticate': 'Bearer realm="slabkv"',
     })
   }

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono'
 import type { ServerConfig } from '../config.js'
-import { problem } from '../errors.js'
+import { problemResponse } from './respond.js'
 
 // DNS rebinding: a web page the user visits points a name it controls at 127.0.0.1, and the
 // browser then lets that page read and write this server as its own origin. The Host header
@@ -39,7 +39,6 @@ export function hostCheck(config: ServerConfig): MiddlewareHandler | undefined {
     const detail = `This server answers to loopback names only (localhost, 127.0.0.1, [::1])${
       allowed.size === 0 ? '' : ` and ${[...allowed].join(', ')}`
     }, not '${name}'; --allowed-hosts adds names`
-    const body = problem('host_not_allowed', detail)
-    return c.body(JSON.stringify(body), 421, { 'Content-Type': 'application/problem+json' })
+    return problemResponse('host_not_allowed', detail)
   }
 }

@@ -1,7 +1,9 @@
+import { z } from '@hono/zod-openapi'
 import { packageVersion } from '../package.js'
 import { isOpenPath } from './auth.js'
 import type { App } from './deps.js'
 import { openApiPath } from './docs.js'
+import { problemSchema } from './respond.js'
 import { respondWithFile, type StaticFile, staticFile } from './static-file.js'
 
 // The OpenAPI document at /openapi.json, generated from the routes' definitions once per thread,
@@ -23,17 +25,8 @@ const unauthorized = {
   description: 'No valid bearer token (the server was started with --token)',
   content: {
     'application/problem+json': {
-      schema: {
-        type: 'object',
-        required: ['type', 'title', 'status', 'code'],
-        properties: {
-          type: { type: 'string' },
-          title: { type: 'string' },
-          status: { type: 'number' },
-          code: { type: 'string', enum: ['unauthorized'] },
-          detail: { type: 'string' },
-        },
-      },
+      // Added to the document after it is generated, so in JSON Schema form.
+      schema: z.toJSONSchema(problemSchema, { target: 'openapi-3.0' }),
     },
   },
 }

@@ -1,3 +1,4 @@
+import { z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { Durability, Refusal } from '../durability.js'
 import { type ErrorCode, errorTable, problem } from '../errors.js'
@@ -11,16 +12,29 @@ export function isPykvPath(path: string): boolean {
   return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
 }
 
+/** The problem+json body, as the OpenAPI document declares it (src/errors.ts builds it). */
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number(),
+  code: z.string(),
+  detail: z.string().optional(),
+})
+
+/** A response's content in the OpenAPI document: a problem+json body. */
+export const problemContent = { 'application/problem+json': { schema: problemSchema } }
+
 /** An application/problem+json answer for the error code, with the code's status. */
 export function problemResponse(
   code: ErrorCode,
   detail?: string,
   extensions?: Record<string, unknown>,
+  headers: Record<string, string> = {},
 ): Response {
   const body = problem(code, detail, extensions)
   return new Response(JSON.stringify(body), {
     status: body.status,
-    headers: { 'Content-Type': 'application/problem+json' },
+    headers: { 'Content-Type': 'application/problem+json', ...headers },
   })
 }
 

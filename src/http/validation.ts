@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import type { ZodError } from 'zod'
-import { problem } from '../errors.js'
+import { problemResponse } from './respond.js'
 
 // What a request that fails its route's schema gets back. The PyKV-compatible routes answer
 // as FastAPI does (422, detail: a list of {type, loc, msg}) so PyKV's clients can read the
@@ -64,6 +64,5 @@ export function validationHook(result: HookResult, c: Context) {
         `${[locationOf[target] ?? target, ...issue.path.map(String)].join('.')}: ${issue.message}`,
     )
     .join('; ')
-  const body = problem('invalid_request', detail)
-  return c.body(JSON.stringify(body), 400, { 'Content-Type': 'application/problem+json' })
+  return problemResponse('invalid_request', detail)
 }

@@ -16,7 +16,7 @@ import { etagOf, parseEtags, versionsOf } from '../etag.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
-import { problemResponse, whenDurable, whenLogged } from '../respond.js'
+import { problemContent, problemResponse, whenDurable, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 
@@ -25,17 +25,6 @@ import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 // create-only, If-None-Match on reads for 304.
 
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
-const problemContent = {
-  'application/problem+json': {
-    schema: z.object({
-      type: z.string(),
-      title: z.string(),
-      status: z.number(),
-      code: z.string(),
-      detail: z.string().optional(),
-    }),
-  },
-}
 // The conditional headers are documented here rather than declared as a schema: a declared
 // header schema is validated on every request, which cost a tenth of a GET's server time, and
 // the handlers parse these two headers themselves anyway.
