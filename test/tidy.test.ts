@@ -27,8 +27,6 @@ const longFiles: Record<string, string> = {
   'src/http/server.ts': 'the connection layer: ordering, pipelining bounds, timeouts',
   'bench/store.ts': 'one benchmark script, top to bottom',
   'bench/http.ts': 'one benchmark script, top to bottom',
-  'src/cli.ts':
-    'the slabkv command: serve, the terminal client and wal check|repair, each with its help',
   'public/style.css': "the UI's shared styles and its light and dark palettes",
   'test/concurrency/hammer.ts': 'the worker-thread workload and the checks its report must pass',
   'test/concurrency/http-clients.test.ts':
