@@ -44,7 +44,6 @@ const gaugeCritical = 0.95
  * @property {number} opsPerSecond
  * @property {number} uptimeSeconds
  * @property {number} threads
- * @property {string} mode
  * @property {number} sequence
  * @property {{ fsync: string | null, state: string, durableLag: number, groupCommits: number,
  *   recordsWritten: number, recordsPerGroupCommit: number }} wal

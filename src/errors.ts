@@ -79,7 +79,7 @@ export function problem(
 
 /**
  * The client-facing code for a refusal the store returned as a value. log_full is not one: it
- * means "try again once the log drains", which whenLogged (src/http/app.ts) does.
+ * means "try again once the log drains", which whenLogged (src/http/respond.ts) does.
  */
 export function codeOfStoreError(code: Exclude<StoreErrorCode, 'log_full'>): ErrorCode {
   switch (code) {

@@ -11,7 +11,7 @@ export const exitCodes = {
   failed: {
     code: 1,
     meaning:
-      'serve could not start (a port in use, the data directory held, Node too old) or a handler thread failed; get and del: no such key (or a failed condition); wal check: a torn tail, which the next start cuts by itself; wal repair: a server holds the directory, or there is no room to keep the cut bytes',
+      'serve could not start (a port in use, the data directory held, Node too old) or a handler thread failed; get and del: no such key; wal check: a torn tail, which the next start cuts by itself; wal repair: a server holds the directory, or there is no room to keep the cut bytes',
   },
   usage: { code: 2, meaning: 'a usage or configuration error: nothing was done' },
   server: {

@@ -8,7 +8,7 @@ import { commandHelp } from './help.js'
 
 // slabkv get, set, del and ls: a terminal client for a running server.
 
-/** get and del of a missing key, or a failed condition. */
+/** get and del of a missing key. */
 const exitNotFound = exitFailed
 
 /**

@@ -24,9 +24,12 @@ export async function wal(argv: string[]): Promise<number> {
     process.stderr.write(`slabkv wal: expected 'check DIR' or 'repair DIR'\n\n${usage}`)
     return exitUsage
   }
-  // A path that is not a directory holds no log: say so, rather than fail deep in a read.
-  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) {
-    process.stderr.write(`slabkv wal ${action}: ${dir} is not a directory\n`)
+  // A path that is not a directory holds no log: say so, rather than fail deep in a read. A
+  // missing one is most likely a mistyped path, which must not be reported clean.
+  const stat = statSync(dir, { throwIfNoEntry: false })
+  if (stat?.isDirectory() !== true) {
+    const what = stat === undefined ? 'does not exist' : 'is not a directory'
+    process.stderr.write(`slabkv wal ${action}: ${dir} ${what}\n`)
     return exitUsage
   }
   // The limits a start would use: the same options and environment as serve.
@@ -40,11 +43,11 @@ export async function wal(argv: string[]): Promise<number> {
   const { realStorage } = await import('../wal/storage.js')
   const print = (line: string) => process.stdout.write(`${line}\n`)
   if (action === 'check') return walCheck(realStorage, dir, print, limits)
-  // A repair cuts files: never under a running server. (A missing directory has nothing to cut.)
+  // A repair cuts files: never under a running server.
   const { DataDirInUseError, lockDataDir } = await import('../wal/dir-lock.js')
   let unlock: () => void
   try {
-    unlock = realStorage.exists(dir) ? lockDataDir(dir) : () => {}
+    unlock = lockDataDir(dir)
   } catch (error) {
     if (error instanceof DataDirInUseError) {
       process.stderr.write(`slabkv wal repair: ${error.message}\n`)

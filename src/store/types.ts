@@ -16,7 +16,7 @@ export type StoreErrorCode =
    * The log had no room for the records this change needs right now. Nothing the caller asked
    * for was applied (expiries or evictions made on its behalf may have been, each one logged).
    * Never a client's error: the caller waits for the log to drain, outside the lock, and tries
-   * again (src/http/app.ts, whenLogged).
+   * again (src/http/respond.ts, whenLogged).
    */
   | 'log_full'
   /** A batch's own entries need more than the store holds, or its records more than the log. */

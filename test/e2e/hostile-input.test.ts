@@ -648,17 +648,22 @@ describe('a value of the largest --max-value-size', () => {
   })
 })
 
-describe('slabkv wal check on a path that is not a directory', () => {
-  it('says so in one line and exits 2, without a stack trace', async () => {
+describe('slabkv wal check on a path that is not a data directory', () => {
+  it('says so in one line and exits 2, without a stack trace: a file, or nothing at all', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slabkv-walcheck-'))
     const file = join(dir, 'a-file')
     writeFileSync(file, 'not a data directory')
     try {
       for (const action of ['check', 'repair']) {
-        const result = await runCli(['wal', action, file])
-        expect(result.code, result.stderr).toBe(2)
-        expect(result.stderr).toMatch(/not a directory/)
-        expect(result.stderr).not.toMatch(/\n\s+at /)
+        for (const [path, message] of [
+          [file, /is not a directory/],
+          [join(dir, 'no-such-dir'), /does not exist/],
+        ] as const) {
+          const result = await runCli(['wal', action, path])
+          expect(result.code, result.stderr).toBe(2)
+          expect(result.stderr).toMatch(message)
+          expect(result.stderr).not.toMatch(/\n\s+at /)
+        }
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
