@@ -5,10 +5,10 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { summarizeProfiles } from './cpuprofile.js'
+import { dialects } from './dialects.js'
 import { loadOptions, loadSettings } from './measure.js'
 import { runAutocannon } from './peers/autocannon.js'
 import { renderChart } from './peers/chart.js'
-import { dialects } from './peers/dialects.js'
 import { keyCount, preload, type Scenario, scenarios, valueSize } from './peers/scenarios.js'
 import {
   evaluate,
@@ -20,15 +20,10 @@ import {
   type Target,
   targetLines,
 } from './peers/summary.js'
-import {
-  type RunningSystem,
-  type SystemSpec,
-  systemSpecs,
-  targetSystemId,
-} from './peers/systems.js'
-import { runWrk, writeScript } from './peers/wrk.js'
 import { root, runContext, writeResults } from './report.js'
 import { processCpuS, stopAll } from './servers.js'
+import { type RunningSystem, type SystemSpec, systemSpecs, targetSystemId } from './systems.js'
+import { runWrk, writeScript } from './wrk.js'
 
 // npm run bench:peers — slabkv beside what a user would otherwise run, in one run on one
 // machine: webdis + Redis (with and without appendfsync always), fastify + lru-cache, Hono +

@@ -1,8 +1,8 @@
 import { autocannon, recordLatencies } from '../autocannon.js'
+import type { Dialect } from '../dialects.js'
 import { createRandom } from '../measure.js'
-import type { Dialect } from './dialects.js'
+import type { Measurement } from '../wrk.js'
 import { key, keyCount, valueSize } from './scenarios.js'
-import type { Measurement } from './wrk.js'
 
 // autocannon, the Node-native load generator, in this process: GET hit only, the same requests
 // as wrk's GET hit (a random preloaded key per request, from a seeded generator: the same

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { Dialect } from './dialects.js'
+import type { Dialect } from '../dialects.js'
 
 // The scenarios: the same logical requests to every system, in each system's dialect. Keys are
 // drawn at random per request from a seeded generator (wrk's math.random, seeded in wrk.ts), so

@@ -1,8 +1,8 @@
 import { median } from '../measure.js'
 import { renderTable } from '../report.js'
+import type { Family } from '../systems.js'
+import type { Measurement } from '../wrk.js'
 import type { Scenario } from './scenarios.js'
-import type { Family } from './systems.js'
-import type { Measurement } from './wrk.js'
 
 // From measurements to what the report shows: the median of the runs of each system in each
 // scenario, the ratios to each peer, and the targets of issue 6 as ratios in the run.

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { root } from '../report.js'
-import { freePort, type Server, startServer } from '../servers.js'
 import type { DialectName } from './dialects.js'
+import { root } from './report.js'
+import { freePort, type Server, startServer } from './servers.js'
 
 // The systems the peers benchmark compares, each started by the benchmark on 127.0.0.1 and
 // stopped by it (by PID, through bench/servers.ts), each in a temporary directory of its own.
