@@ -4,9 +4,9 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { autocannon, type AutocannonRequest as Request, recordLatencies } from './autocannon.js'
-import { createRandom, loadOptions, loadSettings, median } from './measure.js'
+import { createRandom, loadOptions, loadSettings, median, processesCpuS } from './measure.js'
 import { renderTable, root, runContext, writeResults } from './report.js'
-import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
+import { freePort, type Server, startServer, stopAll } from './servers.js'
 
 // The HTTP benchmark: the real `slabkv serve` as a child process, beside a reference server
 // (bench/peers/hono-map.ts: Hono, @hono/node-server and a plain Map, nothing else), both run by
@@ -277,10 +277,10 @@ async function load(server: Server, scenario: Scenario, seconds: number): Promis
   const percentiles = recordLatencies(instance)
   const wallStart = process.hrtime.bigint()
   const cpuStart = process.cpuUsage()
-  const serverCpuStart = processCpuS(server.pid)
+  const serverCpuStart = processesCpuS([server.pid])
   const result = await instance
   const cpu = process.cpuUsage(cpuStart)
-  const serverCpuEnd = processCpuS(server.pid)
+  const serverCpuEnd = processesCpuS([server.pid])
   const wallS = Number(process.hrtime.bigint() - wallStart) / 1e9
   const serverCpuS =
     serverCpuStart === undefined || serverCpuEnd === undefined

@@ -4,9 +4,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadOptions, loadSettings, median } from './measure.js'
+import { loadOptions, loadSettings, median, processesCpuS } from './measure.js'
 import { renderTable, runContext, writeResults } from './report.js'
-import { freePort, processCpuS, type Server, startServer, stopAll } from './servers.js'
+import { freePort, type Server, startServer, stopAll } from './servers.js'
 
 // npm run bench:wal — what durability costs: slabkv in each --fsync mode, side by side in one
 // run, under wrk (the load generator that is not the bottleneck here: C, one thread). PUTs show
@@ -88,14 +88,14 @@ async function walStats(server: Server): Promise<{ groups: number; records: numb
 }
 
 async function measure(server: Server, script: string, seconds: number): Promise<Run> {
-  const cpuBefore = processCpuS(server.pid)
+  const cpuBefore = processesCpuS([server.pid])
   const walBefore = await walStats(server)
   const out = execFileSync(
     'wrk',
     ['-t1', `-c${connectionCount}`, `-d${seconds}s`, '--latency', '-s', script, server.url],
     { encoding: 'utf8' },
   )
-  const cpuAfter = processCpuS(server.pid)
+  const cpuAfter = processesCpuS([server.pid])
   const walAfter = await walStats(server)
   const requests = Number(/(\d+) requests in/.exec(out)?.[1])
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { selfTimes } from '../../bench/cpuprofile.js'
 import { dialects } from '../../bench/dialects.js'
-import { keyCount, scenarios, valueText } from '../../bench/peers/scenarios.js'
+import { keyCount, scenarios } from '../../bench/peers/scenarios.js'
 import {
   evaluate,
   markdownTables,
@@ -14,6 +14,7 @@ import {
   type SystemRef,
   summarize,
 } from '../../bench/peers/summary.js'
+import { valueText } from '../../bench/preload.js'
 import { renderTable } from '../../bench/report.js'
 import { runWrk, writeScript } from '../../bench/wrk.js'
 
