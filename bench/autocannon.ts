@@ -16,14 +16,10 @@ export interface AutocannonRequest {
   onResponse?: (status: number, body: string) => void
 }
 
-export interface AutocannonResult {
-  requests: { average: number; total: number }
-  latency: { p50: number; p99: number }
+interface AutocannonResult {
+  requests: { total: number }
   /** Connection errors, timeouts included. */
   errors: number
-  timeouts: number
-  mismatches: number
-  statusCodeStats: Record<string, { count: number }>
 }
 
 interface Instance extends PromiseLike<AutocannonResult> {
@@ -41,14 +37,14 @@ type Autocannon = (options: {
   requests: AutocannonRequest[]
 }) => Instance
 
-export const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 /**
  * Records the latency of every response of a run, exactly (autocannon's own percentiles come
  * from a histogram in whole milliseconds). Call the returned function once the run has ended:
  * it gives the p-th percentile, in ms, NaN when nothing was answered.
  */
-export function recordLatencies(instance: Instance): () => (p: number) => number {
+function recordLatencies(instance: Instance): () => (p: number) => number {
   let latencies = new Float64Array(1 << 18)
   let count = 0
   instance.on('response', (_client, _status, _size, ms) => {
