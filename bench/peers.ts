@@ -1,59 +1,78 @@
 import assert from 'node:assert/strict'
-import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { runAutocannon } from './autocannon.js'
 import { summarizeProfiles } from './cpuprofile.js'
-import { loadOptions, loadSettings } from './measure.js'
-import { runAutocannon } from './peers/autocannon.js'
+import { dialects } from './dialects.js'
+import { loadOptions, loadSettings, measureLoad, type Run } from './measure.js'
 import { renderChart } from './peers/chart.js'
-import { dialects } from './peers/dialects.js'
-import { keyCount, preload, type Scenario, scenarios, valueSize } from './peers/scenarios.js'
+import { keyCount, keyspace, type Scenario, scenarios, valueSize } from './peers/scenarios.js'
 import {
   evaluate,
   markdownTables,
-  type Run,
   type Summary,
   type SystemRef,
   summarize,
   type Target,
   targetLines,
 } from './peers/summary.js'
+import { preload } from './preload.js'
+import { filesystemOf, publish, root, runContext } from './report.js'
+import { runRounds } from './rounds.js'
+import { requirePrograms, withWorkDir } from './servers.js'
 import {
+  fastifyLruSystem,
+  honoMapSystem,
+  node,
   type RunningSystem,
   type SystemSpec,
-  systemSpecs,
-  targetSystemId,
-} from './peers/systems.js'
-import { runWrk, writeScript } from './peers/wrk.js'
-import { root, runContext, writeResults } from './report.js'
-import { processCpuS, stopAll } from './servers.js'
+  slabkvSystem,
+  startSystems,
+  webdisRedisSystem,
+} from './systems.js'
+import { runWrk, writeScript } from './wrk.js'
 
 // npm run bench:peers — slabkv beside what a user would otherwise run, in one run on one
 // machine: webdis + Redis (with and without appendfsync always), fastify + lru-cache, Hono +
-// Map, and slabkv in each mode (bench/peers/systems.ts). Every system gets the same logical
-// requests (bench/peers/scenarios.ts) in its own dialect (bench/peers/dialects.ts), from wrk
-// with Lua scripts (bench/peers/wrk.ts) and, for GET hit, from autocannon too. Each answer is
-// checked; a system that answered wrongly or failed has no figure in that scenario, and the
-// report says why. Rounds interleave the systems (A B C … A B C …); figures are medians.
-// --profile <scenario> then runs one slabkv under --cpu-prof for that scenario and reports
-// where its CPU time goes (bench/cpuprofile.ts); --runs 0 runs only that.
+// Map, and slabkv in each mode (bench/systems.ts). Every system gets the same logical requests
+// (bench/peers/scenarios.ts) in its own dialect (bench/dialects.ts), from wrk with Lua scripts
+// (bench/wrk.ts) and, for GET hit, from autocannon too. Each answer is checked; a system that
+// answered wrongly or failed has no figure in that scenario, and the report says why. Rounds
+// interleave the systems (bench/rounds.ts); figures are medians. --profile <scenario> then runs
+// one slabkv under --cpu-prof for that scenario and reports where its CPU time goes
+// (bench/cpuprofile.ts); --runs 0 runs only that.
+
+/** Every system, in the order of each round. */
+function systemSpecs(): SystemSpec[] {
+  return [
+    slabkvSystem({ threads: 1, fsync: 'always' }),
+    slabkvSystem({ threads: 1, fsync: 'no' }),
+    slabkvSystem({ threads: 2, fsync: 'always' }),
+    slabkvSystem({ threads: 2, fsync: 'no' }),
+    webdisRedisSystem(false),
+    webdisRedisSystem(true),
+    fastifyLruSystem(),
+    honoMapSystem(),
+  ]
+}
+
+/** The slabkv the targets are measured on: Node 24, 2 handler threads, --fsync always. */
+const targetSystemId = `slabkv-${node}x2`
 
 const { values: args } = parseArgs({
   options: {
     ...loadOptions(2),
     'wrk-threads': { type: 'string', default: '1' },
-    // Comma-separated ids (bench/peers/scenarios.ts, bench/peers/systems.ts); all when absent.
+    // Comma-separated ids (bench/peers/scenarios.ts, systemSpecs above); all when absent.
     scenarios: { type: 'string' },
     systems: { type: 'string' },
     profile: { type: 'string' },
     'profile-system': { type: 'string', default: targetSystemId },
-    // Prints everything, writes nothing (for trying the benchmark itself).
-    'dry-run': { type: 'boolean', default: false },
   },
 })
-const { runCount, durationS, warmupS, connectionCount } = loadSettings(args, 0)
+const { runCount, durationS, warmupS, connectionCount, dryRun } = loadSettings(args, 0)
 const wrkThreadCount = Number(args['wrk-threads'])
 assert(Number.isSafeInteger(wrkThreadCount) && wrkThreadCount >= 1, '--wrk-threads ≥ 1')
 
@@ -75,36 +94,21 @@ const profileScenario =
   args.profile === undefined ? undefined : select(scenarios, args.profile, 'scenario')[0]
 const profileSpec = select(systemSpecs(), args['profile-system'], 'system')[0]!
 
-const tools = [
+requirePrograms([
   'wrk',
   ...(specs.some((s) => s.family === 'redis') ? ['redis-server', 'webdis'] : []),
-]
-for (const tool of tools) {
-  if (spawnSync('which', [tool]).status !== 0) {
-    console.error(`${tool} is missing: run \`bash scripts/ensure-system-packages.sh\` (apt-get)`)
-    process.exit(1)
-  }
-}
+])
 
-const context = runContext(import.meta.url, ['src', 'workers', 'bench/peers'])
-const workDir = mkdtempSync(join(os.tmpdir(), 'slabkv-bench-peers-'))
-const filesystem = execFileSync('df', ['-T', workDir], { encoding: 'utf8' })
-  .trim()
-  .split('\n')
-  .at(-1)
-  ?.split(/\s+/)[1]
-const env = { workDir }
+// The peers' code, how each system is started, and what they are sent.
+const context = runContext(import.meta.url, [
+  'src',
+  'workers',
+  'bench/peers',
+  'bench/systems.ts',
+  'bench/dialects.ts',
+  'bench/wrk.ts',
+])
 const log = (line: string) => process.stderr.write(`${line}\n`)
-
-function serverCpuS(system: RunningSystem): number | undefined {
-  let total = 0
-  for (const pid of system.pids) {
-    const cpu = processCpuS(pid)
-    if (cpu === undefined) return undefined
-    total += cpu
-  }
-  return total
-}
 
 /** One measurement; a failure becomes a Run with its reason, never a figure. */
 async function measure(
@@ -113,22 +117,24 @@ async function measure(
   scripts: Map<string, string>,
   seconds: number,
 ): Promise<Run> {
-  const before = serverCpuS(system)
+  const dialect = dialects[system.spec.dialect]
   try {
-    const dialect = dialects[system.spec.dialect]
-    const measurement =
-      scenario.generator === 'wrk'
-        ? await runWrk({
+    return await measureLoad(system.pids, () =>
+      scenario.autocannon !== undefined
+        ? runAutocannon({
+            url: system.url,
+            connectionCount,
+            seconds,
+            ...scenario.autocannon(dialect),
+          })
+        : runWrk({
             url: system.url,
             script: scripts.get(`${scenario.id}.${dialect.name}`)!,
             threadCount: wrkThreadCount,
             connectionCount,
             seconds,
-          })
-        : await runAutocannon(system.url, dialect, connectionCount, seconds)
-    const after = serverCpuS(system)
-    const cpu = before === undefined || after === undefined ? null : after - before
-    return { ...measurement, serverCpuS: cpu }
+          }),
+    )
   } catch (error) {
     return { error: (error as Error).message.slice(0, 500) }
   }
@@ -140,17 +146,6 @@ const refOf = (spec: SystemSpec): SystemRef => ({
   family: spec.family,
   durable: spec.durable,
 })
-
-async function startAll(): Promise<RunningSystem[]> {
-  const started: RunningSystem[] = []
-  for (const spec of specs) {
-    const system = await spec.start(env)
-    log(`${spec.label}: ${system.url}, pids ${system.pids.join(' ')}: ${system.command}`)
-    await preload(system.url, dialects[spec.dialect])
-    started.push(system)
-  }
-  return started
-}
 
 /** Every scenario's check against every system; the reason when a system fails one. */
 async function checkAll(systems: RunningSystem[]): Promise<Map<string, string>> {
@@ -169,7 +164,7 @@ async function checkAll(systems: RunningSystem[]): Promise<Map<string, string>> 
   return failures
 }
 
-async function measureAll(systems: RunningSystem[]): Promise<Summary[]> {
+async function measureAll(workDir: string, systems: RunningSystem[]): Promise<Summary[]> {
   const scripts = new Map<string, string>()
   for (const scenario of selectedScenarios.filter((s) => s.generator === 'wrk')) {
     for (const dialect of Object.values(dialects)) {
@@ -178,60 +173,34 @@ async function measureAll(systems: RunningSystem[]): Promise<Summary[]> {
     }
   }
   const failures = await checkAll(systems)
-  const plannedS = selectedScenarios.length * systems.length * (warmupS + runCount * durationS)
-  let doneS = 0
-  const start = Date.now()
-  const progress = (seconds: number, what: string) => {
-    doneS += seconds
-    const leftS = ((Date.now() - start) / 1000 / doneS) * (plannedS - doneS)
-    const percent = Math.round((doneS / plannedS) * 100)
-    log(`[${percent}%, ~${Math.ceil(leftS / 60)} min left] ${what}`)
-  }
-  const summaries: Summary[] = []
-  for (const scenario of selectedScenarios) {
-    const runs = new Map<string, Run[]>()
-    const measured = systems.filter((s) => !failures.has(`${scenario.id}\n${s.spec.id}`))
-    for (const system of measured) {
-      await measure(system, scenario, scripts, warmupS)
-      progress(warmupS, `${scenario.title}, ${system.spec.label}: warmed up`)
-    }
-    for (let round = 0; round < runCount; round++) {
-      for (const system of measured) {
-        const run = await measure(system, scenario, scripts, durationS)
-        runs.set(system.spec.id, [...(runs.get(system.spec.id) ?? []), run])
-        const figures =
-          run.error !== undefined
-            ? `FAILED: ${run.error}`
-            : `${Math.round(run.requestsPerSecond).toLocaleString('en-US')} req/s, ` +
-              `p99 ${run.latencyP99Ms.toFixed(2)} ms, server CPU ${Math.round(((run.serverCpuS ?? Number.NaN) / run.durationS) * 100)}%, ` +
-              `${run.generator} CPU ${Math.round((run.generatorCpuS / run.durationS) * 100)}%` +
-              (run.badCount + run.socketErrorCount > 0
-                ? `, ${run.badCount} WRONG answers (${run.badSample}), ${run.socketErrorCount} socket errors`
-                : '')
-        progress(
-          durationS,
-          `round ${round + 1}/${runCount} ${scenario.title}, ${system.spec.label}: ${figures}`,
-        )
-      }
-    }
-    for (const system of systems) {
-      const failure = failures.get(`${scenario.id}\n${system.spec.id}`)
-      const measuredRuns: Run[] =
-        failure === undefined ? (runs.get(system.spec.id) ?? []) : [{ error: failure }]
-      summaries.push(summarize(scenario, refOf(system.spec), measuredRuns))
-    }
-  }
-  return summaries
+  const failure = (scenario: Scenario, system: RunningSystem) =>
+    failures.get(`${scenario.id}\n${system.spec.id}`)
+  const rounds = await runRounds({
+    scenarios: selectedScenarios,
+    systemsIn: (scenario) => systems.filter((system) => failure(scenario, system) === undefined),
+    runCount,
+    warmupS,
+    durationS,
+    measure: (system, scenario, seconds) => measure(system, scenario, scripts, seconds),
+  })
+  return selectedScenarios.flatMap((scenario) =>
+    systems.map((system) => {
+      const failed = failure(scenario, system)
+      const runs: Run[] =
+        failed === undefined ? (rounds.get(scenario)?.get(system) ?? []) : [{ error: failed }]
+      return summarize(scenario, refOf(system.spec), runs)
+    }),
+  )
 }
 
 /** Runs one slabkv under --cpu-prof for one scenario; the top self-time functions. */
-async function profile(scenario: Scenario): Promise<string> {
+async function profile(workDir: string, scenario: Scenario): Promise<string> {
   const dir = join(workDir, 'profile')
   mkdirSync(dir)
   const profileEnv = { workDir: join(workDir, 'profiled') }
   const system = await profileSpec.start(profileEnv, ['--cpu-prof', '--cpu-prof-dir', dir])
   const dialect = dialects[system.spec.dialect]
-  await preload(system.url, dialect)
+  await preload(system.url, dialect, keyspace)
   await scenario.check(system.url, dialect)
   const scripts = new Map<string, string>()
   if (scenario.generator === 'wrk') {
@@ -262,17 +231,17 @@ const benchStart = Date.now()
 let summaries: Summary[] = []
 let systems: RunningSystem[] = []
 let profileText: string | undefined
-try {
+let filesystem = 'unknown'
+await withWorkDir('peers', async (workDir) => {
+  filesystem = filesystemOf(workDir)
   if (runCount > 0) {
-    systems = await startAll()
-    summaries = await measureAll(systems)
+    systems = await startSystems(specs, workDir)
+    for (const system of systems) await preload(system.url, dialects[system.spec.dialect], keyspace)
+    summaries = await measureAll(workDir, systems)
     await Promise.all(systems.map((system) => system.stop()))
   }
-  if (profileScenario !== undefined) profileText = await profile(profileScenario)
-} finally {
-  await stopAll()
-  rmSync(workDir, { recursive: true, force: true })
-}
+  if (profileScenario !== undefined) profileText = await profile(workDir, profileScenario)
+})
 const benchMinutes = ((Date.now() - benchStart) / 60_000).toFixed(1)
 
 const peers = systems.filter((s) => s.spec.family !== 'slabkv').map((s) => refOf(s.spec))
@@ -311,7 +280,7 @@ const note =
   `preloaded with ${keyCount.toLocaleString('en-US')} keys of ${valueSize}-byte values. Server CPU: ` +
   `all the system's processes and threads (webdis and Redis together); load generator CPU from ` +
   `wrk's /proc/self/stat or this process's cpuUsage, in % of one core; ${os.cpus().length} cores ` +
-  `shared by all. Data directories on ${filesystem ?? 'unknown'}. Batches: /v1/batch against ` +
+  `shared by all. Data directories on ${filesystem}. Batches: /v1/batch against ` +
   `webdis MGET/MSET (see bench/peers/scenarios.ts). Took ${benchMinutes} min.`
 const commands = systems.map((s) => `- ${s.spec.label}: \`${s.command}\``).join('\n')
 const markdown = [
@@ -323,18 +292,22 @@ const markdown = [
 ]
   .filter((part) => part !== '')
   .join('\n\n')
-console.log(markdown)
-
-if (!args['dry-run'] && summaries.length > 0) {
-  const json = {
+const written = !dryRun && summaries.length > 0
+publish(
+  'peers',
+  context,
+  !written,
+  {
     config: { runCount, durationS, warmupS, connectionCount, wrkThreadCount, keyCount, valueSize },
     filesystem,
     systems: systems.map((s) => ({ ...refOf(s.spec), command: s.command, listening: s.listening })),
     results: summaries,
     targets: targetResults,
     profile: profileText ?? null,
-  }
-  writeResults('peers', context, json, markdown)
+  },
+  markdown,
+)
+if (written) {
   const stamp = `${context.date.slice(0, 10)} · commit ${context.commit} · ${context.cpuModel}, ${context.cpuCount} cores · \`${context.command}\``
   const chart = renderChart(summaries, [
     'slabkv and its peers over HTTP on one machine',

@@ -59,6 +59,27 @@ const resultsHeader =
   'sections: the machines are shared and noisy. bench/results/ holds the latest run of ' +
   'each benchmark as JSON.\n'
 
+/** The type of the filesystem a directory is on (ext4, tmpfs, …), for the report. */
+export function filesystemOf(dir: string): string {
+  const df = execFileSync('df', ['-T', dir], { encoding: 'utf8' })
+  return df.trim().split('\n').at(-1)?.split(/\s+/)[1] ?? 'unknown'
+}
+
+/**
+ * Prints the run's report; unless it is a dry run, also writes the figures to
+ * bench/results/<name>.json and appends the report to bench/RESULTS.md (writeResults).
+ */
+export function publish(
+  name: string,
+  context: RunContext,
+  dryRun: boolean,
+  json: object,
+  markdown: string,
+): void {
+  console.log(markdown)
+  if (!dryRun) writeResults(name, context, json, markdown)
+}
+
 /** Writes bench/results/<name>.json and appends the run's section to bench/RESULTS.md. */
 export function writeResults(
   name: string,

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
 
-// The server processes a benchmark starts: each is stopped by its PID with SIGTERM at the end,
-// on any failure, or on SIGINT/SIGTERM of the benchmark itself (importing this module installs
-// those handlers), and SIGKILLed as a last resort if the benchmark exits with one still running.
+// The server processes a benchmark starts (bench/systems.ts says which and how): each is stopped
+// by its PID with SIGTERM at the end, on any failure, or on SIGINT/SIGTERM of the benchmark
+// itself (importing this module installs those handlers), and SIGKILLed as a last resort if the
+// benchmark exits with one still running. Also the temporary directory they run in, the free
+// ports they listen on, and the programs a benchmark needs.
 
 export interface Server {
   name: string
@@ -154,13 +158,29 @@ process.once('exit', () => {
   }
 })
 
-/** utime + stime of a process, in seconds; undefined off Linux. USER_HZ is 100 on Linux. */
-export function processCpuS(pid: number): number | undefined {
+/** Exits, naming the script that installs them, when a program the benchmark runs is missing. */
+export function requirePrograms(programs: string[]): void {
+  for (const program of programs) {
+    if (spawnSync('which', [program]).status !== 0) {
+      console.error(
+        `${program} is missing: run \`bash scripts/ensure-system-packages.sh\` (apt-get)`,
+      )
+      process.exit(1)
+    }
+  }
+}
+
+/**
+ * Runs a benchmark's body with a temporary directory of its own for the servers it starts;
+ * afterwards, whether the body returned or threw, stops every server still running and removes
+ * the directory.
+ */
+export async function withWorkDir<T>(name: string, body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(os.tmpdir(), `slabkv-bench-${name}-`))
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
+    return await body(dir)
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -26,7 +26,6 @@ const longFiles: Record<string, string> = {
   'src/config.ts': 'the option table: every option with its range and description',
   'src/http/server.ts': 'the connection layer: ordering, pipelining bounds, timeouts',
   'bench/store.ts': 'one benchmark script, top to bottom',
-  'bench/http.ts': 'one benchmark script, top to bottom',
   'public/style.css': "the UI's shared styles and its light and dark palettes",
   'test/concurrency/hammer.ts': 'the worker-thread workload and the checks its report must pass',
   'test/concurrency/http-clients.test.ts':

@@ -1,5 +1,5 @@
+import type { Family } from '../systems.js'
 import { rateLabel, type Summary } from './summary.js'
-import type { Family } from './systems.js'
 
 // The peers chart, hand-written SVG: one panel per scenario (their scales differ a hundredfold:
 // a batch carries 100 operations), one horizontal bar per system, each panel scaled to its own

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
-import type { Dialect } from './dialects.js'
+import type { AutocannonOptions } from '../autocannon.js'
+import type { Dialect } from '../dialects.js'
+import { createRandom } from '../measure.js'
+import { checkPreloaded, digits, type Keyspace, key, valueText } from '../preload.js'
+import { getOkLua, prepareLua as prepare } from '../wrk.js'
 
 // The scenarios: the same logical requests to every system, in each system's dialect. Keys are
-// drawn at random per request from a seeded generator (wrk's math.random, seeded in wrk.ts), so
-// every system sees the same sequence. Every system is preloaded with keyCount keys of
-// valueSize-byte values before the first scenario.
+// drawn at random per request from a seeded generator (wrk's math.random, seeded in
+// bench/wrk.ts), so every system sees the same sequence. Every system is preloaded with keyCount
+// keys of valueSize-byte values (bench/preload.ts) before the first scenario.
 //
 // Batches, and what is comparable: slabkv's /v1/batch runs any mix of gets and sets under one
 // lock hold; Redis has MGET and MSET, one command each, and webdis cannot send MULTI/EXEC, so
@@ -18,18 +22,12 @@ export const keyCount = 10_000
 export const valueSize = 100
 export const largeValueSize = 16 * 1024
 export const batchOpCount = 100
+export const keyspace: Keyspace = { keyCount, valueSize }
 const mixSetShare = 0.1
 /** Distinct precomputed batch requests per scenario, drawn at random per request. */
 const batchGetPoolSize = 1024
 const batchSetPoolSize = 256
 
-const digits = (n: number) => String(n).padStart(12, '0')
-/** The same spellings as key() and valueText() in the Lua prologue (wrk.ts). */
-export const key = (n: number) => `key:${digits(n)}`
-export function valueText(n: number, size: number): string {
-  const head = `value:${digits(n)}:`
-  return head.padEnd(size, 'x')
-}
 // webdis reads "/" and "." in a URL as syntax; the Lua side sends keys and values unescaped.
 assert(!/[/.]/.test(key(0) + valueText(0, 20)))
 
@@ -45,15 +43,13 @@ export interface Scenario {
    * request functions.
    */
   lua: string
+  /** For autocannon: the request, drawn afresh for every measurement, and its answers' check. */
+  autocannon?(dialect: Dialect): Pick<AutocannonOptions, 'request' | 'ok'>
   /** Sends a few such requests with fetch and checks every answer, before any load. */
   check(url: string, dialect: Dialect): Promise<void>
 }
 
-/** A scenario's Lua runs in wrk's init hook, per thread (see wrk.ts). */
-const prepare = (body: string) => `function prepare()\n${body}end\n`
-
-const getOk =
-  'function ok(status, body) return status == 200 and #body == 100 and string.sub(body, 1, 6) == "value:" end\n'
+const getOk = getOkLua(valueSize)
 const getsLua = `local gets = {}
 for n = 0, keyCount - 1 do gets[n + 1] = getRequest(key(n)) end
 `
@@ -62,13 +58,7 @@ const setsLua = `local sets = {}
 for n = 0, keyCount - 1 do sets[n + 1] = setRequest(key(n), valueText(n, ${valueSize})) end
 `
 
-async function checkGetHit(url: string, dialect: Dialect): Promise<void> {
-  for (const n of [0, 7, keyCount - 1]) {
-    const got = await dialect.get(url, key(n))
-    assert.equal(got.status, 200, `GET ${key(n)}: ${got.status}`)
-    assert.equal(got.body, valueText(n, valueSize), `GET ${key(n)} answered other bytes`)
-  }
-}
+const checkGetHit = (url: string, dialect: Dialect) => checkPreloaded(url, dialect, keyspace)
 
 async function checkSet(url: string, dialect: Dialect, size: number): Promise<void> {
   const checkKey = `check:set:${size}`
@@ -199,24 +189,28 @@ function ok(status, body) return setManyOk(status, body, ${batchOpCount}) end
     },
   },
   {
-    // The same requests as GET hit, from the Node-native load generator (autocannon.ts).
+    // The same requests as GET hit, and the same check of every answer, from the Node-native
+    // load generator (bench/autocannon.ts), in the benchmark's process.
     id: 'get-hit-autocannon',
     title: 'GET hit (autocannon)',
     generator: 'autocannon',
     opsPerRequest: 1,
     lua: '',
+    autocannon(dialect) {
+      const paths = Array.from({ length: keyCount }, (_, n) => dialect.getPath(key(n)))
+      const random = createRandom(0x5eed)
+      return {
+        request: {
+          method: 'GET',
+          setupRequest(request) {
+            request.path = paths[Math.floor(random() * keyCount)]!
+            return request
+          },
+        },
+        ok: (status, body) =>
+          status === 200 && body.length === valueSize && body.startsWith('value:'),
+      }
+    },
     check: checkGetHit,
   },
 ]
-
-/** Writes keyCount keys of valueSize-byte values, in batches. */
-export async function preload(url: string, dialect: Dialect): Promise<void> {
-  const chunkSize = 1000 // slabkv's default --max-batch-ops.
-  for (let first = 0; first < keyCount; first += chunkSize) {
-    const entries: [string, string][] = []
-    for (let n = first; n < Math.min(keyCount, first + chunkSize); n++) {
-      entries.push([key(n), valueText(n, valueSize)])
-    }
-    await dialect.setMany(url, entries)
-  }
-}

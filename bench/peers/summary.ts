@@ -1,8 +1,7 @@
-import { median } from '../measure.js'
+import { type Figures, type Measurement, medianFigures, type Run } from '../measure.js'
 import { renderTable } from '../report.js'
+import type { Family } from '../systems.js'
 import type { Scenario } from './scenarios.js'
-import type { Family } from './systems.js'
-import type { Measurement } from './wrk.js'
 
 // From measurements to what the report shows: the median of the runs of each system in each
 // scenario, the ratios to each peer, and the targets of issue 6 as ratios in the run.
@@ -14,8 +13,7 @@ import type { Measurement } from './wrk.js'
 // tracking in nicolasff/webdis#212). More than wrongShareMax of the answers wrong, a socket
 // error, or a failed run: no figure at all, and the report says why.
 
-/** One measurement, or why it has none. */
-export type Run = (Measurement & { error?: undefined }) | { error: string }
+export type { Run }
 
 export interface SystemRef {
   id: string
@@ -27,7 +25,7 @@ export interface SystemRef {
 /** Above this share of wrong answers a system has no figure in a scenario. */
 const wrongShareMax = 0.01
 
-export interface Summary {
+export interface Summary extends Figures {
   scenario: Pick<Scenario, 'id' | 'title' | 'generator' | 'opsPerRequest'>
   system: SystemRef
   runs: Run[]
@@ -36,15 +34,7 @@ export interface Summary {
   /** Wrong answers in all runs (excluded from the figures), and the first one. */
   wrongCount: number
   wrongSample: string
-  requestsPerSecond: number
   opsPerSecond: number
-  latencyP50Ms: number
-  latencyP99Ms: number
-  /** Server CPU time per request, all the system's processes and threads. */
-  serverCpuPerRequestUs: number | null
-  /** Share of one core used by the system, and by the load generator, in percent. */
-  serverCpuPercent: number | null
-  generatorCpuPercent: number
 }
 
 function failureOf(runs: Run[]): string | null {
@@ -61,8 +51,7 @@ function failureOf(runs: Run[]): string | null {
 
 export function summarize(scenario: Scenario, system: SystemRef, runs: Run[]): Summary {
   const measured = runs.filter((run): run is Measurement => run.error === undefined)
-  const cpu = measured.filter((run) => run.serverCpuS !== null)
-  const requestsPerSecond = median(measured.map((r) => r.requestsPerSecond))
+  const figures = medianFigures(measured)
   return {
     scenario: {
       id: scenario.id,
@@ -75,15 +64,8 @@ export function summarize(scenario: Scenario, system: SystemRef, runs: Run[]): S
     failure: failureOf(runs),
     wrongCount: measured.reduce((sum, run) => sum + run.badCount, 0),
     wrongSample: measured.find((run) => run.badCount > 0)?.badSample ?? '',
-    requestsPerSecond,
-    opsPerSecond: requestsPerSecond * scenario.opsPerRequest,
-    latencyP50Ms: median(measured.map((r) => r.latencyP50Ms)),
-    latencyP99Ms: median(measured.map((r) => r.latencyP99Ms)),
-    serverCpuPerRequestUs:
-      cpu.length === 0 ? null : median(cpu.map((r) => (r.serverCpuS! * 1e6) / r.requests)),
-    serverCpuPercent:
-      cpu.length === 0 ? null : median(cpu.map((r) => (r.serverCpuS! / r.durationS) * 100)),
-    generatorCpuPercent: median(measured.map((r) => (r.generatorCpuS / r.durationS) * 100)),
+    ...figures,
+    opsPerSecond: figures.requestsPerSecond * scenario.opsPerRequest,
   }
 }
 

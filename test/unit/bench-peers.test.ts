@@ -5,8 +5,8 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { selfTimes } from '../../bench/cpuprofile.js'
-import { dialects } from '../../bench/peers/dialects.js'
-import { keyCount, scenarios, valueText } from '../../bench/peers/scenarios.js'
+import { dialects } from '../../bench/dialects.js'
+import { keyCount, scenarios } from '../../bench/peers/scenarios.js'
 import {
   evaluate,
   markdownTables,
@@ -14,8 +14,9 @@ import {
   type SystemRef,
   summarize,
 } from '../../bench/peers/summary.js'
-import { runWrk, writeScript } from '../../bench/peers/wrk.js'
+import { valueText } from '../../bench/preload.js'
 import { renderTable } from '../../bench/report.js'
+import { runWrk, writeScript } from '../../bench/wrk.js'
 
 // The peers benchmark's own logic: what counts as a figure, the targets, where a profile says
 // the time goes, and a canary proving wrk's answer checks can fail.

@@ -3,39 +3,22 @@ import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Dialect } from './dialects.js'
+import { type Load, statCpuS } from './measure.js'
 
-// The wrk layer: one Lua script per scenario and dialect, one wrk process per measurement.
+// The wrk layer, for bench:wal and bench:peers: one Lua script per scenario and dialect, one wrk
+// process per measurement.
 //
-// A script is four parts: the prologue (key and value spellings shared by every scenario), the
+// A script is four parts: the prologue (the key and value spellings of bench/preload.ts), the
 // dialect's request functions, the scenario's own Lua, and the epilogue below. The scenario
 // defines prepare(), which precomputes its requests and defines nextRequest() and
 // ok(status, body). The epilogue calls prepare() from wrk's init hook, in each wrk thread after
 // seeding its generator: only then has wrk set the Host header that wrk.format() copies into a
 // request (requests formatted when the script loads have none, and Node answers them 400). The epilogue checks every answer
 // with ok() in wrk's response hook; a wrong answer is counted and its first instance kept, and
-// the runner reports it instead of a figure. At the end, wrk's done() hook prints the counts,
+// is never counted as throughput. At the end, wrk's done() hook prints the counts,
 // the latency percentiles (µs, from wrk's own histogram) and wrk's /proc/self/stat, which is
 // how the report knows how much CPU the load generator itself used: read inside wrk, after
 // its threads have finished, before it exits.
-
-/** What one measurement produced, whichever load generator ran it. */
-export interface Measurement {
-  generator: 'wrk' | 'autocannon'
-  requests: number
-  durationS: number
-  requestsPerSecond: number
-  latencyP50Ms: number
-  latencyP99Ms: number
-  /** Answers the scenario's check refused (status or body): never counted as throughput. */
-  badCount: number
-  badSample: string
-  /** Connection-level failures (connect, read, write, timeout). */
-  socketErrorCount: number
-  /** CPU time the load generator used during the run, all its threads, in seconds. */
-  generatorCpuS: number
-  /** CPU time the system's processes used during the run, all their threads, in seconds. */
-  serverCpuS: number | null
-}
 
 export const luaSeed = 7
 
@@ -89,6 +72,13 @@ function done(summary, latency, requests)
 end
 `
 
+/** A scenario's Lua: prepare() runs in wrk's init hook, per thread (see above). */
+export const prepareLua = (body: string) => `function prepare()\n${body}end\n`
+
+/** Lua: ok(status, body) for a GET of a preloaded key, whose value has `size` bytes. */
+export const getOkLua = (size: number) =>
+  `function ok(status, body) return status == 200 and #body == ${size} and string.sub(body, 1, 6) == "value:" end\n`
+
 /** Writes the script for one scenario and dialect; returns its path. */
 export function writeScript(
   dir: string,
@@ -110,13 +100,7 @@ export interface WrkOptions {
   seconds: number
 }
 
-/** utime + stime from a /proc/<pid>/stat line, in seconds (USER_HZ is 100 on Linux). */
-export function statCpuS(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-export function runWrk(options: WrkOptions): Promise<Omit<Measurement, 'serverCpuS'>> {
+export function runWrk(options: WrkOptions): Promise<Load> {
   const { url, script, threadCount, connectionCount, seconds } = options
   const argv = [`-t${threadCount}`, `-c${connectionCount}`, `-d${seconds}s`, '-s', script, url]
   return new Promise((resolve, reject) => {

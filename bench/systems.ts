@@ -1,21 +1,21 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { root } from '../report.js'
-import { freePort, type Server, startServer } from '../servers.js'
 import type { DialectName } from './dialects.js'
+import { root } from './report.js'
+import { freePort, type Server, startServer } from './servers.js'
 
-// The systems the peers benchmark compares, each started by the benchmark on 127.0.0.1 and
-// stopped by it (by PID, through bench/servers.ts), each in a temporary directory of its own.
+// The systems the load benchmarks measure, and the one way each is started: by the benchmark, on
+// 127.0.0.1, in a temporary directory of its own, and stopped by it by PID (bench/servers.ts).
 //
-// - slabkv with 1 and with 2 handler threads, on the Node running the benchmark (npm run puts
-//   the project's Node 24 first on PATH); each with --fsync always (the default: a write is
-//   acknowledged after its fdatasync) and --fsync no. Every other option is slabkv's default.
+// - slabkv (`slabkv serve`), on the Node running the benchmark (npm run puts the project's
+//   Node 24 first on PATH), with the handler threads and --fsync mode asked for and its data
+//   directory in its own directory; every option not given is slabkv's default.
+// - Hono + Map (bench/peers/hono-map.ts) and fastify + lru-cache (bench/peers/fastify-lru.ts),
+//   on the same Node: what a Node developer writes by hand, with slabkv's routes.
 // - webdis + Redis 7: the existing HTTP front end for a real KV store. Redis without
-//   persistence (--save '' --appendonly no), and again with --appendonly yes --appendfsync
-//   always, the durable counterpart of slabkv's --fsync always. webdis with 2 threads (one per
-//   core, as slabkv --threads 2) and its source's default pool of 2 Redis connections each.
-// - fastify + lru-cache (bench/peers/fastify-lru.ts) and Hono + Map (bench/peers/hono-map.ts),
-//   on the same Node.
+//   persistence (--save '' --appendonly no), or with --appendonly yes --appendfsync always, the
+//   durable counterpart of slabkv's --fsync always. webdis with 2 threads (one per core, as
+//   slabkv --threads 2) and its source's default pool of 2 Redis connections each.
 
 export type Family = 'slabkv' | 'redis' | 'fastify' | 'hono'
 
@@ -48,6 +48,8 @@ export interface SystemEnv {
 const distDir = join(root, 'dist')
 const cliPath = join(distDir, 'src', 'cli.js')
 const major = (version: string) => version.slice(1).split('.')[0]
+/** The major version of the Node running the benchmark, which runs slabkv too. */
+export const node = major(process.version)
 
 function directory(env: SystemEnv, id: string): string {
   const dir = join(env.workDir, id)
@@ -66,11 +68,25 @@ function described(spec: SystemSpec, server: Server, command: string[]): Running
   }
 }
 
-function slabkv(threads: 1 | 2, fsync: 'always' | 'no'): SystemSpec {
-  const node = major(process.version)
+export type FsyncMode = 'always' | 'everysec' | 'no'
+
+export interface SlabkvOptions {
+  threads: number
+  fsync: FsyncMode
+  /** More `slabkv serve` options. */
+  serveArgs?: string[]
+  /** The defaults say the Node major version, the threads and the --fsync mode. */
+  id?: string
+  label?: string
+}
+
+export function slabkvSystem(options: SlabkvOptions): SystemSpec {
+  const { threads, fsync, serveArgs = [] } = options
   const spec: SystemSpec = {
-    id: `slabkv-${node}x${threads}${fsync === 'no' ? '-fsync-no' : ''}`,
-    label: `slabkv, Node ${node}, ${threads} thread${threads === 1 ? '' : 's'}, --fsync ${fsync}`,
+    id: options.id ?? `slabkv-${node}x${threads}${fsync === 'always' ? '' : `-fsync-${fsync}`}`,
+    label:
+      options.label ??
+      `slabkv, Node ${node}, ${threads} thread${threads === 1 ? '' : 's'}, --fsync ${fsync}`,
     family: 'slabkv',
     dialect: 'slabkv',
     durable: fsync === 'always',
@@ -78,7 +94,7 @@ function slabkv(threads: 1 | 2, fsync: 'always' | 'no'): SystemSpec {
       const dir = directory(env, spec.id)
       const argv = [...nodeArgs, cliPath, 'serve', '--host', '127.0.0.1']
       argv.push('--port', String(await freePort()), '--threads', String(threads))
-      argv.push('--fsync', fsync, '--data-dir', join(dir, 'data'))
+      argv.push('--fsync', fsync, '--data-dir', join(dir, 'data'), ...serveArgs)
       const server = await startServer(spec.label, argv, dir, { command: process.execPath })
       return described(spec, server, ['node', ...argv.slice(nodeArgs.length)])
     },
@@ -86,10 +102,11 @@ function slabkv(threads: 1 | 2, fsync: 'always' | 'no'): SystemSpec {
   return spec
 }
 
-function nodePeer(id: string, family: Family, name: string, file: string): SystemSpec {
+/** A peer written in Node; its label gets the Node version it ran on unless one is given. */
+function nodePeer(id: string, family: Family, name: string, file: string, label?: string) {
   const spec: SystemSpec = {
     id,
-    label: name,
+    label: label ?? name,
     family,
     dialect: 'slabkv',
     durable: false,
@@ -98,15 +115,21 @@ function nodePeer(id: string, family: Family, name: string, file: string): Syste
       const server = await startServer(spec.label, argv, directory(env, id), {
         command: process.execPath,
       })
-      const version = String(server.listening.node ?? '?')
-      spec.label = `${name} (Node ${major(version)})`
+      if (label === undefined)
+        spec.label = `${name} (Node ${major(String(server.listening.node ?? '?'))})`
       return described(spec, server, ['node', ...argv])
     },
   }
   return spec
 }
 
-function webdisRedis(appendfsyncAlways: boolean): SystemSpec {
+export const honoMapSystem = (label?: string) =>
+  nodePeer('hono-map', 'hono', 'Hono + Map', 'hono-map.js', label)
+
+export const fastifyLruSystem = (label?: string) =>
+  nodePeer('fastify-lru', 'fastify', 'fastify + lru-cache', 'fastify-lru.js', label)
+
+export function webdisRedisSystem(appendfsyncAlways: boolean): SystemSpec {
   const spec: SystemSpec = {
     id: appendfsyncAlways ? 'webdis-redis-aof' : 'webdis-redis',
     label: appendfsyncAlways ? 'webdis + Redis, appendfsync always' : 'webdis + Redis',
@@ -159,19 +182,18 @@ function webdisRedis(appendfsyncAlways: boolean): SystemSpec {
   return spec
 }
 
-/** Every system, in the order of each round. */
-export function systemSpecs(): SystemSpec[] {
-  return [
-    slabkv(1, 'always'),
-    slabkv(1, 'no'),
-    slabkv(2, 'always'),
-    slabkv(2, 'no'),
-    webdisRedis(false),
-    webdisRedis(true),
-    nodePeer('fastify-lru', 'fastify', 'fastify + lru-cache', 'fastify-lru.js'),
-    nodePeer('hono-map', 'hono', 'Hono + Map', 'hono-map.js'),
-  ]
+/**
+ * Starts each system in turn, in a directory of its own under `workDir`, and logs where it
+ * listens and how it was started.
+ */
+export async function startSystems(specs: SystemSpec[], workDir: string): Promise<RunningSystem[]> {
+  const started: RunningSystem[] = []
+  for (const spec of specs) {
+    const system = await spec.start({ workDir })
+    process.stderr.write(
+      `${spec.label}: ${system.url}, pids ${system.pids.join(' ')}: ${system.command}\n`,
+    )
+    started.push(system)
+  }
+  return started
 }
-
-/** The slabkv the targets are measured on: Node 24, 2 handler threads, --fsync always. */
-export const targetSystemId = `slabkv-${major(process.version)}x2`
