@@ -35,6 +35,7 @@ import type {
   LogRoom,
   MutationOp,
   MutationRecord,
+  RemovalRecord,
   ScanItem,
   ScanPage,
   SetOptions,
@@ -451,22 +452,32 @@ export class Store {
       }
       const sequenceBefore = f64[F64.sequence]!
       f64[F64.sequence] = record.sequence - 1
-      if (record.op === 'set') {
-        const result = this.#set(record.key, record.value ?? new Uint8Array(0), {
-          expiresAt: record.expiresAt ?? 0,
-          contentType: record.contentType ?? 0,
-        })
-        if (!result.ok) {
-          f64[F64.sequence] = sequenceBefore
-          return result.code
+      switch (record.op) {
+        case 'set': {
+          const result = this.#set(record.key, record.value, {
+            expiresAt: record.expiresAt,
+            contentType: record.contentType,
+          })
+          if (!result.ok) {
+            f64[F64.sequence] = sequenceBefore
+            return result.code
+          }
+          break
         }
-      } else if (record.op === 'clear') {
-        this.#reset()
-      } else if (record.op !== 'commit') {
-        // A commit changes nothing; it only took its number (recovery applied its group).
-        const hash = this.#probe(record.key)
-        const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
-        if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
+        case 'delete':
+        case 'evict':
+        case 'expire': {
+          const hash = this.#probe(record.key)
+          const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+          if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
+          break
+        }
+        case 'clear':
+          this.#reset()
+          break
+        case 'commit':
+          // A commit changes nothing; it only took its number (recovery applied its group).
+          break
       }
       f64[F64.sequence] = sequenceAfter
       return undefined
@@ -1014,12 +1025,16 @@ export class Store {
   }
 
   /** Reports a removal or a clear; sets report themselves, with their value. */
-  #emit(op: Exclude<MutationOp, 'set' | 'commit'>, key: string): number {
+  #emit(op: RemovalRecord['op'] | 'clear', key: string): number {
     if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
     // An expiry's own record need not be durable before a miss is told (see missSequence).
     if (op !== 'expire') this.#noteMiss(sequence)
-    this.#onMutation?.({ op, sequence, key, ...this.#group() })
+    this.#onMutation?.(
+      op === 'clear'
+        ? { op, sequence, key: '', ...this.#group() }
+        : { op, sequence, key, ...this.#group() },
+    )
     return sequence
   }
 

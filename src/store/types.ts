@@ -75,11 +75,8 @@ export interface ScanPage {
   boundReached: boolean
 }
 
-/**
- * What a log record does. `commit` changes nothing: it closes a group of records that must apply
- * together or not at all (a batch's changes), so recovery can drop a group a crash cut short.
- */
-export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear' | 'commit'
+/** What a log record does: the kind of a MutationRecord. */
+export type MutationOp = MutationRecord['op']
 
 /**
  * The bounded log a store's mutations go to (the WAL ring, src/wal/ring.ts). The store asks it
@@ -104,22 +101,57 @@ export type BatchChange =
 /**
  * Every change to the resident set, in the order it was applied (the lock's order), so a log
  * can replay exactly the same resident set. `sequence` increases by one per record; for a set it
- * is also the entry's new version.
+ * is also the entry's new version. A union on `op`: a switch over it is exhaustive, and what only
+ * a set carries (its value) is there for certain once `op` says 'set'.
  */
-export interface MutationRecord {
-  op: MutationOp
-  sequence: number
-  /** Empty for clear and commit. */
-  key: string
+export type MutationRecord = SetRecord | RemovalRecord | ClearRecord | CommitRecord
+
+/** What every record but a commit may be: part of a group that a later commit record closes. */
+interface Groupable {
   /**
    * Part of a group that a later commit record closes: recovery applies the group's records
-   * only once it reaches that commit. A batch's changes are one group.
+   * only once it reaches that commit. A batch's changes are one group. Absent when not.
    */
-  grouped?: boolean
-  /** Set only: the caller's bytes, not a copy; a listener that keeps them must copy. */
-  value?: Uint8Array
-  contentType?: number
-  expiresAt?: number
+  grouped?: true
+}
+
+/** A key written: created or replaced. */
+export interface SetRecord extends Groupable {
+  op: 'set'
+  sequence: number
+  key: string
+  /** The caller's bytes, not a copy; a listener that keeps them must copy. */
+  value: Uint8Array
+  contentType: number
+  /** Epoch milliseconds, or 0 for never (Entry.expiresAt). */
+  expiresAt: number
+}
+
+/** A key gone: deleted by a client, evicted for room, or reclaimed once expired. */
+export interface RemovalRecord extends Groupable {
+  op: 'delete' | 'evict' | 'expire'
+  sequence: number
+  key: string
+}
+
+/** Every key gone at once. */
+export interface ClearRecord extends Groupable {
+  op: 'clear'
+  sequence: number
+  /** A clear names no key; empty, so a record's key can be read without asking its kind. */
+  key: ''
+}
+
+/**
+ * Changes nothing: closes a group of records that must apply together or not at all (a batch's
+ * changes), so recovery can drop a group a crash cut short. Never part of a group itself.
+ */
+export interface CommitRecord {
+  op: 'commit'
+  sequence: number
+  /** A commit names no key; empty, as a clear's. */
+  key: ''
+  grouped?: never
 }
 
 export interface StoreStats {
