@@ -17,7 +17,6 @@ import {
   createViews,
   F64,
   I32,
-  I64,
   type Layout,
   recordHeaderSize,
   type Slot,
@@ -28,6 +27,7 @@ import {
 } from './layout.js'
 import { Mutex } from './lock.js'
 import { LruList } from './lru-list.js'
+import { readStats } from './stats.js'
 import type {
   BatchChange,
   DeleteOptions,
@@ -378,31 +378,11 @@ export class Store {
     }
   }
 
+  /** The counters and limits (stats.ts), read under the lock. */
   stats(): StoreStats {
     this.#enter()
     try {
-      const i32 = this.views.headerI32
-      const f64 = this.views.headerF64
-      return {
-        entryCount: i32[I32.entryCount]!,
-        entryCountMax: this.#limits.entryCountMax,
-        bytesUsed: f64[F64.bytesUsed]!,
-        memorySizeMax: this.#limits.memorySizeMax,
-        hits: f64[F64.hits]!,
-        misses: f64[F64.misses]!,
-        sets: f64[F64.sets]!,
-        deletes: f64[F64.deletes]!,
-        evictions: f64[F64.evictions]!,
-        expirations: f64[F64.expirations]!,
-        arenaBytesMoved: f64[F64.arenaBytesMoved]!,
-        sequence: f64[F64.sequence]!,
-        durableSequence: Number(Atomics.load(this.views.headerI64, I64.durableSequence)),
-        walState: Atomics.load(i32, I32.walState),
-        walGroupCommits: f64[F64.walGroupCommits]!,
-        walRecordsWritten: f64[F64.walRecordsWritten]!,
-        walBytesWritten: f64[F64.walBytesWritten]!,
-        walSnapshots: f64[F64.walSnapshots]!,
-      }
+      return readStats(this.views)
     } finally {
       this.#leave()
     }
