@@ -28,6 +28,7 @@ import {
 import { Mutex } from './lock.js'
 import { LruList } from './lru-list.js'
 import { readStats } from './stats.js'
+import { copyStore } from './store-copy.js'
 import type {
   BatchChange,
   DeleteOptions,
@@ -486,30 +487,13 @@ export class Store {
 
   /**
    * A private copy of the store, as a store no other thread knows: what a snapshot serializes
-   * while writes go on. Bytes no read reaches (the arena's free space, the WAL ring) are not
-   * copied, so the target's own bytes there stay as they were. Only inside tryExclusively, so
-   * the copy is consistent. `target` is the buffer to copy into, as large as this one; the
-   * caller allocates it and touches its pages beforehand, so the lock is held for a memory copy
-   * and no page faults.
+   * while writes go on (store-copy.ts). Only inside tryExclusively, so the copy is consistent.
+   * `target` is the buffer to copy into, as large as this one; the caller allocates it and
+   * touches its pages beforehand, so the lock is held for a memory copy and no page faults.
    */
   copy(target = new SharedArrayBuffer(this.buffer.byteLength)): Store {
     assert(this.#inside, 'copy() needs the lock held')
-    assert.equal(target.byteLength, this.buffer.byteLength, 'the copy target has the wrong size')
-    const buffer = target
-    // Only what the copy can read: everything before the arena (headers, entry table, hash
-    // index) and the arena's log. The arena's free space is never read, and the WAL ring, which
-    // lies after the arena, is the log's business, not a snapshot's. Writes wait for this copy,
-    // so it is kept to the bytes that matter: half the buffer when the arena is half full.
-    const arenaStart = this.views.arena.byteOffset
-    const to = new Uint8Array(buffer)
-    const from = new Uint8Array(this.buffer)
-    to.set(from.subarray(0, arenaStart))
-    for (const [start, end] of this.#arena.logRanges()) {
-      to.set(from.subarray(arenaStart + start, arenaStart + end), arenaStart + start)
-    }
-    const copy = Store.attach(buffer, { clock: this.#clock })
-    copy.views.headerI32[I32.lock] = 0 // Copied while held; nobody holds the copy's lock.
-    return copy
+    return new Store(copyStore(this.views, target), { clock: this.#clock })
   }
 
   /**
