@@ -45,6 +45,7 @@ import type {
   StoreStats,
 } from './types.js'
 import { copyValue } from './value-copy.js'
+import { type VisitEntry, walkOldestFirst } from './walk-oldest-first.js'
 
 // get/set/delete = hash index + LRU list + expiry heap + arena, under one Atomics lock. This is
 // the only module that composes the structures, and the only place that evicts.
@@ -497,35 +498,13 @@ export class Store {
   }
 
   /**
-   * Visits up to `countMax` entries from least to most recently used, starting at `cursor` (the
-   * next slot to visit; slotNone to start at the tail), and returns the cursor to continue with,
-   * or slotNone at the end. The value is a view into the arena, valid during the visit only.
-   * Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
+   * Visits up to `countMax` entries from least to most recently used (walk-oldest-first.ts),
+   * under the lock. Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
    */
-  walkOldestFirst(
-    cursor: Slot | undefined,
-    countMax: number,
-    visit: (key: string, value: Uint8Array, entry: Omit<Entry, 'value'>) => void,
-  ): Slot {
-    const v = this.views
+  walkOldestFirst(cursor: Slot | undefined, countMax: number, visit: VisitEntry): Slot {
     this.#enter()
     try {
-      let slot = cursor ?? this.#lru.tail
-      for (let count = 0; slot !== slotNone && count < countMax; count++) {
-        const keyOffset = this.#arena.keyOffset(slot)
-        const keySize = v.keySizes[slot]!
-        visit(
-          decodeKey(v.arena, keyOffset, keySize),
-          v.arena.subarray(keyOffset + keySize, keyOffset + keySize + v.valueSizes[slot]!),
-          {
-            contentType: v.contentTypes[slot]!,
-            version: v.versions[slot]!,
-            expiresAt: v.expiresAt[slot]!,
-          },
-        )
-        slot = this.#lru.prevOf(slot)
-      }
-      return slot
+      return walkOldestFirst(this.views, cursor, countMax, visit)
     } finally {
       this.#leave()
     }
