@@ -99,6 +99,9 @@ export interface StoreTransaction {
 
 const logFull = { ok: false, code: 'log_full' } as const
 
+/** Why a set's create or replace case refused, having changed nothing the caller asked for. */
+type SetRefusal = 'key_exists' | 'version_mismatch' | 'log_full'
+
 const nextAfterBits = new Float64Array(1)
 const nextAfterWord = new BigUint64Array(nextAfterBits.buffer)
 
@@ -605,6 +608,11 @@ export class Store {
     return this.#isExpired(slot) ? undefined : this.views.versions[slot]!
   }
 
+  /**
+   * A set, checked before anything changes: the key, the value's size, the entry's size and the
+   * expiry. Then written with its own record's room in the log promised, which a prepared batch
+   * has done for all of its records at once.
+   */
   #set(
     key: string,
     value: Uint8Array,
@@ -617,22 +625,8 @@ export class Store {
     const valueSize = value.byteLength
     if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
     if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
-    let expiresAt = 0
-    if (options?.ttlMs !== undefined) {
-      if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
-        return { ok: false, code: 'ttl_invalid' }
-      }
-      const now = this.#instant()
-      // A TTL too small to move the clock (1e-9 ms on top of today's epoch milliseconds) would
-      // make an entry expired at birth, which the rest of this hold of the lock would then have
-      // to remove: a batch did not reserve room for that. It lives for the least time there is.
-      expiresAt = Math.max(now + options.ttlMs, nextAfter(now))
-    } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
-      if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
-        return { ok: false, code: 'ttl_invalid' }
-      }
-      expiresAt = options.expiresAt
-    }
+    const expiresAt = this.#expiresAt(options)
+    if (expiresAt === undefined) return { ok: false, code: 'ttl_invalid' }
     // A prepared batch reserved this record with the rest of its own.
     if (this.#prepared) return this.#setReserved(key, hash, value, expiresAt, options)
     if (!this.#hasLogRoom('set', keySize, valueSize)) return logFull
@@ -649,12 +643,36 @@ export class Store {
     }
   }
 
+  /**
+   * When a set's entry expires, in epoch milliseconds (0: never), from its TTL or the absolute
+   * time replay passes; undefined when the one given is not a positive finite number.
+   */
+  #expiresAt(options: SetOptions | undefined): number | undefined {
+    if (options?.ttlMs !== undefined) {
+      if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) return undefined
+      const now = this.#instant()
+      // A TTL too small to move the clock (1e-9 ms on top of today's epoch milliseconds) would
+      // make an entry expired at birth, which the rest of this hold of the lock would then have
+      // to remove: a batch did not reserve room for that. It lives for the least time there is.
+      return Math.max(now + options.ttlMs, nextAfter(now))
+    }
+    if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
+      if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) return undefined
+      return options.expiresAt
+    }
+    return 0
+  }
+
   /** A reserved record is being appended: what it takes is no longer only promised. */
   #consumeReserved(size: number): void {
     this.#reservedSize = Math.max(0, this.#reservedSize - size)
   }
 
-  /** #set once its own record has room in the log: the key probed, the options checked. */
+  /**
+   * #set once its own record has room in the log: the key probed, the options checked. The key
+   * is created or its entry replaced, and either way the entry then gets its version, metadata
+   * and record (#finishSet).
+   */
   #setReserved(
     key: string,
     hash: number,
@@ -662,54 +680,118 @@ export class Store {
     expiresAt: number,
     options: SetOptions | undefined,
   ): StoreResult<{ version: number; created: boolean }> {
+    const position = this.#findLive(hash)
+    if (position === 'log_full') return logFull
+    const created = position < 0
+    const slot = created
+      ? this.#create(hash, position, value, options)
+      : this.#replace(this.#index.slotAt(position), value, options)
+    if (typeof slot === 'string') return slot === 'log_full' ? logFull : { ok: false, code: slot }
+    return this.#finishSet(slot, key, value, expiresAt, options, created)
+  }
+
+  /**
+   * The index position of the probed key's live entry, or minus one minus where it would go
+   * (as HashIndex.find). An entry found expired is reclaimed first, so that a set meets it as
+   * absent, as every read already does: an ifAbsent set succeeds, an ifVersion set fails.
+   * 'log_full' when the log has no room for that expiry's record.
+   */
+  #findLive(hash: number): number | 'log_full' {
+    const position = this.#index.find(hash, this.#matches)
+    if (position < 0) return position
+    const slot = this.#index.slotAt(position)
+    if (!this.#isExpired(slot)) return position
+    if (this.#remove(slot, position, 'expire') === undefined) return 'log_full'
+    return this.#index.find(hash, this.#matches)
+  }
+
+  /**
+   * A set of an absent key, at `position` (minus one minus where it goes). Room for its bytes
+   * and one more entry comes first, before anything of it is written; evictions move index
+   * entries, so after any the key's position is looked up again.
+   */
+  #create(
+    hash: number,
+    position: number,
+    value: Uint8Array,
+    options: SetOptions | undefined,
+  ): Slot | SetRefusal {
+    // No version to compare with: an ifVersion set of an absent key always fails.
+    if (options?.ifVersion !== undefined) return 'version_mismatch'
     const v = this.views
     const keySize = this.#key.size
     const valueSize = value.byteLength
-    let position = this.#index.find(hash, this.#matches)
-    let slot = slotNone
-    if (position >= 0) {
-      slot = this.#index.slotAt(position)
-      if (this.#isExpired(slot)) {
-        if (this.#remove(slot, position, 'expire') === undefined) return logFull
-        slot = slotNone
-        position = this.#index.find(hash, this.#matches)
-      }
-    }
-    const created = slot === slotNone
-    if (!created) {
-      if (options?.ifAbsent) return { ok: false, code: 'key_exists' }
-      if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
-        return { ok: false, code: 'version_mismatch' }
-      }
-      // Most recent first, so the evictions below can never pick the entry being written.
-      this.#lru.moveToFront(slot)
-      const valueSizeOld = v.valueSizes[slot]!
-      if (this.#makeRoom(valueSize - valueSizeOld, 0) === 'log_full') return logFull
-      if (valueSize === valueSizeOld) {
-        v.arena.set(value, this.#arena.keyOffset(slot) + keySize)
-      } else {
-        this.#arena.free(slot)
-        v.valueSizes[slot] = valueSize
-        this.#writeRecord(slot, value)
-      }
-      v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
-    } else {
-      if (options?.ifVersion !== undefined) return { ok: false, code: 'version_mismatch' }
-      const room = this.#makeRoom(keySize + valueSize, 1)
-      if (room === 'log_full') return logFull
-      // Evictions moved index entries; find where this key now belongs.
-      if (room === 'moved') position = this.#index.find(hash, this.#matches)
-      slot = this.#lru.allocate()
-      assert(slot !== slotNone, 'makeRoom left no free slot')
-      v.keySizes[slot] = keySize
-      v.valueSizes[slot] = valueSize
-      this.#writeRecord(slot, value)
-      this.#index.insertAt(-position - 1, slot, hash)
-      this.#lru.pushFront(slot)
-      v.headerI32[I32.entryCount]! += 1
-      v.headerF64[F64.bytesUsed]! += keySize + valueSize
-    }
+    const room = this.#makeRoom(keySize + valueSize, 1)
+    if (room === 'log_full') return 'log_full'
+    if (room === 'moved') position = this.#index.find(hash, this.#matches)
+    const slot = this.#lru.allocate()
+    assert(slot !== slotNone, 'makeRoom left no free slot')
+    v.keySizes[slot] = keySize
+    v.valueSizes[slot] = valueSize
+    this.#writeRecord(slot, value)
+    this.#index.insertAt(-position - 1, slot, hash)
+    this.#lru.pushFront(slot)
+    v.headerI32[I32.entryCount]! += 1
+    v.headerF64[F64.bytesUsed]! += keySize + valueSize
+    return slot
+  }
 
+  /**
+   * A set of a present key, whose conditions are checked against its entry. The entry goes to
+   * the front of the LRU list before room is made, so that the evictions a larger value needs
+   * can never pick the entry being written; its slot and index position stay as they are.
+   */
+  #replace(slot: Slot, value: Uint8Array, options: SetOptions | undefined): Slot | SetRefusal {
+    const v = this.views
+    if (options?.ifAbsent) return 'key_exists'
+    if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
+      return 'version_mismatch'
+    }
+    this.#lru.moveToFront(slot)
+    const valueSize = value.byteLength
+    const valueSizeOld = v.valueSizes[slot]!
+    if (this.#makeRoom(valueSize - valueSizeOld, 0) === 'log_full') return 'log_full'
+    if (valueSize === valueSizeOld) this.#replaceInPlace(slot, value)
+    else this.#replaceMoving(slot, value)
+    v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
+    return slot
+  }
+
+  /**
+   * A value of the same size overwrites the old one where it lies: the arena record keeps its
+   * place and its length, so nothing is marked dead or appended, and the cleaner is left no dead
+   * bytes to skip.
+   */
+  #replaceInPlace(slot: Slot, value: Uint8Array): void {
+    this.views.arena.set(value, this.#arena.keyOffset(slot) + this.#key.size)
+  }
+
+  /**
+   * A value of another size needs another record: a record's length in the arena's log is its
+   * key and value sizes (arena.ts). The old record is marked dead while the slot still has its
+   * old size, and the key and new value are appended at the head as a new one.
+   */
+  #replaceMoving(slot: Slot, value: Uint8Array): void {
+    this.#arena.free(slot)
+    this.views.valueSizes[slot] = value.byteLength
+    this.#writeRecord(slot, value)
+  }
+
+  /**
+   * What every set does once its bytes are in place: the entry takes the next sequence number
+   * as its version, and its content type and expiry, which the expiry heap follows (the slot
+   * goes in, moves, or comes out). Then the set is counted and, unless replayed, reported with
+   * its value; a prepared batch's record was reserved, and now takes its room.
+   */
+  #finishSet(
+    slot: Slot,
+    key: string,
+    value: Uint8Array,
+    expiresAt: number,
+    options: SetOptions | undefined,
+    created: boolean,
+  ): StoreResult<{ version: number; created: boolean }> {
+    const v = this.views
     const version = this.#nextSequence()
     v.versions[slot] = version
     v.contentTypes[slot] = options?.contentType ?? 0
@@ -723,7 +805,8 @@ export class Store {
     }
     v.headerF64[F64.sets]! += 1
     if (this.#replaying) return { ok: true, version, created }
-    if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, valueSize))
+    const keySize = this.#key.size
+    if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, value.byteLength))
     this.#onMutation?.({
       op: 'set',
       sequence: version,
