@@ -31,6 +31,7 @@ import { readStats } from './stats.js'
 import { copyStore } from './store-copy.js'
 import type {
   BatchChange,
+  CreateStoreOptions,
   DeleteOptions,
   Entry,
   LogRoom,
@@ -41,8 +42,10 @@ import type {
   ScanPage,
   SetOptions,
   StoreErrorCode,
+  StoreOptions,
   StoreResult,
   StoreStats,
+  StoreTransaction,
 } from './types.js'
 import { copyValue } from './value-copy.js'
 import { type VisitEntry, walkOldestFirst } from './walk-oldest-first.js'
@@ -53,49 +56,6 @@ import { type VisitEntry, walkOldestFirst } from './walk-oldest-first.js'
 // Every public method takes the lock, works synchronously, and releases it before returning, so
 // the lock is never held across an await. Several threads may each hold a Store over the same
 // buffer (Store.attach); all state lives in the buffer, none in the object.
-
-export interface StoreOptions {
-  /** Epoch milliseconds. Injectable so tests can move time. */
-  clock?: () => number
-  /**
-   * Called under the lock for every change to the resident set, in apply order. It must not
-   * call back into the store (the lock is not reentrant) and must not throw.
-   */
-  onMutation?: (record: MutationRecord) => void
-  /**
-   * The log onMutation feeds, when it is bounded: asked before every change, which the store
-   * refuses (log_full) rather than apply without room for its record. Absent: always room.
-   */
-  logRoom?: LogRoom
-}
-
-export interface CreateStoreOptions extends StoreOptions {
-  limits?: Partial<StoreLimits>
-  /** Fixes the hash seed (tests); otherwise random per store. */
-  hashSeed?: number
-}
-
-/** The operations available inside Store.atomically(); valid only during the callback. */
-export interface StoreTransaction {
-  get(key: string): Entry | undefined
-  peek(key: string): Entry | undefined
-  set(
-    key: string,
-    value: Uint8Array,
-    options?: SetOptions,
-  ): StoreResult<{ version: number; created: boolean }>
-  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
-  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
-  peekVersion(key: string): number | undefined
-  /**
-   * Makes room for a batch's changes, in the log and in the store, before any of them is
-   * applied, so that the batch then applies whole: its sets and deletes need no eviction and
-   * find room for their records. Call it once, after checking the batch's conditions and before
-   * its first change; get ops need no room but count as keys the batch touches. Refuses with
-   * log_full (retry), or batch_too_large when the batch's own entries or records could never fit.
-   */
-  prepare(changes: readonly BatchChange[]): StoreResult<object>
-}
 
 const logFull = { ok: false, code: 'log_full' } as const
 

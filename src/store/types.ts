@@ -2,6 +2,8 @@
 // cause are values, not exceptions, because they cross thread boundaries (structured clone drops
 // custom error classes and their fields).
 
+import type { StoreLimits } from './layout.js'
+
 export type StoreErrorCode =
   | 'key_empty'
   | 'key_too_large'
@@ -177,4 +179,47 @@ export interface StoreStats {
   walRecordsWritten: number
   walBytesWritten: number
   walSnapshots: number
+}
+
+export interface StoreOptions {
+  /** Epoch milliseconds. Injectable so tests can move time. */
+  clock?: () => number
+  /**
+   * Called under the lock for every change to the resident set, in apply order. It must not
+   * call back into the store (the lock is not reentrant) and must not throw.
+   */
+  onMutation?: (record: MutationRecord) => void
+  /**
+   * The log onMutation feeds, when it is bounded: asked before every change, which the store
+   * refuses (log_full) rather than apply without room for its record. Absent: always room.
+   */
+  logRoom?: LogRoom
+}
+
+export interface CreateStoreOptions extends StoreOptions {
+  limits?: Partial<StoreLimits>
+  /** Fixes the hash seed (tests); otherwise random per store. */
+  hashSeed?: number
+}
+
+/** The operations available inside Store.atomically(); valid only during the callback. */
+export interface StoreTransaction {
+  get(key: string): Entry | undefined
+  peek(key: string): Entry | undefined
+  set(
+    key: string,
+    value: Uint8Array,
+    options?: SetOptions,
+  ): StoreResult<{ version: number; created: boolean }>
+  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
+  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
+  peekVersion(key: string): number | undefined
+  /**
+   * Makes room for a batch's changes, in the log and in the store, before any of them is
+   * applied, so that the batch then applies whole: its sets and deletes need no eviction and
+   * find room for their records. Call it once, after checking the batch's conditions and before
+   * its first change; get ops need no room but count as keys the batch touches. Refuses with
+   * log_full (retry), or batch_too_large when the batch's own entries or records could never fit.
+   */
+  prepare(changes: readonly BatchChange[]): StoreResult<object>
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { StoreLimits } from '../../src/store/layout.js'
-import { type CreateStoreOptions, Store } from '../../src/store/store.js'
-import type { MutationRecord } from '../../src/store/types.js'
+import { Store } from '../../src/store/store.js'
+import type { CreateStoreOptions, MutationRecord } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
 import { prng, testSeed } from '../support/random.js'
 
