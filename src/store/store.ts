@@ -7,9 +7,10 @@ import {
   bytesEqual,
   decodeKey,
   KeyProbe,
+  type KeyRefusal,
+  keyRefusal,
   probeEquals,
   probeKey,
-  utf8Size,
   writeProbe,
 } from './key-codec.js'
 import {
@@ -474,14 +475,8 @@ export class Store {
   }
 
   /** Why a key would be refused, or undefined when it is acceptable. Takes no lock. */
-  checkKey(key: string): 'key_empty' | 'key_too_large' | 'key_invalid' | undefined {
-    if (key.length === 0) return 'key_empty'
-    // A UTF-16 code unit is at most 3 UTF-8 bytes, and at least 1.
-    if (key.length > this.#limits.keySizeMax) return 'key_too_large'
-    const size = utf8Size(key)
-    if (size !== key.length && !key.isWellFormed()) return 'key_invalid'
-    if (size > this.#limits.keySizeMax) return 'key_too_large'
-    return undefined
+  checkKey(key: string): KeyRefusal | undefined {
+    return keyRefusal(key, this.#limits.keySizeMax)
   }
 
   #enter(): void {
