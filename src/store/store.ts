@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { Arena } from './arena.js'
 import { ExpiryHeap } from './expiry-heap.js'
+import { expiresAtOf } from './expiry-time.js'
 import { HashIndex } from './hash-index.js'
 import {
   bytesEqual,
@@ -63,17 +64,6 @@ const logFull = { ok: false, code: 'log_full' } as const
 /** Why a set's create or replace case refused, having changed nothing the caller asked for. */
 type SetRefusal = 'key_exists' | 'version_mismatch' | 'log_full'
 
-const nextAfterBits = new Float64Array(1)
-const nextAfterWord = new BigUint64Array(nextAfterBits.buffer)
-
-/** The least double greater than `x` (a non-negative finite number): one unit in the last place up. */
-function nextAfter(x: number): number {
-  if (x === 0) return Number.MIN_VALUE
-  nextAfterBits[0] = x
-  nextAfterWord[0]! += 1n
-  return nextAfterBits[0]!
-}
-
 /** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
 const scanSlotsPerCallMax = 4096
 
@@ -116,6 +106,8 @@ export class Store {
    * being written.
    */
   #now = Number.NaN
+  /** #instant, as a function made once: what expiresAtOf calls for a TTL, allocating nothing. */
+  readonly #instantOf = (): number => this.#instant()
 
   // The key being looked up, shared with #matches so the index's probe loop calls one
   // long-lived closure instead of allocating one per lookup.
@@ -580,7 +572,7 @@ export class Store {
     const valueSize = value.byteLength
     if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
     if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
-    const expiresAt = this.#expiresAt(options)
+    const expiresAt = expiresAtOf(options, this.#instantOf)
     if (expiresAt === undefined) return { ok: false, code: 'ttl_invalid' }
     // A prepared batch reserved this record with the rest of its own.
     if (this.#prepared) return this.#setReserved(key, hash, value, expiresAt, options)
@@ -596,26 +588,6 @@ export class Store {
       this.#reservedSize = 0
       this.#reservedSizeMax = 0
     }
-  }
-
-  /**
-   * When a set's entry expires, in epoch milliseconds (0: never), from its TTL or the absolute
-   * time replay passes; undefined when the one given is not a positive finite number.
-   */
-  #expiresAt(options: SetOptions | undefined): number | undefined {
-    if (options?.ttlMs !== undefined) {
-      if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) return undefined
-      const now = this.#instant()
-      // A TTL too small to move the clock (1e-9 ms on top of today's epoch milliseconds) would
-      // make an entry expired at birth, which the rest of this hold of the lock would then have
-      // to remove: a batch did not reserve room for that. It lives for the least time there is.
-      return Math.max(now + options.ttlMs, nextAfter(now))
-    }
-    if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
-      if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) return undefined
-      return options.expiresAt
-    }
-    return 0
   }
 
   /** A reserved record is being appended: what it takes is no longer only promised. */
