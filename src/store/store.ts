@@ -5,7 +5,6 @@ import { ExpiryHeap } from './expiry-heap.js'
 import { expiresAtOf } from './expiry-time.js'
 import { HashIndex } from './hash-index.js'
 import {
-  bytesEqual,
   decodeKey,
   KeyProbe,
   type KeyRefusal,
@@ -29,6 +28,7 @@ import {
 } from './layout.js'
 import { Mutex } from './lock.js'
 import { LruList } from './lru-list.js'
+import { scanPage } from './scan.js'
 import { readStats } from './stats.js'
 import { copyStore } from './store-copy.js'
 import type {
@@ -40,7 +40,6 @@ import type {
   MutationOp,
   MutationRecord,
   RemovalRecord,
-  ScanItem,
   ScanPage,
   SetOptions,
   StoreErrorCode,
@@ -63,9 +62,6 @@ const logFull = { ok: false, code: 'log_full' } as const
 
 /** Why a set's create or replace case refused, having changed nothing the caller asked for. */
 type SetRefusal = 'key_exists' | 'version_mismatch' | 'log_full'
-
-/** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
-const scanSlotsPerCallMax = 4096
 
 export class Store {
   readonly views: Views
@@ -108,6 +104,8 @@ export class Store {
   #now = Number.NaN
   /** #instant, as a function made once: what expiresAtOf calls for a TTL, allocating nothing. */
   readonly #instantOf = (): number => this.#instant()
+  /** #isExpired, as a function made once: what scanPage asks of each entry it looks at. */
+  readonly #isExpiredOf = (slot: Slot): boolean => this.#isExpired(slot)
 
   // The key being looked up, shared with #matches so the index's probe loop calls one
   // long-lived closure instead of allocating one per lookup.
@@ -258,49 +256,16 @@ export class Store {
   }
 
   /**
-   * One page of the resident keys that start with `prefix`, in slot order. An entry resident for
-   * the whole scan keeps its slot, so it is returned exactly once; entries added or removed
-   * meanwhile may or may not appear. Slots past the high-water mark were never used and are not
-   * visited: a few keys in a large table are one page whose cursor is null.
-   *
-   * A page that fills looks on for the next matching entry, so that a scan never ends in an empty
-   * page: the cursor is that entry's slot (the next call starts with it), or null when none
-   * follows. `limit` 0 only looks: no items, the cursor at the next match. Each call examines at
-   * most scanSlotsPerCallMax slots, so a sparse table cannot hold the lock long; a call that stops
-   * there says so (boundReached) and may hold fewer than `limit` items, or none.
+   * One page of the resident keys that start with `prefix`, in slot order, from slot `cursor` on
+   * (scan.ts), under the lock. Pass the page's cursor back to continue; null ends the scan.
    */
   scan(prefix: string, cursor: number, limit: number): ScanPage {
     assert(Number.isSafeInteger(cursor) && cursor >= 0, 'cursor must be a slot number')
     assert(Number.isSafeInteger(limit) && limit >= 0, 'limit must be ≥ 0')
     const prefixBytes = new TextEncoder().encode(prefix)
-    const v = this.views
-    const items: ScanItem[] = []
     this.#enter()
     try {
-      const slotEnd = this.#lru.highWater
-      const end = Math.min(slotEnd, cursor + scanSlotsPerCallMax)
-      let slot = cursor
-      for (; slot < end; slot++) {
-        const keySize = v.keySizes[slot]!
-        if (keySize === 0) continue // A free slot.
-        if (keySize < prefixBytes.length) continue
-        if (this.#isExpired(slot as Slot)) continue
-        const keyOffset = this.#arena.keyOffset(slot as Slot)
-        if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
-        if (items.length === limit) break // The next page starts here.
-        items.push({
-          key: decodeKey(v.arena, keyOffset, keySize),
-          valueSize: v.valueSizes[slot]!,
-          contentType: v.contentTypes[slot]!,
-          version: v.versions[slot]!,
-          expiresAt: v.expiresAt[slot]!,
-        })
-      }
-      return {
-        items,
-        cursor: slot < slotEnd ? slot : null,
-        boundReached: slot === end && slot < slotEnd,
-      }
+      return scanPage(this.views, prefixBytes, cursor, limit, this.#isExpiredOf)
     } finally {
       this.#leave()
     }
