@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { Arena } from './arena.js'
+import { type BatchKey, planBatch } from './batch-plan.js'
 import { ExpiryHeap } from './expiry-heap.js'
 import { expiresAtOf } from './expiry-time.js'
 import { HashIndex } from './hash-index.js'
@@ -728,96 +729,45 @@ export class Store {
   }
 
   /**
-   * The batch plan (see StoreTransaction.prepare). Expired entries among the batch's keys go
-   * first, so its ops meet none (the instant cannot move within this hold of the lock). Then the
-   * ops are played on sizes alone, in order, for the most bytes and entries the store holds
-   * above now at any point, and the log bytes of their records. Those records are reserved, the
-   * batch's own entries moved to the front of the LRU list, and room made for that peak: every
-   * entry the batch does not touch goes before any it does, and the batch's own entries never
-   * need more than the limits (else batch_too_large), so no op of the batch evicts anything.
+   * Prepares a batch (StoreTransaction.prepare). Expired entries among the batch's keys go first,
+   * so its ops meet none (the instant cannot move within this hold of the lock). The plan
+   * (batch-plan.ts) gives the most bytes and entries the batch's own keys hold at any point, and
+   * the log bytes of its records. Those records are reserved, the batch's own entries moved to
+   * the front of the LRU list, and room made for that peak: every entry the batch does not touch
+   * goes before any it does, and the batch's own entries never need more than the limits (else
+   * batch_too_large), so no op of the batch evicts anything.
    */
   #prepare(changes: readonly BatchChange[]): StoreResult<object> {
     assert(!this.#prepared, 'a batch is prepared once')
     const v = this.views
-    // Per key the batch writes: its key size, and its entry's bytes (-1 while absent). A key it
-    // only reads is not the batch's own: what its later ops evict, a later read may miss, as
-    // when the same ops run one by one.
-    const touched = new Map<string, { keySize: number; size: number; slot: Slot }>()
+    const writes = new Set<string>()
+    for (const change of changes) if (change.op !== 'get') writes.add(change.key)
+    const written = new Map<string, BatchKey>()
     const seen = new Set<string>()
-    const written = new Set<string>()
-    for (const change of changes) if (change.op !== 'get') written.add(change.key)
     for (const change of changes) {
       if (seen.has(change.key)) continue
       seen.add(change.key)
       const hash = this.#probe(change.key)
       assert(hash !== undefined, 'a batch key is checked before prepare')
+      const position = this.#findLive(hash)
+      if (position === 'log_full') return logFull
+      const slot = position < 0 ? slotNone : this.#index.slotAt(position)
       const keySize = this.#key.size
-      const position = this.#index.find(hash, this.#matches)
-      let slot = position < 0 ? slotNone : this.#index.slotAt(position)
-      if (slot !== slotNone && this.#isExpired(slot)) {
-        if (this.#remove(slot, position, 'expire') === undefined) return logFull
-        slot = slotNone
-      }
       const size = slot === slotNone ? -1 : keySize + v.valueSizes[slot]!
-      if (written.has(change.key)) touched.set(change.key, { keySize, size, slot })
+      if (writes.has(change.key)) written.set(change.key, { keySize, size, slot })
     }
-    let touchedSize = 0
-    let touchedCount = 0
-    for (const entry of touched.values()) {
-      if (entry.size < 0) continue
-      touchedSize += entry.size
-      touchedCount++
-    }
-    const sizeNow = touchedSize
-    const countNow = touchedCount
-    let touchedSizePeak = touchedSize
-    let touchedCountPeak = touchedCount
-    let recordSize = 0
-    let recordSizeMax = 0
-    for (const change of changes) {
-      if (change.op === 'get') continue
-      const entry = touched.get(change.key)!
-      const present = entry.size >= 0
-      let record = 0
-      if (change.op === 'set') {
-        const size = entry.keySize + change.valueSize
-        touchedSize += size - (present ? entry.size : 0)
-        if (!present) touchedCount++
-        entry.size = size
-        record = this.#recordSize('set', entry.keySize, change.valueSize)
-      } else if (present) {
-        touchedSize -= entry.size
-        touchedCount--
-        entry.size = -1
-        record = this.#recordSize('delete', entry.keySize, 0)
-      }
-      touchedSizePeak = Math.max(touchedSizePeak, touchedSize)
-      touchedCountPeak = Math.max(touchedCountPeak, touchedCount)
-      recordSize += record
-      recordSizeMax = Math.max(recordSizeMax, record)
-    }
-    const limits = this.#limits
-    if (touchedSizePeak > limits.memorySizeMax || touchedCountPeak > limits.entryCountMax) {
-      return { ok: false, code: 'batch_too_large' }
-    }
-    // The commit record that closes the batch's group of records.
-    recordSize += this.#recordSize('commit', 0, 0)
+    const plan = planBatch(changes, written, this.#limits, this.#logRoom)
+    if (plan === 'batch_too_large') return { ok: false, code: plan }
     const logRoom = this.#logRoom
-    // Beside its reserved records, the log must take at least one eviction's (made one at a
-    // time across retries if need be), or the batch could never get room: that is what the room
-    // check of an eviction asks for, with the larger record's worth for a wrap.
-    const evictionSizeMax = this.#recordSize('evict', limits.keySizeMax, 0)
-    const roomNeeded = recordSize + evictionSizeMax + Math.max(recordSizeMax, evictionSizeMax)
-    if (logRoom !== undefined && roomNeeded > logRoom.capacity) {
-      return { ok: false, code: 'batch_too_large' }
+    if (logRoom !== undefined && !logRoom.hasRoom(plan.recordSize, plan.recordSizeMax)) {
+      return logFull
     }
-    if (logRoom !== undefined && !logRoom.hasRoom(recordSize, recordSizeMax)) return logFull
-    this.#reservedSize = recordSize
-    this.#reservedSizeMax = recordSizeMax
-    for (const entry of touched.values()) {
-      if (entry.slot !== slotNone) this.#lru.moveToFront(entry.slot)
+    this.#reservedSize = plan.recordSize
+    this.#reservedSizeMax = plan.recordSizeMax
+    for (const key of written.values()) {
+      if (key.slot !== slotNone) this.#lru.moveToFront(key.slot)
     }
-    const room = this.#makeRoom(touchedSizePeak - sizeNow, touchedCountPeak - countNow)
+    const room = this.#makeRoom(plan.sizePeak - plan.size, plan.countPeak - plan.count)
     if (room === 'log_full') return logFull
     this.#prepared = true
     return { ok: true }
