@@ -167,6 +167,20 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array, bOffset: number, size: 
   return true
 }
 
+/** Why a key cannot be stored. */
+export type KeyRefusal = 'key_empty' | 'key_too_large' | 'key_invalid'
+
+/** Why `key` would be refused under a key size limit of `keySizeMax` bytes, or undefined. */
+export function keyRefusal(key: string, keySizeMax: number): KeyRefusal | undefined {
+  if (key.length === 0) return 'key_empty'
+  // A UTF-16 code unit is at most 3 UTF-8 bytes, and at least 1.
+  if (key.length > keySizeMax) return 'key_too_large'
+  const size = utf8Size(key)
+  if (size !== key.length && !key.isWellFormed()) return 'key_invalid'
+  if (size > keySizeMax) return 'key_too_large'
+  return undefined
+}
+
 /** Decodes stored key bytes. Short ASCII keys skip TextDecoder, whose call overhead dominates them. */
 export function decodeKey(bytes: Uint8Array, offset: number, size: number): string {
   if (size <= 64) {

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
 import { Arena } from './arena.js'
+import { type BatchKey, planBatch } from './batch-plan.js'
 import { ExpiryHeap } from './expiry-heap.js'
+import { expiresAtOf } from './expiry-time.js'
 import { HashIndex } from './hash-index.js'
 import {
-  bytesEqual,
   decodeKey,
   KeyProbe,
+  type KeyRefusal,
+  keyRefusal,
   probeEquals,
   probeKey,
-  utf8Size,
   writeProbe,
 } from './key-codec.js'
 import {
@@ -17,7 +19,6 @@ import {
   createViews,
   F64,
   I32,
-  I64,
   type Layout,
   recordHeaderSize,
   type Slot,
@@ -28,21 +29,28 @@ import {
 } from './layout.js'
 import { Mutex } from './lock.js'
 import { LruList } from './lru-list.js'
+import { scanPage } from './scan.js'
+import { readStats } from './stats.js'
+import { copyStore } from './store-copy.js'
 import type {
   BatchChange,
+  CreateStoreOptions,
   DeleteOptions,
   Entry,
   LogRoom,
   MutationOp,
   MutationRecord,
-  ScanItem,
+  RemovalRecord,
   ScanPage,
   SetOptions,
   StoreErrorCode,
+  StoreOptions,
   StoreResult,
   StoreStats,
+  StoreTransaction,
 } from './types.js'
 import { copyValue } from './value-copy.js'
+import { type VisitEntry, walkOldestFirst } from './walk-oldest-first.js'
 
 // get/set/delete = hash index + LRU list + expiry heap + arena, under one Atomics lock. This is
 // the only module that composes the structures, and the only place that evicts.
@@ -51,64 +59,10 @@ import { copyValue } from './value-copy.js'
 // the lock is never held across an await. Several threads may each hold a Store over the same
 // buffer (Store.attach); all state lives in the buffer, none in the object.
 
-export interface StoreOptions {
-  /** Epoch milliseconds. Injectable so tests can move time. */
-  clock?: () => number
-  /**
-   * Called under the lock for every change to the resident set, in apply order. It must not
-   * call back into the store (the lock is not reentrant) and must not throw.
-   */
-  onMutation?: (record: MutationRecord) => void
-  /**
-   * The log onMutation feeds, when it is bounded: asked before every change, which the store
-   * refuses (log_full) rather than apply without room for its record. Absent: always room.
-   */
-  logRoom?: LogRoom
-}
-
-export interface CreateStoreOptions extends StoreOptions {
-  limits?: Partial<StoreLimits>
-  /** Fixes the hash seed (tests); otherwise random per store. */
-  hashSeed?: number
-}
-
-/** The operations available inside Store.atomically(); valid only during the callback. */
-export interface StoreTransaction {
-  get(key: string): Entry | undefined
-  peek(key: string): Entry | undefined
-  set(
-    key: string,
-    value: Uint8Array,
-    options?: SetOptions,
-  ): StoreResult<{ version: number; created: boolean }>
-  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
-  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
-  peekVersion(key: string): number | undefined
-  /**
-   * Makes room for a batch's changes, in the log and in the store, before any of them is
-   * applied, so that the batch then applies whole: its sets and deletes need no eviction and
-   * find room for their records. Call it once, after checking the batch's conditions and before
-   * its first change; get ops need no room but count as keys the batch touches. Refuses with
-   * log_full (retry), or batch_too_large when the batch's own entries or records could never fit.
-   */
-  prepare(changes: readonly BatchChange[]): StoreResult<object>
-}
-
 const logFull = { ok: false, code: 'log_full' } as const
 
-const nextAfterBits = new Float64Array(1)
-const nextAfterWord = new BigUint64Array(nextAfterBits.buffer)
-
-/** The least double greater than `x` (a non-negative finite number): one unit in the last place up. */
-function nextAfter(x: number): number {
-  if (x === 0) return Number.MIN_VALUE
-  nextAfterBits[0] = x
-  nextAfterWord[0]! += 1n
-  return nextAfterBits[0]!
-}
-
-/** How many slots one scan call examines at most, so a sparse table cannot hold the lock long. */
-const scanSlotsPerCallMax = 4096
+/** Why a set's create or replace case refused, having changed nothing the caller asked for. */
+type SetRefusal = 'key_exists' | 'version_mismatch' | 'log_full'
 
 export class Store {
   readonly views: Views
@@ -149,6 +103,10 @@ export class Store {
    * being written.
    */
   #now = Number.NaN
+  /** #instant, as a function made once: what expiresAtOf calls for a TTL, allocating nothing. */
+  readonly #instantOf = (): number => this.#instant()
+  /** #isExpired, as a function made once: what scanPage asks of each entry it looks at. */
+  readonly #isExpiredOf = (slot: Slot): boolean => this.#isExpired(slot)
 
   // The key being looked up, shared with #matches so the index's probe loop calls one
   // long-lived closure instead of allocating one per lookup.
@@ -299,49 +257,16 @@ export class Store {
   }
 
   /**
-   * One page of the resident keys that start with `prefix`, in slot order. An entry resident for
-   * the whole scan keeps its slot, so it is returned exactly once; entries added or removed
-   * meanwhile may or may not appear. Slots past the high-water mark were never used and are not
-   * visited: a few keys in a large table are one page whose cursor is null.
-   *
-   * A page that fills looks on for the next matching entry, so that a scan never ends in an empty
-   * page: the cursor is that entry's slot (the next call starts with it), or null when none
-   * follows. `limit` 0 only looks: no items, the cursor at the next match. Each call examines at
-   * most scanSlotsPerCallMax slots, so a sparse table cannot hold the lock long; a call that stops
-   * there says so (boundReached) and may hold fewer than `limit` items, or none.
+   * One page of the resident keys that start with `prefix`, in slot order, from slot `cursor` on
+   * (scan.ts), under the lock. Pass the page's cursor back to continue; null ends the scan.
    */
   scan(prefix: string, cursor: number, limit: number): ScanPage {
     assert(Number.isSafeInteger(cursor) && cursor >= 0, 'cursor must be a slot number')
     assert(Number.isSafeInteger(limit) && limit >= 0, 'limit must be ≥ 0')
     const prefixBytes = new TextEncoder().encode(prefix)
-    const v = this.views
-    const items: ScanItem[] = []
     this.#enter()
     try {
-      const slotEnd = this.#lru.highWater
-      const end = Math.min(slotEnd, cursor + scanSlotsPerCallMax)
-      let slot = cursor
-      for (; slot < end; slot++) {
-        const keySize = v.keySizes[slot]!
-        if (keySize === 0) continue // A free slot.
-        if (keySize < prefixBytes.length) continue
-        if (this.#isExpired(slot as Slot)) continue
-        const keyOffset = this.#arena.keyOffset(slot as Slot)
-        if (!bytesEqual(prefixBytes, v.arena, keyOffset, prefixBytes.length)) continue
-        if (items.length === limit) break // The next page starts here.
-        items.push({
-          key: decodeKey(v.arena, keyOffset, keySize),
-          valueSize: v.valueSizes[slot]!,
-          contentType: v.contentTypes[slot]!,
-          version: v.versions[slot]!,
-          expiresAt: v.expiresAt[slot]!,
-        })
-      }
-      return {
-        items,
-        cursor: slot < slotEnd ? slot : null,
-        boundReached: slot === end && slot < slotEnd,
-      }
+      return scanPage(this.views, prefixBytes, cursor, limit, this.#isExpiredOf)
     } finally {
       this.#leave()
     }
@@ -377,31 +302,11 @@ export class Store {
     }
   }
 
+  /** The counters and limits (stats.ts), read under the lock. */
   stats(): StoreStats {
     this.#enter()
     try {
-      const i32 = this.views.headerI32
-      const f64 = this.views.headerF64
-      return {
-        entryCount: i32[I32.entryCount]!,
-        entryCountMax: this.#limits.entryCountMax,
-        bytesUsed: f64[F64.bytesUsed]!,
-        memorySizeMax: this.#limits.memorySizeMax,
-        hits: f64[F64.hits]!,
-        misses: f64[F64.misses]!,
-        sets: f64[F64.sets]!,
-        deletes: f64[F64.deletes]!,
-        evictions: f64[F64.evictions]!,
-        expirations: f64[F64.expirations]!,
-        arenaBytesMoved: f64[F64.arenaBytesMoved]!,
-        sequence: f64[F64.sequence]!,
-        durableSequence: Number(Atomics.load(this.views.headerI64, I64.durableSequence)),
-        walState: Atomics.load(i32, I32.walState),
-        walGroupCommits: f64[F64.walGroupCommits]!,
-        walRecordsWritten: f64[F64.walRecordsWritten]!,
-        walBytesWritten: f64[F64.walBytesWritten]!,
-        walSnapshots: f64[F64.walSnapshots]!,
-      }
+      return readStats(this.views)
     } finally {
       this.#leave()
     }
@@ -451,22 +356,32 @@ export class Store {
       }
       const sequenceBefore = f64[F64.sequence]!
       f64[F64.sequence] = record.sequence - 1
-      if (record.op === 'set') {
-        const result = this.#set(record.key, record.value ?? new Uint8Array(0), {
-          expiresAt: record.expiresAt ?? 0,
-          contentType: record.contentType ?? 0,
-        })
-        if (!result.ok) {
-          f64[F64.sequence] = sequenceBefore
-          return result.code
+      switch (record.op) {
+        case 'set': {
+          const result = this.#set(record.key, record.value, {
+            expiresAt: record.expiresAt,
+            contentType: record.contentType,
+          })
+          if (!result.ok) {
+            f64[F64.sequence] = sequenceBefore
+            return result.code
+          }
+          break
         }
-      } else if (record.op === 'clear') {
-        this.#reset()
-      } else if (record.op !== 'commit') {
-        // A commit changes nothing; it only took its number (recovery applied its group).
-        const hash = this.#probe(record.key)
-        const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
-        if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
+        case 'delete':
+        case 'evict':
+        case 'expire': {
+          const hash = this.#probe(record.key)
+          const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
+          if (position >= 0) this.#remove(this.#index.slotAt(position), position, record.op)
+          break
+        }
+        case 'clear':
+          this.#reset()
+          break
+        case 'commit':
+          // A commit changes nothing; it only took its number (recovery applied its group).
+          break
       }
       f64[F64.sequence] = sequenceAfter
       return undefined
@@ -495,76 +410,31 @@ export class Store {
 
   /**
    * A private copy of the store, as a store no other thread knows: what a snapshot serializes
-   * while writes go on. Bytes no read reaches (the arena's free space, the WAL ring) are not
-   * copied, so the target's own bytes there stay as they were. Only inside tryExclusively, so
-   * the copy is consistent. `target` is the buffer to copy into, as large as this one; the
-   * caller allocates it and touches its pages beforehand, so the lock is held for a memory copy
-   * and no page faults.
+   * while writes go on (store-copy.ts). Only inside tryExclusively, so the copy is consistent.
+   * `target` is the buffer to copy into, as large as this one; the caller allocates it and
+   * touches its pages beforehand, so the lock is held for a memory copy and no page faults.
    */
   copy(target = new SharedArrayBuffer(this.buffer.byteLength)): Store {
     assert(this.#inside, 'copy() needs the lock held')
-    assert.equal(target.byteLength, this.buffer.byteLength, 'the copy target has the wrong size')
-    const buffer = target
-    // Only what the copy can read: everything before the arena (headers, entry table, hash
-    // index) and the arena's log. The arena's free space is never read, and the WAL ring, which
-    // lies after the arena, is the log's business, not a snapshot's. Writes wait for this copy,
-    // so it is kept to the bytes that matter: half the buffer when the arena is half full.
-    const arenaStart = this.views.arena.byteOffset
-    const to = new Uint8Array(buffer)
-    const from = new Uint8Array(this.buffer)
-    to.set(from.subarray(0, arenaStart))
-    for (const [start, end] of this.#arena.logRanges()) {
-      to.set(from.subarray(arenaStart + start, arenaStart + end), arenaStart + start)
-    }
-    const copy = Store.attach(buffer, { clock: this.#clock })
-    copy.views.headerI32[I32.lock] = 0 // Copied while held; nobody holds the copy's lock.
-    return copy
+    return new Store(copyStore(this.views, target), { clock: this.#clock })
   }
 
   /**
-   * Visits up to `countMax` entries from least to most recently used, starting at `cursor` (the
-   * next slot to visit; slotNone to start at the tail), and returns the cursor to continue with,
-   * or slotNone at the end. The value is a view into the arena, valid during the visit only.
-   * Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
+   * Visits up to `countMax` entries from least to most recently used (walk-oldest-first.ts),
+   * under the lock. Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
    */
-  walkOldestFirst(
-    cursor: Slot | undefined,
-    countMax: number,
-    visit: (key: string, value: Uint8Array, entry: Omit<Entry, 'value'>) => void,
-  ): Slot {
-    const v = this.views
+  walkOldestFirst(cursor: Slot | undefined, countMax: number, visit: VisitEntry): Slot {
     this.#enter()
     try {
-      let slot = cursor ?? this.#lru.tail
-      for (let count = 0; slot !== slotNone && count < countMax; count++) {
-        const keyOffset = this.#arena.keyOffset(slot)
-        const keySize = v.keySizes[slot]!
-        visit(
-          decodeKey(v.arena, keyOffset, keySize),
-          v.arena.subarray(keyOffset + keySize, keyOffset + keySize + v.valueSizes[slot]!),
-          {
-            contentType: v.contentTypes[slot]!,
-            version: v.versions[slot]!,
-            expiresAt: v.expiresAt[slot]!,
-          },
-        )
-        slot = this.#lru.prevOf(slot)
-      }
-      return slot
+      return walkOldestFirst(this.views, cursor, countMax, visit)
     } finally {
       this.#leave()
     }
   }
 
   /** Why a key would be refused, or undefined when it is acceptable. Takes no lock. */
-  checkKey(key: string): 'key_empty' | 'key_too_large' | 'key_invalid' | undefined {
-    if (key.length === 0) return 'key_empty'
-    // A UTF-16 code unit is at most 3 UTF-8 bytes, and at least 1.
-    if (key.length > this.#limits.keySizeMax) return 'key_too_large'
-    const size = utf8Size(key)
-    if (size !== key.length && !key.isWellFormed()) return 'key_invalid'
-    if (size > this.#limits.keySizeMax) return 'key_too_large'
-    return undefined
+  checkKey(key: string): KeyRefusal | undefined {
+    return keyRefusal(key, this.#limits.keySizeMax)
   }
 
   #enter(): void {
@@ -651,6 +521,11 @@ export class Store {
     return this.#isExpired(slot) ? undefined : this.views.versions[slot]!
   }
 
+  /**
+   * A set, checked before anything changes: the key, the value's size, the entry's size and the
+   * expiry. Then written with its own record's room in the log promised, which a prepared batch
+   * has done for all of its records at once.
+   */
   #set(
     key: string,
     value: Uint8Array,
@@ -663,22 +538,8 @@ export class Store {
     const valueSize = value.byteLength
     if (valueSize > limits.valueSizeMax) return { ok: false, code: 'value_too_large' }
     if (keySize + valueSize > limits.memorySizeMax) return { ok: false, code: 'entry_too_large' }
-    let expiresAt = 0
-    if (options?.ttlMs !== undefined) {
-      if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) {
-        return { ok: false, code: 'ttl_invalid' }
-      }
-      const now = this.#instant()
-      // A TTL too small to move the clock (1e-9 ms on top of today's epoch milliseconds) would
-      // make an entry expired at birth, which the rest of this hold of the lock would then have
-      // to remove: a batch did not reserve room for that. It lives for the least time there is.
-      expiresAt = Math.max(now + options.ttlMs, nextAfter(now))
-    } else if (options?.expiresAt !== undefined && options.expiresAt !== 0) {
-      if (!(Number.isFinite(options.expiresAt) && options.expiresAt > 0)) {
-        return { ok: false, code: 'ttl_invalid' }
-      }
-      expiresAt = options.expiresAt
-    }
+    const expiresAt = expiresAtOf(options, this.#instantOf)
+    if (expiresAt === undefined) return { ok: false, code: 'ttl_invalid' }
     // A prepared batch reserved this record with the rest of its own.
     if (this.#prepared) return this.#setReserved(key, hash, value, expiresAt, options)
     if (!this.#hasLogRoom('set', keySize, valueSize)) return logFull
@@ -700,7 +561,11 @@ export class Store {
     this.#reservedSize = Math.max(0, this.#reservedSize - size)
   }
 
-  /** #set once its own record has room in the log: the key probed, the options checked. */
+  /**
+   * #set once its own record has room in the log: the key probed, the options checked. The key
+   * is created or its entry replaced, and either way the entry then gets its version, metadata
+   * and record (#finishSet).
+   */
   #setReserved(
     key: string,
     hash: number,
@@ -708,54 +573,118 @@ export class Store {
     expiresAt: number,
     options: SetOptions | undefined,
   ): StoreResult<{ version: number; created: boolean }> {
+    const position = this.#findLive(hash)
+    if (position === 'log_full') return logFull
+    const created = position < 0
+    const slot = created
+      ? this.#create(hash, position, value, options)
+      : this.#replace(this.#index.slotAt(position), value, options)
+    if (typeof slot === 'string') return slot === 'log_full' ? logFull : { ok: false, code: slot }
+    return this.#finishSet(slot, key, value, expiresAt, options, created)
+  }
+
+  /**
+   * The index position of the probed key's live entry, or minus one minus where it would go
+   * (as HashIndex.find). An entry found expired is reclaimed first, so that a set meets it as
+   * absent, as every read already does: an ifAbsent set succeeds, an ifVersion set fails.
+   * 'log_full' when the log has no room for that expiry's record.
+   */
+  #findLive(hash: number): number | 'log_full' {
+    const position = this.#index.find(hash, this.#matches)
+    if (position < 0) return position
+    const slot = this.#index.slotAt(position)
+    if (!this.#isExpired(slot)) return position
+    if (this.#remove(slot, position, 'expire') === undefined) return 'log_full'
+    return this.#index.find(hash, this.#matches)
+  }
+
+  /**
+   * A set of an absent key, at `position` (minus one minus where it goes). Room for its bytes
+   * and one more entry comes first, before anything of it is written; evictions move index
+   * entries, so after any the key's position is looked up again.
+   */
+  #create(
+    hash: number,
+    position: number,
+    value: Uint8Array,
+    options: SetOptions | undefined,
+  ): Slot | SetRefusal {
+    // No version to compare with: an ifVersion set of an absent key always fails.
+    if (options?.ifVersion !== undefined) return 'version_mismatch'
     const v = this.views
     const keySize = this.#key.size
     const valueSize = value.byteLength
-    let position = this.#index.find(hash, this.#matches)
-    let slot = slotNone
-    if (position >= 0) {
-      slot = this.#index.slotAt(position)
-      if (this.#isExpired(slot)) {
-        if (this.#remove(slot, position, 'expire') === undefined) return logFull
-        slot = slotNone
-        position = this.#index.find(hash, this.#matches)
-      }
-    }
-    const created = slot === slotNone
-    if (!created) {
-      if (options?.ifAbsent) return { ok: false, code: 'key_exists' }
-      if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
-        return { ok: false, code: 'version_mismatch' }
-      }
-      // Most recent first, so the evictions below can never pick the entry being written.
-      this.#lru.moveToFront(slot)
-      const valueSizeOld = v.valueSizes[slot]!
-      if (this.#makeRoom(valueSize - valueSizeOld, 0) === 'log_full') return logFull
-      if (valueSize === valueSizeOld) {
-        v.arena.set(value, this.#arena.keyOffset(slot) + keySize)
-      } else {
-        this.#arena.free(slot)
-        v.valueSizes[slot] = valueSize
-        this.#writeRecord(slot, value)
-      }
-      v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
-    } else {
-      if (options?.ifVersion !== undefined) return { ok: false, code: 'version_mismatch' }
-      const room = this.#makeRoom(keySize + valueSize, 1)
-      if (room === 'log_full') return logFull
-      // Evictions moved index entries; find where this key now belongs.
-      if (room === 'moved') position = this.#index.find(hash, this.#matches)
-      slot = this.#lru.allocate()
-      assert(slot !== slotNone, 'makeRoom left no free slot')
-      v.keySizes[slot] = keySize
-      v.valueSizes[slot] = valueSize
-      this.#writeRecord(slot, value)
-      this.#index.insertAt(-position - 1, slot, hash)
-      this.#lru.pushFront(slot)
-      v.headerI32[I32.entryCount]! += 1
-      v.headerF64[F64.bytesUsed]! += keySize + valueSize
-    }
+    const room = this.#makeRoom(keySize + valueSize, 1)
+    if (room === 'log_full') return 'log_full'
+    if (room === 'moved') position = this.#index.find(hash, this.#matches)
+    const slot = this.#lru.allocate()
+    assert(slot !== slotNone, 'makeRoom left no free slot')
+    v.keySizes[slot] = keySize
+    v.valueSizes[slot] = valueSize
+    this.#writeRecord(slot, value)
+    this.#index.insertAt(-position - 1, slot, hash)
+    this.#lru.pushFront(slot)
+    v.headerI32[I32.entryCount]! += 1
+    v.headerF64[F64.bytesUsed]! += keySize + valueSize
+    return slot
+  }
 
+  /**
+   * A set of a present key, whose conditions are checked against its entry. The entry goes to
+   * the front of the LRU list before room is made, so that the evictions a larger value needs
+   * can never pick the entry being written; its slot and index position stay as they are.
+   */
+  #replace(slot: Slot, value: Uint8Array, options: SetOptions | undefined): Slot | SetRefusal {
+    const v = this.views
+    if (options?.ifAbsent) return 'key_exists'
+    if (options?.ifVersion !== undefined && v.versions[slot] !== options.ifVersion) {
+      return 'version_mismatch'
+    }
+    this.#lru.moveToFront(slot)
+    const valueSize = value.byteLength
+    const valueSizeOld = v.valueSizes[slot]!
+    if (this.#makeRoom(valueSize - valueSizeOld, 0) === 'log_full') return 'log_full'
+    if (valueSize === valueSizeOld) this.#replaceInPlace(slot, value)
+    else this.#replaceMoving(slot, value)
+    v.headerF64[F64.bytesUsed]! += valueSize - valueSizeOld
+    return slot
+  }
+
+  /**
+   * A value of the same size overwrites the old one where it lies: the arena record keeps its
+   * place and its length, so nothing is marked dead or appended, and the cleaner is left no dead
+   * bytes to skip.
+   */
+  #replaceInPlace(slot: Slot, value: Uint8Array): void {
+    this.views.arena.set(value, this.#arena.keyOffset(slot) + this.#key.size)
+  }
+
+  /**
+   * A value of another size needs another record: a record's length in the arena's log is its
+   * key and value sizes (arena.ts). The old record is marked dead while the slot still has its
+   * old size, and the key and new value are appended at the head as a new one.
+   */
+  #replaceMoving(slot: Slot, value: Uint8Array): void {
+    this.#arena.free(slot)
+    this.views.valueSizes[slot] = value.byteLength
+    this.#writeRecord(slot, value)
+  }
+
+  /**
+   * What every set does once its bytes are in place: the entry takes the next sequence number
+   * as its version, and its content type and expiry, which the expiry heap follows (the slot
+   * goes in, moves, or comes out). Then the set is counted and, unless replayed, reported with
+   * its value; a prepared batch's record was reserved, and now takes its room.
+   */
+  #finishSet(
+    slot: Slot,
+    key: string,
+    value: Uint8Array,
+    expiresAt: number,
+    options: SetOptions | undefined,
+    created: boolean,
+  ): StoreResult<{ version: number; created: boolean }> {
+    const v = this.views
     const version = this.#nextSequence()
     v.versions[slot] = version
     v.contentTypes[slot] = options?.contentType ?? 0
@@ -769,7 +698,8 @@ export class Store {
     }
     v.headerF64[F64.sets]! += 1
     if (this.#replaying) return { ok: true, version, created }
-    if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, valueSize))
+    const keySize = this.#key.size
+    if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, value.byteLength))
     this.#onMutation?.({
       op: 'set',
       sequence: version,
@@ -799,96 +729,45 @@ export class Store {
   }
 
   /**
-   * The batch plan (see StoreTransaction.prepare). Expired entries among the batch's keys go
-   * first, so its ops meet none (the instant cannot move within this hold of the lock). Then the
-   * ops are played on sizes alone, in order, for the most bytes and entries the store holds
-   * above now at any point, and the log bytes of their records. Those records are reserved, the
-   * batch's own entries moved to the front of the LRU list, and room made for that peak: every
-   * entry the batch does not touch goes before any it does, and the batch's own entries never
-   * need more than the limits (else batch_too_large), so no op of the batch evicts anything.
+   * Prepares a batch (StoreTransaction.prepare). Expired entries among the batch's keys go first,
+   * so its ops meet none (the instant cannot move within this hold of the lock). The plan
+   * (batch-plan.ts) gives the most bytes and entries the batch's own keys hold at any point, and
+   * the log bytes of its records. Those records are reserved, the batch's own entries moved to
+   * the front of the LRU list, and room made for that peak: every entry the batch does not touch
+   * goes before any it does, and the batch's own entries never need more than the limits (else
+   * batch_too_large), so no op of the batch evicts anything.
    */
   #prepare(changes: readonly BatchChange[]): StoreResult<object> {
     assert(!this.#prepared, 'a batch is prepared once')
     const v = this.views
-    // Per key the batch writes: its key size, and its entry's bytes (-1 while absent). A key it
-    // only reads is not the batch's own: what its later ops evict, a later read may miss, as
-    // when the same ops run one by one.
-    const touched = new Map<string, { keySize: number; size: number; slot: Slot }>()
+    const writes = new Set<string>()
+    for (const change of changes) if (change.op !== 'get') writes.add(change.key)
+    const written = new Map<string, BatchKey>()
     const seen = new Set<string>()
-    const written = new Set<string>()
-    for (const change of changes) if (change.op !== 'get') written.add(change.key)
     for (const change of changes) {
       if (seen.has(change.key)) continue
       seen.add(change.key)
       const hash = this.#probe(change.key)
       assert(hash !== undefined, 'a batch key is checked before prepare')
+      const position = this.#findLive(hash)
+      if (position === 'log_full') return logFull
+      const slot = position < 0 ? slotNone : this.#index.slotAt(position)
       const keySize = this.#key.size
-      const position = this.#index.find(hash, this.#matches)
-      let slot = position < 0 ? slotNone : this.#index.slotAt(position)
-      if (slot !== slotNone && this.#isExpired(slot)) {
-        if (this.#remove(slot, position, 'expire') === undefined) return logFull
-        slot = slotNone
-      }
       const size = slot === slotNone ? -1 : keySize + v.valueSizes[slot]!
-      if (written.has(change.key)) touched.set(change.key, { keySize, size, slot })
+      if (writes.has(change.key)) written.set(change.key, { keySize, size, slot })
     }
-    let touchedSize = 0
-    let touchedCount = 0
-    for (const entry of touched.values()) {
-      if (entry.size < 0) continue
-      touchedSize += entry.size
-      touchedCount++
-    }
-    const sizeNow = touchedSize
-    const countNow = touchedCount
-    let touchedSizePeak = touchedSize
-    let touchedCountPeak = touchedCount
-    let recordSize = 0
-    let recordSizeMax = 0
-    for (const change of changes) {
-      if (change.op === 'get') continue
-      const entry = touched.get(change.key)!
-      const present = entry.size >= 0
-      let record = 0
-      if (change.op === 'set') {
-        const size = entry.keySize + change.valueSize
-        touchedSize += size - (present ? entry.size : 0)
-        if (!present) touchedCount++
-        entry.size = size
-        record = this.#recordSize('set', entry.keySize, change.valueSize)
-      } else if (present) {
-        touchedSize -= entry.size
-        touchedCount--
-        entry.size = -1
-        record = this.#recordSize('delete', entry.keySize, 0)
-      }
-      touchedSizePeak = Math.max(touchedSizePeak, touchedSize)
-      touchedCountPeak = Math.max(touchedCountPeak, touchedCount)
-      recordSize += record
-      recordSizeMax = Math.max(recordSizeMax, record)
-    }
-    const limits = this.#limits
-    if (touchedSizePeak > limits.memorySizeMax || touchedCountPeak > limits.entryCountMax) {
-      return { ok: false, code: 'batch_too_large' }
-    }
-    // The commit record that closes the batch's group of records.
-    recordSize += this.#recordSize('commit', 0, 0)
+    const plan = planBatch(changes, written, this.#limits, this.#logRoom)
+    if (plan === 'batch_too_large') return { ok: false, code: plan }
     const logRoom = this.#logRoom
-    // Beside its reserved records, the log must take at least one eviction's (made one at a
-    // time across retries if need be), or the batch could never get room: that is what the room
-    // check of an eviction asks for, with the larger record's worth for a wrap.
-    const evictionSizeMax = this.#recordSize('evict', limits.keySizeMax, 0)
-    const roomNeeded = recordSize + evictionSizeMax + Math.max(recordSizeMax, evictionSizeMax)
-    if (logRoom !== undefined && roomNeeded > logRoom.capacity) {
-      return { ok: false, code: 'batch_too_large' }
+    if (logRoom !== undefined && !logRoom.hasRoom(plan.recordSize, plan.recordSizeMax)) {
+      return logFull
     }
-    if (logRoom !== undefined && !logRoom.hasRoom(recordSize, recordSizeMax)) return logFull
-    this.#reservedSize = recordSize
-    this.#reservedSizeMax = recordSizeMax
-    for (const entry of touched.values()) {
-      if (entry.slot !== slotNone) this.#lru.moveToFront(entry.slot)
+    this.#reservedSize = plan.recordSize
+    this.#reservedSizeMax = plan.recordSizeMax
+    for (const key of written.values()) {
+      if (key.slot !== slotNone) this.#lru.moveToFront(key.slot)
     }
-    const room = this.#makeRoom(touchedSizePeak - sizeNow, touchedCountPeak - countNow)
+    const room = this.#makeRoom(plan.sizePeak - plan.size, plan.countPeak - plan.count)
     if (room === 'log_full') return logFull
     this.#prepared = true
     return { ok: true }
@@ -1014,12 +893,16 @@ export class Store {
   }
 
   /** Reports a removal or a clear; sets report themselves, with their value. */
-  #emit(op: Exclude<MutationOp, 'set' | 'commit'>, key: string): number {
+  #emit(op: RemovalRecord['op'] | 'clear', key: string): number {
     if (this.#replaying) return this.views.headerF64[F64.sequence]!
     const sequence = this.#nextSequence()
     // An expiry's own record need not be durable before a miss is told (see missSequence).
     if (op !== 'expire') this.#noteMiss(sequence)
-    this.#onMutation?.({ op, sequence, key, ...this.#group() })
+    this.#onMutation?.(
+      op === 'clear'
+        ? { op, sequence, key: '', ...this.#group() }
+        : { op, sequence, key, ...this.#group() },
+    )
     return sequence
   }
 

@@ -2,6 +2,8 @@
 // cause are values, not exceptions, because they cross thread boundaries (structured clone drops
 // custom error classes and their fields).
 
+import type { StoreLimits } from './layout.js'
+
 export type StoreErrorCode =
   | 'key_empty'
   | 'key_too_large'
@@ -75,11 +77,8 @@ export interface ScanPage {
   boundReached: boolean
 }
 
-/**
- * What a log record does. `commit` changes nothing: it closes a group of records that must apply
- * together or not at all (a batch's changes), so recovery can drop a group a crash cut short.
- */
-export type MutationOp = 'set' | 'delete' | 'evict' | 'expire' | 'clear' | 'commit'
+/** What a log record does: the kind of a MutationRecord. */
+export type MutationOp = MutationRecord['op']
 
 /**
  * The bounded log a store's mutations go to (the WAL ring, src/wal/ring.ts). The store asks it
@@ -104,22 +103,57 @@ export type BatchChange =
 /**
  * Every change to the resident set, in the order it was applied (the lock's order), so a log
  * can replay exactly the same resident set. `sequence` increases by one per record; for a set it
- * is also the entry's new version.
+ * is also the entry's new version. A union on `op`: a switch over it is exhaustive, and what only
+ * a set carries (its value) is there for certain once `op` says 'set'.
  */
-export interface MutationRecord {
-  op: MutationOp
-  sequence: number
-  /** Empty for clear and commit. */
-  key: string
+export type MutationRecord = SetRecord | RemovalRecord | ClearRecord | CommitRecord
+
+/** What every record but a commit may be: part of a group that a later commit record closes. */
+interface Groupable {
   /**
    * Part of a group that a later commit record closes: recovery applies the group's records
-   * only once it reaches that commit. A batch's changes are one group.
+   * only once it reaches that commit. A batch's changes are one group. Absent when not.
    */
-  grouped?: boolean
-  /** Set only: the caller's bytes, not a copy; a listener that keeps them must copy. */
-  value?: Uint8Array
-  contentType?: number
-  expiresAt?: number
+  grouped?: true
+}
+
+/** A key written: created or replaced. */
+export interface SetRecord extends Groupable {
+  op: 'set'
+  sequence: number
+  key: string
+  /** The caller's bytes, not a copy; a listener that keeps them must copy. */
+  value: Uint8Array
+  contentType: number
+  /** Epoch milliseconds, or 0 for never (Entry.expiresAt). */
+  expiresAt: number
+}
+
+/** A key gone: deleted by a client, evicted for room, or reclaimed once expired. */
+export interface RemovalRecord extends Groupable {
+  op: 'delete' | 'evict' | 'expire'
+  sequence: number
+  key: string
+}
+
+/** Every key gone at once. */
+export interface ClearRecord extends Groupable {
+  op: 'clear'
+  sequence: number
+  /** A clear names no key; empty, so a record's key can be read without asking its kind. */
+  key: ''
+}
+
+/**
+ * Changes nothing: closes a group of records that must apply together or not at all (a batch's
+ * changes), so recovery can drop a group a crash cut short. Never part of a group itself.
+ */
+export interface CommitRecord {
+  op: 'commit'
+  sequence: number
+  /** A commit names no key; empty, as a clear's. */
+  key: ''
+  grouped?: never
 }
 
 export interface StoreStats {
@@ -145,4 +179,47 @@ export interface StoreStats {
   walRecordsWritten: number
   walBytesWritten: number
   walSnapshots: number
+}
+
+export interface StoreOptions {
+  /** Epoch milliseconds. Injectable so tests can move time. */
+  clock?: () => number
+  /**
+   * Called under the lock for every change to the resident set, in apply order. It must not
+   * call back into the store (the lock is not reentrant) and must not throw.
+   */
+  onMutation?: (record: MutationRecord) => void
+  /**
+   * The log onMutation feeds, when it is bounded: asked before every change, which the store
+   * refuses (log_full) rather than apply without room for its record. Absent: always room.
+   */
+  logRoom?: LogRoom
+}
+
+export interface CreateStoreOptions extends StoreOptions {
+  limits?: Partial<StoreLimits>
+  /** Fixes the hash seed (tests); otherwise random per store. */
+  hashSeed?: number
+}
+
+/** The operations available inside Store.atomically(); valid only during the callback. */
+export interface StoreTransaction {
+  get(key: string): Entry | undefined
+  peek(key: string): Entry | undefined
+  set(
+    key: string,
+    value: Uint8Array,
+    options?: SetOptions,
+  ): StoreResult<{ version: number; created: boolean }>
+  delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }>
+  /** The version of a live entry, or undefined; copies nothing and changes nothing. */
+  peekVersion(key: string): number | undefined
+  /**
+   * Makes room for a batch's changes, in the log and in the store, before any of them is
+   * applied, so that the batch then applies whole: its sets and deletes need no eviction and
+   * find room for their records. Call it once, after checking the batch's conditions and before
+   * its first change; get ops need no room but count as keys the batch touches. Refuses with
+   * log_full (retry), or batch_too_large when the batch's own entries or records could never fit.
+   */
+  prepare(changes: readonly BatchChange[]): StoreResult<object>
 }

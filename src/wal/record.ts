@@ -107,7 +107,7 @@ export type Decoded =
 function payloadSize(record: MutationRecord, keySize: number): number {
   if (record.op === 'clear' || record.op === 'commit') return 0
   if (record.op !== 'set') return 2 + keySize
-  return 2 + keySize + 1 + 8 + (record.value?.byteLength ?? 0)
+  return 2 + keySize + 1 + 8 + record.value.byteLength
 }
 
 /** The record's size on disk. */
@@ -154,11 +154,11 @@ export function encodeRecord(
     at += 2 + keySize
   }
   if (record.op === 'set') {
-    view.setUint8(at, record.contentType ?? 0)
-    view.setFloat64(at + 1, record.expiresAt ?? 0, true)
+    view.setUint8(at, record.contentType)
+    view.setFloat64(at + 1, record.expiresAt, true)
     at += 9
-    if (record.value !== undefined) target.set(record.value, offset + at)
-    at += record.value?.byteLength ?? 0
+    target.set(record.value, offset + at)
+    at += record.value.byteLength
   }
   view.setUint32(at, crc32(target.subarray(offset, offset + at), salt), true)
   if (!verify) return size
@@ -192,10 +192,11 @@ export function decodeRecord(bytes: Uint8Array, offset: number, salt: number): D
   const group = grouped ? { grouped } : {}
   const end = size - 4
   let at = 13
-  if (op === 'clear' || op === 'commit') {
-    return at === end
-      ? { ok: true, record: { op, sequence, key: '', ...group }, size }
-      : { ok: false, reason: 'malformed' }
+  if (op === 'commit' || op === 'clear') {
+    if (at !== end) return { ok: false, reason: 'malformed' }
+    const record: MutationRecord =
+      op === 'commit' ? { op, sequence, key: '' } : { op, sequence, key: '', ...group }
+    return { ok: true, record, size }
   }
   if (at + 2 > end) return { ok: false, reason: 'malformed' }
   const keySize = view.getUint16(at, true)
@@ -350,12 +351,10 @@ export function decodeSnapshotFooter(bytes: Uint8Array, offset: number): number 
 function sameRecord(a: MutationRecord, b: MutationRecord): boolean {
   if (a.op !== b.op || a.sequence !== b.sequence || a.key !== b.key) return false
   if ((a.grouped ?? false) !== (b.grouped ?? false)) return false
-  if (a.op !== 'set') return true
-  const valueA = a.value ?? new Uint8Array(0)
-  const valueB = b.value ?? new Uint8Array(0)
+  if (a.op !== 'set' || b.op !== 'set') return true
   return (
-    (a.contentType ?? 0) === (b.contentType ?? 0) &&
-    Object.is(a.expiresAt ?? 0, b.expiresAt ?? 0) &&
-    Buffer.compare(valueA, valueB) === 0
+    a.contentType === b.contentType &&
+    Object.is(a.expiresAt, b.expiresAt) &&
+    Buffer.compare(a.value, b.value) === 0
   )
 }

@@ -107,7 +107,7 @@ export function replayInto(store: Store): Apply {
     const code = store.replay(record, snapshotSequence)
     if (code === undefined) return undefined
     const keySize = Buffer.byteLength(record.key, 'utf8')
-    const valueSize = record.value?.byteLength ?? 0
+    const valueSize = record.op === 'set' ? record.value.byteLength : 0
     const why =
       code === 'key_too_large'
         ? `its key is ${keySize} bytes, over --max-key-size (${limits.keySizeMax})`

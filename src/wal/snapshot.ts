@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { type Slot, slotNone } from '../store/layout.js'
 import type { Store } from '../store/store.js'
-import type { Entry, MutationRecord } from '../store/types.js'
+import type { Entry, SetRecord } from '../store/types.js'
 import { snapshotName, snapshotTempName } from './files.js'
 import {
   checkRecord,
@@ -78,10 +78,10 @@ export class SnapshotWriter {
    */
   step(sizeBudget: number): boolean {
     if (this.#cursor === slotNone) return false
-    const records: MutationRecord[] = []
+    const records: SetRecord[] = []
     let size = 0
     const visit = (key: string, value: Uint8Array, entry: Omit<Entry, 'value'>) => {
-      const record: MutationRecord = {
+      const record: SetRecord = {
         op: 'set',
         sequence: entry.version,
         key,
@@ -168,7 +168,7 @@ export type SnapshotRead =
  */
 export function readSnapshot(
   bytes: Uint8Array,
-  apply: (record: MutationRecord, sequence: number) => string | undefined,
+  apply: (record: SetRecord, sequence: number) => string | undefined,
 ): SnapshotRead {
   const header = decodeSegmentHeader(bytes, snapshotMagic)
   if (!header.ok) return { ok: false, offset: 0, why: `bad header (${header.reason})` }

@@ -1,4 +1,5 @@
-import { Store, type StoreTransaction } from '../../src/store/store.js'
+import { Store } from '../../src/store/store.js'
+import type { StoreTransaction } from '../../src/store/types.js'
 import { prng } from '../support/random.js'
 import { decodeCount, encodeCount, errorLog } from './workload.js'
 

@@ -1,4 +1,4 @@
-import { Store, type StoreTransaction } from '../../src/store/store.js'
+import { Store } from '../../src/store/store.js'
 import type {
   Entry,
   MutationOp,
@@ -6,6 +6,7 @@ import type {
   ScanItem,
   StoreErrorCode,
   StoreResult,
+  StoreTransaction,
 } from '../../src/store/types.js'
 import { verifyStore } from '../../src/store/verify.js'
 import { prng } from '../support/random.js'

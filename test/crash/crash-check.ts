@@ -1,6 +1,6 @@
 import type { StoreLimits } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
-import type { MutationRecord } from '../../src/store/types.js'
+import type { MutationRecord, SetRecord } from '../../src/store/types.js'
 import { recover, replayInto } from '../../src/wal/recovery.js'
 import type { Storage } from '../../src/wal/storage.js'
 
@@ -17,7 +17,7 @@ export interface LiveEntry {
 
 /** The live entries after mutations 1..sequence, as the store's peek would show them at nowMs. */
 export function modelAt(history: readonly MutationRecord[], sequence: number, nowMs: number) {
-  const entries = new Map<string, MutationRecord>()
+  const entries = new Map<string, SetRecord>()
   for (const record of history) {
     if (record.sequence > sequence) break
     if (record.op === 'set') entries.set(record.key, record)
@@ -25,8 +25,7 @@ export function modelAt(history: readonly MutationRecord[], sequence: number, no
     else if (record.op !== 'commit') entries.delete(record.key)
   }
   for (const [key, record] of entries) {
-    if (record.expiresAt !== undefined && record.expiresAt !== 0 && record.expiresAt <= nowMs)
-      entries.delete(key)
+    if (record.expiresAt !== 0 && record.expiresAt <= nowMs) entries.delete(key)
   }
   return entries
 }
@@ -74,7 +73,7 @@ export function judgeRecovery(
     return (
       want.sequence !== got.version ||
       want.contentType !== got.contentType ||
-      Buffer.compare(want.value!, got.value) !== 0
+      Buffer.compare(want.value, got.value) !== 0
     )
   })
   return wrong.length > 0 ? `keys differ from the model: ${wrong}` : undefined

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type StoreLimits, walRingSizeMin } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
-import type { BatchChange, MutationRecord, StoreResult } from '../../src/store/types.js'
+import type { BatchChange, MutationRecord, SetRecord, StoreResult } from '../../src/store/types.js'
 import { walCheck } from '../../src/wal/admin.js'
 import { CorruptLogError, recover, replayInto } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -102,7 +102,7 @@ function runWorkload(disk: SimulatedDisk, seed: number, planted: Planted): Outco
     clock,
     logRoom: ring,
     onMutation: (record) => {
-      history.push({ ...record, value: record.value?.slice() })
+      history.push(record.op === 'set' ? { ...record, value: record.value.slice() } : record)
       if (record.op !== 'set' && record.op !== 'expire') removalSequence = record.sequence
       if (record.op === 'expire' && writer?.readOnly) {
         counts.expiriesInReadOnly!++
@@ -257,7 +257,7 @@ function runWorkload(disk: SimulatedDisk, seed: number, planted: Planted): Outco
 
 /** How many entries the history leaves resident though expired by nowMs. */
 function residentExpired(history: readonly MutationRecord[], nowMs: number): number {
-  const resident = new Map<string, MutationRecord>()
+  const resident = new Map<string, SetRecord>()
   for (const record of history) {
     if (record.op === 'set') resident.set(record.key, record)
     else if (record.op === 'clear') resident.clear()
@@ -265,7 +265,7 @@ function residentExpired(history: readonly MutationRecord[], nowMs: number): num
   }
   let count = 0
   for (const record of resident.values()) {
-    if (record.expiresAt !== 0 && record.expiresAt! <= nowMs) count++
+    if (record.expiresAt !== 0 && record.expiresAt <= nowMs) count++
   }
   return count
 }

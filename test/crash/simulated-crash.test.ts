@@ -56,7 +56,7 @@ function runWorkload(storage: Storage, seed: number): Outcome {
   const writing = Store.attach(store.buffer, {
     clock,
     onMutation: (record) => {
-      history.push({ ...record, value: record.value?.slice() })
+      history.push(record.op === 'set' ? { ...record, value: record.value.slice() } : record)
       ring.append(record)
     },
   })

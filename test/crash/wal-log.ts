@@ -44,7 +44,7 @@ export class LogSession {
       onMutation: (record) => {
         ring.append(record)
         // The value is the caller's buffer, not a copy.
-        this.records.push({ ...record, value: record.value?.slice() })
+        this.records.push(record.op === 'set' ? { ...record, value: record.value.slice() } : record)
       },
       logRoom: ring,
     })
@@ -124,9 +124,9 @@ export function modelAfter(records: readonly MutationRecord[]): Map<string, Mode
   for (const record of records) {
     if (record.op === 'set') {
       model.set(record.key, {
-        value: record.value ?? new Uint8Array(0),
-        contentType: record.contentType ?? 0,
-        expiresAt: record.expiresAt ?? 0,
+        value: record.value,
+        contentType: record.contentType,
+        expiresAt: record.expiresAt,
         version: record.sequence,
       })
     } else if (record.op === 'clear') model.clear()

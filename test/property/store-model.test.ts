@@ -192,7 +192,7 @@ function check(scenario: Scenario, wrap: (store: Store) => Store = (store) => st
   const onMutation = (record: MutationRecord) => {
     records.push(record)
     // A set's value is the caller's array, which this test scribbles on afterwards: keep text.
-    const set = record.op === 'set' ? (record as Required<MutationRecord>) : undefined
+    const set = record.op === 'set' ? record : undefined
     texts.push(recordText(record.op, record.key, set))
   }
   const store = Store.create({ limits, hashSeed, clock, onMutation })

@@ -8,8 +8,7 @@ import {
   keyRefusal,
   valueRefusal,
 } from '../../errors.js'
-import type { StoreTransaction } from '../../store/store.js'
-import type { BatchChange, Entry, SetOptions } from '../../store/types.js'
+import type { BatchChange, Entry, SetOptions, StoreTransaction } from '../../store/types.js'
 import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { jsonArrayStream } from '../json-stream.js'

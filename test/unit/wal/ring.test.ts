@@ -46,9 +46,16 @@ function makeRing(size = ringSize): { ring: WalRing; views: Views } {
 /** A set record of exactly `size` bytes (29 to 129): a one-byte key and size − 29 value bytes. */
 function setOfSize(size: number, sequence: number): MutationRecord {
   const value = Uint8Array.from({ length: size - 29 }, (_, i) => (i + sequence) % 256)
-  const record: MutationRecord = { op: 'set', sequence, key: 'k', value, contentType: 3 }
+  const record: MutationRecord = {
+    op: 'set',
+    sequence,
+    key: 'k',
+    value,
+    contentType: 3,
+    expiresAt: 0,
+  }
   expect(encodedSize(record)).toBe(size)
-  return { ...record, expiresAt: 0 }
+  return record
 }
 
 function encode(record: MutationRecord): Uint8Array {

@@ -161,7 +161,7 @@ describe('WAL writer segments and snapshots', () => {
     expect(segments.map((segment) => segment.firstSequence)).toEqual([wal.store.sequence + 1])
     const entries: string[] = []
     const read = readSnapshot(wal.disk.read(join(walDir, snapshots[0]!.name)), (record) => {
-      const bytes = Buffer.from(record.value!).toString('hex')
+      const bytes = Buffer.from(record.value).toString('hex')
       const { key, sequence, contentType, expiresAt } = record
       entries.push(`${key} ${bytes} v${sequence} t${contentType} x${expiresAt}`)
       return undefined
