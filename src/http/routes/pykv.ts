@@ -22,6 +22,12 @@ const invalidPathKey = pykvValidationError(
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
 const detailSchema = z.object({ detail: z.unknown() })
 
+/** A write the log cannot take. Declared without a body schema: {"detail": <the error's title>}. */
+const logRefusals = {
+  503: { description: 'The log failed (storage_failed): nothing changed' },
+  507: { description: 'The disk is full (storage_full): nothing changed' },
+}
+
 const setRoute = createRoute({
   method: 'post',
   path: '/set',
@@ -56,9 +62,7 @@ const setRoute = createRoute({
       description: 'Invalid input',
       content: { 'application/json': { schema: detailSchema } },
     },
-    // Declared without a body schema: {"detail": <the error's title>}, as every refusal here.
-    503: { description: 'The log failed (storage_failed): nothing was stored' },
-    507: { description: 'The disk is full (storage_full): nothing was stored' },
+    ...logRefusals,
   },
 })
 
@@ -90,9 +94,7 @@ const deleteRoute = createRoute({
       content: { 'application/json': { schema: z.object({ status: z.literal('deleted') }) } },
     },
     404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
-    // Declared without a body schema: {"detail": <the error's title>}, as every refusal here.
-    503: { description: 'The log failed (storage_failed): nothing was deleted' },
-    507: { description: 'The disk is full (storage_full): nothing was deleted' },
+    ...logRefusals,
   },
 })
 
