@@ -3,7 +3,7 @@ import { type Durability, durabilityNone } from '../../src/durability.js'
 import { createApp } from '../../src/http/app.js'
 import type { Runtime } from '../../src/http/deps.js'
 import { createLog } from '../../src/log.js'
-import { I64, walRingSizeMin } from '../../src/store/layout.js'
+import { I64, type StoreLimits, walRingSizeMin } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
 import { logDurability } from '../../src/wal/durability.js'
 import { WalRing } from '../../src/wal/ring.js'
@@ -14,6 +14,8 @@ import { WalRing } from '../../src/wal/ring.js'
 
 export interface InProcessOptions {
   flags?: Record<string, string>
+  /** The store's limits where they differ from this file's small store. */
+  limits?: Partial<StoreLimits>
   durability?: Durability
   runtime?: Partial<Runtime>
 }
@@ -27,7 +29,7 @@ const limits = {
 }
 
 export function inProcessApp(options: InProcessOptions = {}) {
-  return appOn(Store.create({ limits, hashSeed: 1 }), options)
+  return appOn(Store.create({ limits: { ...limits, ...options.limits }, hashSeed: 1 }), options)
 }
 
 /**

@@ -1,42 +1,32 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  keyPath,
-  killAll,
-  type RunningServer,
-  sleep,
-  startServer,
-  uniqueKey,
-} from '../support/server.js'
-import { expectJson, expectValidationError } from './http.js'
+import { describe, expect, it } from 'vitest'
+import { expectJson, expectValidationError } from '../../e2e/http.js'
+import { inProcessApp } from '../../support/app.js'
+import { keyPath, sleep, uniqueKey } from '../../support/server.js'
 
 // The PyKV-compatible routes (docs/api.md, "PyKV-compatible routes"): PyKV's exact status codes
-// and bodies, and FastAPI's 422 for invalid input.
+// and bodies, and FastAPI's 422 for invalid input. HTTP behaviour only, so the app runs in
+// process (app.request); real server processes serve these routes in the whole-server fuzz test,
+// the README's examples and the nginx cluster test.
 
 const valueSizeMax = 1024
 const bodySizeMax = 4096
 
-let server: RunningServer
-
-beforeAll(async () => {
-  server = await startServer([
-    '--max-value-size',
-    String(valueSizeMax),
-    '--max-body-size',
-    String(bodySizeMax),
-  ])
+const { app } = inProcessApp({
+  flags: { 'max-body-size': String(bodySizeMax) },
+  limits: { entryCountMax: 10_000, memorySizeMax: 4 * 1024 * 1024, keySizeMax: 1024, valueSizeMax },
 })
 
-afterAll(async () => {
-  await server?.stop()
-  await killAll()
-})
+/** A request to the app, as a client at the server's address would send it. */
+function send(path: string, init?: RequestInit): Promise<Response> {
+  return Promise.resolve(app.request(path, init))
+}
 
 function postSet(body: unknown): Promise<Response> {
   return postSetRaw(JSON.stringify(body))
 }
 
 function postSetRaw(text: string): Promise<Response> {
-  return fetch(`${server.url}/set`, {
+  return send(`/set`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: text,
@@ -44,11 +34,11 @@ function postSetRaw(text: string): Promise<Response> {
 }
 
 function get(key: string): Promise<Response> {
-  return fetch(`${server.url}/get/${keyPath(key)}`)
+  return send(`/get/${keyPath(key)}`)
 }
 
 function del(key: string): Promise<Response> {
-  return fetch(`${server.url}/delete/${keyPath(key)}`, { method: 'DELETE' })
+  return send(`/delete/${keyPath(key)}`, { method: 'DELETE' })
 }
 
 async function expectValue(key: string, value: unknown): Promise<void> {
@@ -131,7 +121,7 @@ describe('PyKV-compatible routes', () => {
   it('keeps a value set through /set as JSON text with content type application/json', async () => {
     const key = uniqueKey('seed-json-text')
     await expectJson(await postSet({ key, value: { a: [1, 2] } }), 200)
-    const response = await fetch(`${server.url}/v1/kv/${keyPath(key)}`)
+    const response = await send(`/v1/kv/${keyPath(key)}`)
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toMatch(/^application\/json/)
     expect(JSON.parse(await response.text())).toEqual({ a: [1, 2] })
@@ -139,7 +129,7 @@ describe('PyKV-compatible routes', () => {
 
   it('returns a value stored through /v1/kv as a string of its UTF-8 bytes', async () => {
     const key = uniqueKey('seed-raw')
-    const put = await fetch(`${server.url}/v1/kv/${keyPath(key)}`, {
+    const put = await send(`/v1/kv/${keyPath(key)}`, {
       method: 'PUT',
       headers: { 'content-type': 'text/plain' },
       body: 'héllo {not json',
@@ -245,21 +235,21 @@ describe('PyKV-compatible routes', () => {
 describe('values and bodies that are not JSON', () => {
   it('returns a value PUT as application/json that is not JSON as text on GET /get', async () => {
     const key = uniqueKey('not-json')
-    const put = await fetch(`${server.url}/v1/kv/${keyPath(key)}`, {
+    const put = await send(`/v1/kv/${keyPath(key)}`, {
       method: 'PUT',
       headers: { 'Content-Type': 'application/json' },
       body: 'not json',
     })
     expect(put.status).toBe(201)
     await put.arrayBuffer()
-    expect(await expectJson(await fetch(`${server.url}/get/${keyPath(key)}`), 200)).toEqual({
+    expect(await expectJson(await send(`/get/${keyPath(key)}`), 200)).toEqual({
       key,
       value: 'not json',
     })
   })
 
   it('answers 422 to POST /set with a body not declared as JSON', async () => {
-    const response = await fetch(`${server.url}/set`, {
+    const response = await send(`/set`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: 'key=a&value=b',
