@@ -34,8 +34,6 @@ const longFiles: Record<string, string> = {
     'connection behaviour on one server: keep-alive, pipelining, slow readers',
   'test/e2e/hostile-input.test.ts':
     'hostile input on one server: media types, keys, JSON, each class generated',
-  'test/e2e/kv-api.test.ts':
-    'the native key routes on one server: bytes, versions, conditions, limits',
   'test/e2e/lifecycle.test.ts': 'starting, stopping and configuring real server processes',
   'test/e2e/ui.test.ts':
     'the UI in one browser session per file: keys, forms, paging, accessibility',

@@ -2,8 +2,9 @@ import { expect } from 'vitest'
 import { keyPath } from '../support/server.js'
 import { expectJson, expectProblem } from './http.js'
 
-// Requests to the native key routes of one server, for the end-to-end tests of those routes:
-// each helper takes the server's address last, the one kvClient was made with by default.
+// Requests to the native key routes of one server, for the tests of those routes: each helper
+// takes the server's address last, the one kvClient was made with by default. `send` is fetch
+// for a real server, or the app's request() for the app in process (with the address '').
 
 export interface PutOptions {
   contentType?: string
@@ -24,7 +25,9 @@ export interface ListPage {
   cursor: string | null
 }
 
-export function kvClient(defaultBase: () => string) {
+export type Send = (url: string, init?: RequestInit) => Promise<Response>
+
+export function kvClient(defaultBase: () => string, send: Send = fetch) {
   function kvUrl(base: string, key: string, query = ''): string {
     return `${base}/v1/kv/${keyPath(key)}${query}`
   }
@@ -37,15 +40,15 @@ export function kvClient(defaultBase: () => string) {
   ): Promise<Response> {
     const headers: Record<string, string> = { ...options.headers }
     if (options.contentType !== undefined) headers['content-type'] = options.contentType
-    return fetch(kvUrl(base, key, options.query), { method: 'PUT', headers, body })
+    return send(kvUrl(base, key, options.query), { method: 'PUT', headers, body })
   }
 
   function get(key: string, headers: Record<string, string> = {}, base = defaultBase()) {
-    return fetch(kvUrl(base, key), { headers })
+    return send(kvUrl(base, key), { headers })
   }
 
   function del(key: string, headers: Record<string, string> = {}, base = defaultBase()) {
-    return fetch(kvUrl(base, key), { method: 'DELETE', headers })
+    return send(kvUrl(base, key), { method: 'DELETE', headers })
   }
 
   async function putOk(key: string, body: string | Uint8Array, options: PutOptions = {}) {
@@ -100,7 +103,7 @@ export function kvClient(defaultBase: () => string) {
       expect(Date.now() - startedAt, 'the listing did not end within 20 s').toBeLessThan(20_000)
       const query = new URLSearchParams({ prefix, limit: String(limit) })
       if (cursor !== null) query.set('cursor', cursor)
-      const page = await expectJson<ListPage>(await fetch(`${base}/v1/kv?${query}`), 200)
+      const page = await expectJson<ListPage>(await send(`${base}/v1/kv?${query}`), 200)
       expect(page.items.length).toBeLessThanOrEqual(limit)
       items.push(...page.items)
       if (page.cursor === null) return items

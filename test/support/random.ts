@@ -18,3 +18,10 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
   }
 }
+
+/** `size` bytes drawn from `random`. */
+export function randomBytes(random: () => number, size: number): Uint8Array {
+  const bytes = new Uint8Array(size)
+  for (let i = 0; i < size; i++) bytes[i] = Math.floor(random() * 256)
+  return bytes
+}
