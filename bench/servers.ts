@@ -15,7 +15,7 @@ export interface Server {
   name: string
   pid: number
   url: string
-  /** The server's "listening" log line: slabkv's says which mode and how many threads. */
+  /** The server's "listening" log line: slabkv's says how many threads serve, on which Node. */
   listening: Record<string, unknown>
   child: ChildProcess
   stop(): Promise<void>
@@ -25,7 +25,7 @@ const started = new Set<Server>()
 const listeningTimeoutMs = 15_000
 const stopTimeoutMs = 15_000
 
-/** A port that was free a moment ago. Threaded slabkv needs a real one: every thread binds it. */
+/** A port that was free a moment ago, for the systems that take their port as an argument. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer()

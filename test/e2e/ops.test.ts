@@ -220,7 +220,7 @@ describe('OpenAPI document and Swagger UI', () => {
 })
 
 describe('logs', () => {
-  it("writes JSON lines: 'recovered' with what the log held, then 'listening' {url, mode, threads}", () => {
+  it("writes JSON lines: 'recovered' with what the log held, then 'listening' {url, threads, node}", () => {
     const lines = server
       .stdout()
       .split('\n')
