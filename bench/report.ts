@@ -80,6 +80,18 @@ export function publish(
   if (!dryRun) writeResults(name, context, json, markdown)
 }
 
+/**
+ * The text with this machine's paths taken out: the repository as relative paths, and the
+ * temporary directory as $TMPDIR. Results are read on other machines; where a checkout or a
+ * temporary directory lived here says nothing there.
+ */
+export function withoutMachinePaths(text: string): string {
+  const literal = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const repository = new RegExp(`${literal(root.replace(/\/$/, ''))}/?`, 'g')
+  const temporary = new RegExp(`${literal(os.tmpdir().replace(/\/$/, ''))}/`, 'g')
+  return text.replace(repository, '').replace(temporary, '$TMPDIR/')
+}
+
 /** Writes bench/results/<name>.json and appends the run's section to bench/RESULTS.md. */
 export function writeResults(
   name: string,
@@ -91,7 +103,7 @@ export function writeResults(
   mkdirSync(resultsDir, { recursive: true })
   writeFileSync(
     join(resultsDir, `${name}.json`),
-    `${JSON.stringify({ ...context, ...json }, null, 2)}\n`,
+    withoutMachinePaths(`${JSON.stringify({ ...context, ...json }, null, 2)}\n`),
   )
   const resultsPath = join(root, 'bench', 'RESULTS.md')
   if (!existsSync(resultsPath)) writeFileSync(resultsPath, resultsHeader)
@@ -99,10 +111,12 @@ export function writeResults(
   const { command, nodeCommand } = context
   appendFileSync(
     resultsPath,
-    `\n## ${name} — ${stamp}, commit ${context.commit}${context.sourceDirty ? ' (src/ modified)' : ''}\n\n` +
-      `- Machine: ${context.cpuModel}, ${context.cpuCount} cores, Node ${context.node}, ${context.os}\n` +
-      `- Command: \`${command}\`${command === nodeCommand ? '' : `, which runs \`${nodeCommand}\``}\n\n` +
-      `${markdown}\n`,
+    withoutMachinePaths(
+      `\n## ${name} — ${stamp}, commit ${context.commit}${context.sourceDirty ? ' (src/ modified)' : ''}\n\n` +
+        `- Machine: ${context.cpuModel}, ${context.cpuCount} cores, Node ${context.node}, ${context.os}\n` +
+        `- Command: \`${command}\`${command === nodeCommand ? '' : `, which runs \`${nodeCommand}\``}\n\n` +
+        `${markdown}\n`,
+    ),
   )
 }
 
