@@ -28,6 +28,14 @@ const limits = {
   headroomPerMille: 0,
 }
 
+/** A store as large as a route test needs: the server's key and value limits, room for 10,000. */
+export const routeTestLimits: Partial<StoreLimits> = {
+  entryCountMax: 10_000,
+  memorySizeMax: 8 * 1024 * 1024,
+  keySizeMax: 1024,
+  valueSizeMax: 1024 * 1024,
+}
+
 export function inProcessApp(options: InProcessOptions = {}) {
   return appOn(Store.create({ limits: { ...limits, ...options.limits }, hashSeed: 1 }), options)
 }
@@ -78,5 +86,7 @@ function appOn(store: Store, options: InProcessOptions) {
     },
     log: createLog(() => {}),
   })
-  return { app, store, config }
+  /** A request to the app, as a client at the server's address would send it (fetch's shape). */
+  const send = (url: string, init?: RequestInit) => Promise.resolve(app.request(url, init))
+  return { app, store, config, send }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { expectJson, expectProblem } from '../../e2e/http.js'
-import { inProcessApp } from '../../support/app.js'
+import { inProcessApp, routeTestLimits } from '../../support/app.js'
 import { prng, testSeed } from '../../support/random.js'
 import { keyPath, uniqueKey } from '../../support/server.js'
 
@@ -8,19 +8,7 @@ import { keyPath, uniqueKey } from '../../support/server.js'
 // against the state before the batch, all or nothing. HTTP behaviour over one store, so the app
 // runs in process; test/e2e/batch.test.ts runs batches through a real server's log.
 
-const { app } = inProcessApp({
-  limits: {
-    entryCountMax: 10_000,
-    memorySizeMax: 8 * 1024 * 1024,
-    keySizeMax: 1024,
-    valueSizeMax: 1024 * 1024,
-  },
-})
-
-/** A request to the app, as a client at the server's address would send it. */
-function send(path: string, init?: RequestInit): Promise<Response> {
-  return Promise.resolve(app.request(path, init))
-}
+const { send } = inProcessApp({ limits: routeTestLimits })
 
 type Op = Record<string, unknown>
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { bytesOf, describeResponse, expectJson, expectProblem } from '../../e2e/http.js'
 import { kvClient } from '../../e2e/kv-client.js'
-import { inProcessApp } from '../../support/app.js'
+import { inProcessApp, routeTestLimits } from '../../support/app.js'
 import { prng, randomBytes, testSeed } from '../../support/random.js'
 import { sleep, uniqueKey } from '../../support/server.js'
 
@@ -10,20 +10,7 @@ import { sleep, uniqueKey } from '../../support/server.js'
 // process; test/e2e/kv-api.test.ts sends what needs a real server: bodies on the wire in pieces,
 // limits set by flags, an entry larger than the store.
 
-const { app } = inProcessApp({
-  limits: {
-    entryCountMax: 10_000,
-    memorySizeMax: 8 * 1024 * 1024,
-    keySizeMax: 1024,
-    valueSizeMax: 1024 * 1024,
-  },
-})
-
-/** A request to the app, as a client at the server's address would send it. */
-function send(url: string, init?: RequestInit): Promise<Response> {
-  return Promise.resolve(app.request(url, init))
-}
-
+const { send } = inProcessApp({ limits: routeTestLimits })
 const { kvUrl, put, get, del, putOk, read, readText } = kvClient(() => '', send)
 
 describe('PUT, GET, HEAD and DELETE /v1/kv/{key}', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { expectJson, expectValidationError } from '../../e2e/http.js'
-import { inProcessApp } from '../../support/app.js'
+import { inProcessApp, routeTestLimits } from '../../support/app.js'
 import { keyPath, sleep, uniqueKey } from '../../support/server.js'
 
 // The PyKV-compatible routes (docs/api.md, "PyKV-compatible routes"): PyKV's exact status codes
@@ -11,15 +11,10 @@ import { keyPath, sleep, uniqueKey } from '../../support/server.js'
 const valueSizeMax = 1024
 const bodySizeMax = 4096
 
-const { app } = inProcessApp({
+const { send } = inProcessApp({
   flags: { 'max-body-size': String(bodySizeMax) },
-  limits: { entryCountMax: 10_000, memorySizeMax: 4 * 1024 * 1024, keySizeMax: 1024, valueSizeMax },
+  limits: { ...routeTestLimits, valueSizeMax },
 })
-
-/** A request to the app, as a client at the server's address would send it. */
-function send(path: string, init?: RequestInit): Promise<Response> {
-  return Promise.resolve(app.request(path, init))
-}
 
 function postSet(body: unknown): Promise<Response> {
   return postSetRaw(JSON.stringify(body))
