@@ -357,13 +357,7 @@ export class WalWriter {
     if (this.#sequenceWritten > this.#sequenceSynced) this.#sync()
     const previous = this.#fd
     assert(previous !== undefined, 'the writer is not open')
-    try {
-      this.#startSegment(this.#sequenceWritten + 1)
-    } catch (error) {
-      if (!isNoSpace(error)) throw error
-      this.#enterReadOnly(error)
-      return false
-    }
+    if (!this.#openSegment()) return false
     this.#storage.close(previous)
     this.#leaveReadOnly()
     this.#options.onEvent?.('new segment', { segment: this.#segmentPath })
