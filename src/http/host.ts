@@ -1,4 +1,5 @@
-import type { MiddlewareHandler } from 'hono'
+import type { HttpBindings } from '@hono/node-server'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { ServerConfig } from '../config.js'
 import { problemResponse } from './respond.js'
 
@@ -18,6 +19,23 @@ export function hostNameOf(url: string): string {
   return new URL(url).hostname
 }
 
+/**
+ * The host name a request is for. An origin-form target (/path) names it in the Host header,
+ * read here as it was sent, without its port and lowercased: no URL is built on the way, and a
+ * Host that a URL parser would rewrite (userinfo, percent-encoding, numeric IPv4 forms) is
+ * compared as sent, so it can only fail to be a loopback name. An absolute-form target, or an
+ * app run without the Node adapter, goes through the URL parser.
+ */
+function requestHostName(c: Context): string {
+  const target = (c.env as Partial<HttpBindings> | undefined)?.incoming?.url
+  const host = c.req.header('host')
+  if (target === undefined || !target.startsWith('/') || host === undefined) {
+    return hostNameOf(c.req.url)
+  }
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':')
+  return (end > 0 ? host.slice(0, end) : host).toLowerCase()
+}
+
 export function isLoopbackName(name: string): boolean {
   return (
     name === 'localhost' ||
@@ -34,7 +52,7 @@ export function hostCheck(config: ServerConfig): MiddlewareHandler | undefined {
   return async (c, next) => {
     // The adapter builds the URL from the Host header, or from an absolute request target,
     // which RFC 9112 §3.2.2 says takes precedence over Host.
-    const name = hostNameOf(c.req.url)
+    const name = requestHostName(c)
     if (isLoopbackName(name) || allowed.has(name)) return next()
     const detail = `This server answers to loopback names only (localhost, 127.0.0.1, [::1])${
       allowed.size === 0 ? '' : ` and ${[...allowed].join(', ')}`

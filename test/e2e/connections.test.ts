@@ -478,7 +478,9 @@ describe('Host names without a token (DNS rebinding)', () => {
       '127.0.0.1',
       '127.1.2.3:80',
       '[::1]:8000',
+      '[::1]',
       'app.localhost',
+      'LocalHost:8000',
     ]
     for (const host of hosts) {
       const response = await exchange(open, rawRequest('GET', '/healthz', { Host: host }))
