@@ -46,7 +46,15 @@ function showView() {
     else link.removeAttribute('aria-current')
   }
   document.title = `slabkv · ${name === 'keys' ? 'Keys' : 'Dashboard'}`
-  if (name === 'keys') void browser.loadOnce()
+  // The keys view follows the change feed only while it shows: a hidden view holds no stream.
+  if (name === 'keys') {
+    void browser.loadOnce()
+    browser.resume()
+    inspector.resume()
+  } else {
+    browser.pause()
+    inspector.pause()
+  }
 }
 
 window.addEventListener('hashchange', showView)
