@@ -46,9 +46,15 @@ function showView() {
     else link.removeAttribute('aria-current')
   }
   document.title = `slabkv · ${name === 'keys' ? 'Keys' : 'Dashboard'}`
-  // The keys view follows the change feed only while it shows: a hidden view holds no stream.
-  if (name === 'keys') {
-    void browser.loadOnce()
+  if (name === 'keys') void browser.loadOnce()
+  followChanges()
+}
+
+// The keys view follows the change feed only while it is on screen: another view, or a tab in
+// the background, holds no stream. A browser allows six connections to one server over
+// HTTP/1.1, for all its tabs together, and each stream keeps one.
+function followChanges() {
+  if (location.hash === '#keys' && !document.hidden) {
     browser.resume()
     inspector.resume()
   } else {
@@ -58,5 +64,6 @@ function showView() {
 }
 
 window.addEventListener('hashchange', showView)
+document.addEventListener('visibilitychange', followChanges)
 showView()
 startDashboard({ onPoll: showConnection })

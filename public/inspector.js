@@ -60,10 +60,12 @@ export function createInspector({ onChange }) {
   }
   /** @type {{ close: () => void } | undefined} */
   let keyFeed
+  /** The view is not on screen: a key loaded meanwhile is followed when it comes back. */
+  let away = false
   /** The key on screen, or its absence (null), followed on the change feed from now. */
   const follow = (/** @type {string} */ key, /** @type {number | null} */ version) => {
     keyFeed?.close()
-    keyFeed = watchKey({ key, version, onChange: showChange })
+    keyFeed = away ? undefined : watchKey({ key, version, onChange: showChange })
   }
   const unfollow = () => {
     keyFeed?.close()
@@ -311,11 +313,13 @@ export function createInspector({ onChange }) {
     open,
     /** The view is left: the key on screen is no longer followed. */
     pause: () => {
+      away = true
       keyFeed?.close()
       keyFeed = undefined
     },
     /** The view is back: the key is followed again, and a change while away is shown. */
     resume: () => {
+      away = false
       if (panel.hidden || keyFeed !== undefined || keyName.textContent === null) return
       follow(keyName.textContent, shown?.version ?? null)
     },

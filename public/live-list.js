@@ -47,6 +47,8 @@ export function createLiveList({ rows, result, status, rowOf, relist }) {
   let relistTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
   /** The feed's history was gone and the page is to be listed again: done on resume if away. */
   let relistPending = false
+  /** The view is not on screen: no feed is open, whatever finishes meanwhile. */
+  let away = false
 
   /** @param {FeedState} state @param {string} why */
   const showState = (state, why) => {
@@ -172,10 +174,13 @@ export function createLiveList({ rows, result, status, rowOf, relist }) {
         status.hidden = true
         return
       }
-      start(sequence)
+      // A listing that finished after the view was left is followed when it comes back.
+      if (away) pausedAt = sequence
+      else start(sequence)
     },
     /** The view is left: the feed closes, and remembers where it was. */
     pause: () => {
+      away = true
       clearTimeout(relistTimer)
       if (feed === undefined) return
       pausedAt = feed.position()
@@ -184,6 +189,7 @@ export function createLiveList({ rows, result, status, rowOf, relist }) {
     },
     /** The view is back: the feed resumes where it was (or lists again if that is gone). */
     resume: () => {
+      away = false
       if (relistPending) relist()
       if (pausedAt === undefined || feed !== undefined) return
       const since = pausedAt
