@@ -72,11 +72,13 @@ export function watchChanges({ prefix, since, onChange, onState, onHistoryGone, 
       const response = await send(url, { headers, signal: attempt.signal })
       if (response.status === 410) return { next: 'gone', why: 'history gone' }
       if (!response.ok || response.body === null) {
-        await response.body?.cancel()
+        // The problem's code says why (too_many_watchers, say), in the state's tooltip.
+        const code = /"code"\s*:\s*"([a-z_]+)"/.exec((await response.text()).slice(0, 2000))?.[1]
+        const why = `${response.status}${code === undefined ? '' : ` ${code}`}`
         // 401 (no token yet), 429 (too many watchers) and 5xx may pass; anything else is this
         // page asking wrong, or a server without the feed, and asking again cannot help.
         const passing = [401, 408, 429].includes(response.status) || response.status >= 500
-        return { next: passing ? 'retry' : 'off', why: `${response.status}` }
+        return { next: passing ? 'retry' : 'off', why }
       }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
       let buffer = ''
