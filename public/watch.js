@@ -82,6 +82,7 @@ export function watchChanges({ prefix, since, onChange, onState, onHistoryGone, 
       }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
       let buffer = ''
+      let afterCr = false
       /** @type {{ id?: string, event?: string, data?: string }} */
       let block = {}
       for (;;) {
@@ -89,12 +90,14 @@ export function watchChanges({ prefix, since, onChange, onState, onHistoryGone, 
         if (done || closed) return { next: 'retry', why: 'the connection ended' }
         clearTimeout(silence)
         silence = setTimeout(stop, silenceMaxMs)
-        buffer += value
+        // A line ends with \r\n, \n or \r: a chunk that ends with \r has ended its line, and
+        // a \n opening the next chunk is the rest of that line end, not an empty line.
+        buffer += afterCr && value.startsWith('\n') ? value.slice(1) : value
+        afterCr = value.endsWith('\r')
         if (buffer.length > bufferMaxChars) return { next: 'retry', why: 'a block too long' }
         const lines = buffer.split(/\r\n|\r|\n/)
-        // The last piece has no line end yet (a lone \r at the end may still become \r\n).
+        // The last piece has no line end yet.
         buffer = lines.pop() ?? ''
-        if (buffer === '' && value.endsWith('\r')) buffer = '\r'
         for (const line of lines) {
           if (line !== '') {
             const colon = line.indexOf(':')
