@@ -21,6 +21,22 @@ async function put(server: RunningServer, key: string, body: string | Uint8Array
   return ((await response.json()) as { version: number }).version
 }
 
+async function openStreams(server: RunningServer): Promise<number> {
+  const stats = (await (await fetch(`${server.url}/v1/stats`)).json()) as {
+    watch: { streams: number }
+  }
+  return stats.watch.streams
+}
+
+/** Polls `done` every 20 ms, for 5 s at most. */
+async function until(done: () => Promise<boolean>, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 250; attempt++) {
+    if (await done()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`${what}: not within 5 s`)
+}
+
 async function opened(stream: WatchStream, status = 200) {
   const answer = await stream.opened
   expect(answer.status, answer.body).toBe(status)
@@ -122,17 +138,18 @@ describe('GET /v1/watch', () => {
     const problem = await opened(refused, 429)
     expect(problem).toMatchObject({ code: 'too_many_watchers' })
     expect(String(problem?.detail)).toContain('--max-watchers')
+    expect(await openStreams(server)).toBe(limit)
     streams[0]!.close()
     await streams[0]!.closed
-    // The server notices the close when it next writes or reads the socket: soon, not at once.
-    let again: WatchStream | undefined
-    for (let attempt = 0; attempt < 50; attempt++) {
-      again = new WatchStream(server.url, '')
-      if ((await again.opened).status === 200) break
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    expect((await again!.opened).status).toBe(200)
-    for (const stream of [...streams, again!]) stream.close()
+    // The count goes down as the server sees the connection close (a moment after the client).
+    await until(async () => (await openStreams(server)) === limit - 1, 'one stream closed')
+    const again = new WatchStream(server.url, '')
+    await opened(again)
+    for (const stream of streams) stream.close()
+    again.close()
+    // Every stream's slot is given back: none leaks, whichever thread served it.
+    await until(async () => (await openStreams(server)) === 0, 'every stream closed')
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('slabkv_watch_streams 0')
     await server.stop()
   })
 
