@@ -170,7 +170,7 @@ const result = await withWorkDir('watch', async (workDir) => {
       latencyRate,
       latencyWatchers,
     )
-    const drain = drainReport(runsOf<DrainRun>(historySystem), history)
+    const drain = drainReport(runsOf<DrainRun>(historySystem))
     const profile =
       profileWatchers === undefined ? '' : await profiled(workDir, profileWatchers, plan)
     return { writes, latency, drain, profile, filesystem }
@@ -220,7 +220,7 @@ async function profiled(workDir: string, watcherCount: number, plan: WritesPlan)
     .map((name) => join(dir, name))
   assert(files.length > 0, `no .cpuprofile in ${dir}`)
   return (
-    `Where the server's time goes with ${watcherCount} watchers, under \`node --cpu-prof\` ` +
+    `Where the server's time goes with ${watchersLabel(watcherCount)}, under \`node --cpu-prof\` ` +
     `(${durationS} s after ${warmupS} s of warm-up, ${Math.round(run.requestsPerSecond).toLocaleString('en-US')} PUT/s under the profiler, ` +
     `${run.problems.length === 0 ? 'every watcher checked' : `checks failed: ${run.problems.join('; ')}`}; ` +
     `the window covers the load and the watchers' catch-up).\n\n${summarizeProfiles(files, 25, window)}`

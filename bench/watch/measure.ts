@@ -17,6 +17,8 @@ export interface Counters {
   changes: number
   /** The numbers in the stats' watch section, if the server has one (flattened). */
   watch: Record<string, number>
+  groupCommits: number
+  recordsWritten: number
 }
 
 export async function counters(url: string): Promise<Counters> {
@@ -29,7 +31,13 @@ export async function counters(url: string): Promise<Counters> {
       for (const [k, v] of Object.entries(value)) flatten(v, path === '' ? k : `${path}.${k}`)
   }
   flatten(stats.watch, '')
-  return { changes: n('sets') + n('deletes') + n('evictions') + n('expirations'), watch }
+  const wal = (stats.wal ?? {}) as Record<string, unknown>
+  return {
+    changes: n('sets') + n('deletes') + n('evictions') + n('expirations'),
+    watch,
+    groupCommits: Number(wal.groupCommits ?? 0),
+    recordsWritten: Number(wal.recordsWritten ?? 0),
+  }
 }
 
 export async function putMarker(url: string, key: string): Promise<number> {
@@ -60,6 +68,8 @@ export interface WritesRun extends Measurement {
   /** Empty when every watcher received every event; otherwise what went wrong. */
   problems: string[]
   watchDelta: Record<string, number>
+  /** Log records per fdatasync between the markers (the writes' group commit). */
+  recordsPerGroupCommit: number | null
 }
 
 export interface WritesPlan {
@@ -139,6 +149,11 @@ export async function measureWrites(
       seen.length === 0 || behind.length > 0 ? null : Math.max(...seen.map((w) => w.caughtUpMs!)),
     problems,
     watchDelta,
+    recordsPerGroupCommit:
+      after.groupCommits === before.groupCommits
+        ? null
+        : (after.recordsWritten - before.recordsWritten) /
+          (after.groupCommits - before.groupCommits),
   }
 }
 

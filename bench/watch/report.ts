@@ -44,6 +44,7 @@ export function writesReport(cases: WritesCase[]): {
       'wrk CPU',
       'events/s per watcher',
       'catch-up ms',
+      'records per group commit',
       'every event?',
     ],
   ]
@@ -59,6 +60,7 @@ export function writesReport(cases: WritesCase[]): {
     )
     const live = medianOf(c.runs.map((r) => r.liveEventsPerSecond))
     const catchUp = medianOf(c.runs.map((r) => r.catchUpMs))
+    const perCommit = medianOf(c.runs.map((r) => r.recordsPerGroupCommit))
     const problems = problemsOf(c.runs)
     const checked = problems.length === 0 ? 'yes' : `NO (${problems.length})`
     rows.push([
@@ -72,6 +74,7 @@ export function writesReport(cases: WritesCase[]): {
       `${Math.round(f.generatorCpuPercent)}%`,
       live === null ? '-' : int(live),
       catchUp === null ? '-' : int(catchUp),
+      perCommit === null ? '-' : perCommit.toFixed(1),
       checked,
     ])
     if (c.watcherCount === 100) pass = ratio >= targetRatio && problems.length === 0
@@ -136,8 +139,9 @@ export function latencyReport(runs: LatencyRun[], rate: number, watcherCount: nu
   return { markdown, json: { figures: f, runs, problems } }
 }
 
-export function drainReport(runs: DrainRun[], history: number) {
+export function drainReport(runs: DrainRun[]) {
   const f = medianFigures(runs)
+  const events = median(runs.map((r) => r.events))
   const firstBlock = median(runs.map((r) => r.firstBlockMs))
   const rows = [
     [
@@ -150,9 +154,9 @@ export function drainReport(runs: DrainRun[], history: number) {
       'watcher CPU',
     ],
     [
-      int(history),
+      int(events),
       int(f.requestsPerSecond),
-      (history / f.requestsPerSecond).toFixed(2),
+      (events / f.requestsPerSecond).toFixed(2),
       ms(firstBlock),
       f.serverCpuPerRequestUs === null ? '-' : ms(f.serverCpuPerRequestUs),
       f.serverCpuPercent === null ? '-' : `${Math.round(f.serverCpuPercent)}%`,
