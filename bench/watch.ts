@@ -38,8 +38,9 @@ import { prepareLua, writeScript } from './wrk.js'
 //
 // Every case is a system of one interleaved round (bench/rounds.ts): writes with 0, 1, 10, 100
 // watchers, latency, history, then again; the figures are medians. --quick is a smoke run.
-// --profile <watchers> then runs the writes case with that many watchers once more, its
-// server under node --cpu-prof, and reports where the server's time goes (bench/cpuprofile.ts).
+// --profile <watchers>[,<watchers>…] then runs the writes case with that many watchers once
+// more, its server under node --cpu-prof, and reports where the server's time goes
+// (bench/cpuprofile.ts): --profile 0,100 shows what 100 watchers add.
 
 const { values: args } = parseArgs({
   options: {
@@ -64,10 +65,21 @@ const history = quick ? 20_000 : Number(args.history)
 const latencyRate = Number(args['latency-rate'])
 const latencyWatchers = Number(args['latency-watchers'])
 const catchUpTimeoutMs = Number(args['catch-up-timeout']) * 1000
-const profileWatchers = args.profile === undefined ? undefined : Number(args.profile)
+/** --profile 0,100: a profile of each case named, one after the other. */
+const profileWatchers = (args.profile ?? '')
+  .split(',')
+  .filter((n) => n !== '')
+  .map(Number)
 /** More `slabkv serve` options for every server, space-separated. */
 const serveArgs = args['serve-args'].split(' ').filter((a) => a !== '')
-for (const n of [...watcherCounts, processCount, history, latencyRate, latencyWatchers])
+for (const n of [
+  ...watcherCounts,
+  ...profileWatchers,
+  processCount,
+  history,
+  latencyRate,
+  latencyWatchers,
+])
   assert(Number.isSafeInteger(n) && n >= 0, 'counts and rates must be integers ≥ 0')
 assert(processCount >= 1 && latencyWatchers >= 1 && latencyRate >= 1 && history >= 1)
 
@@ -171,8 +183,9 @@ const result = await withWorkDir('watch', async (workDir) => {
       latencyWatchers,
     )
     const drain = drainReport(runsOf<DrainRun>(historySystem))
-    const profile =
-      profileWatchers === undefined ? '' : await profiled(workDir, profileWatchers, plan)
+    const profiles: string[] = []
+    for (const n of profileWatchers) profiles.push(await profiled(workDir, n, plan))
+    const profile = profiles.join('\n\n')
     return { writes, latency, drain, profile, filesystem }
   } finally {
     await watchers.stop()
@@ -198,7 +211,7 @@ function describe(run: AnyRun): string {
 
 /** The writes case with `watcherCount` watchers once more, its server under --cpu-prof. */
 async function profiled(workDir: string, watcherCount: number, plan: WritesPlan): Promise<string> {
-  const dir = join(workDir, 'profile')
+  const dir = join(workDir, `profile-${watcherCount}`)
   mkdirSync(dir)
   const spec = server(
     `profiled-${watcherCount}`,
