@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdirSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import os from 'node:os'
 import { parseArgs } from 'node:util'
-import { summarizeProfiles } from './cpuprofile.js'
 import { dialects } from './dialects.js'
 import { loadOptions, loadSettings } from './measure.js'
 import { preload } from './preload.js'
@@ -22,6 +20,7 @@ import {
   type WritesPlan,
   type WritesRun,
 } from './watch/measure.js'
+import { profiled } from './watch/profile.js'
 import { drainReport, latencyReport, writesReport } from './watch/report.js'
 import { prepareLua, writeScript } from './wrk.js'
 
@@ -118,6 +117,7 @@ async function prepareHistory(system: RunningSystem): Promise<Case> {
   return { kind: 'history', since, to, expected }
 }
 
+const loadBefore = os.loadavg()[0]!
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
 const result = await withWorkDir('watch', async (workDir) => {
@@ -184,7 +184,10 @@ const result = await withWorkDir('watch', async (workDir) => {
     )
     const drain = drainReport(runsOf<DrainRun>(historySystem))
     const profiles: string[] = []
-    for (const n of profileWatchers) profiles.push(await profiled(workDir, n, plan))
+    for (const n of profileWatchers) {
+      const spec = server(`profiled-${n}`, `${watchersLabel(n)}, profiled`, limits)
+      profiles.push(await profiled(spec, workDir, n, plan, { warmupS, durationS }))
+    }
     const profile = profiles.join('\n\n')
     return { writes, latency, drain, profile, filesystem }
   } finally {
@@ -209,44 +212,15 @@ function describe(run: AnyRun): string {
   return `${run.events} events in ${run.durationS.toFixed(2)} s, ${problems}`
 }
 
-/** The writes case with `watcherCount` watchers once more, its server under --cpu-prof. */
-async function profiled(workDir: string, watcherCount: number, plan: WritesPlan): Promise<string> {
-  const dir = join(workDir, `profile-${watcherCount}`)
-  mkdirSync(dir)
-  const spec = server(
-    `profiled-${watcherCount}`,
-    `${watchersLabel(watcherCount)}, profiled`,
-    limits,
-  )
-  const system = await spec.start({ workDir: join(workDir, 'profiled') }, [
-    '--cpu-prof',
-    '--cpu-prof-dir',
-    dir,
-  ])
-  await measureWrites(system, watcherCount, warmupS, plan)
-  const startUs = Number(process.hrtime.bigint() / 1000n)
-  const run = await measureWrites(system, watcherCount, durationS, plan)
-  const window = { startUs, endUs: Number(process.hrtime.bigint() / 1000n) }
-  await system.stop() // The profiles are written as the process exits.
-  const files = readdirSync(dir)
-    .filter((name) => name.endsWith('.cpuprofile'))
-    .map((name) => join(dir, name))
-  assert(files.length > 0, `no .cpuprofile in ${dir}`)
-  return (
-    `Where the server's time goes with ${watchersLabel(watcherCount)}, under \`node --cpu-prof\` ` +
-    `(${durationS} s after ${warmupS} s of warm-up, ${Math.round(run.requestsPerSecond).toLocaleString('en-US')} PUT/s under the profiler, ` +
-    `${run.problems.length === 0 ? 'every watcher checked' : `checks failed: ${run.problems.join('; ')}`}; ` +
-    `the window covers the load and the watchers' catch-up).\n\n${summarizeProfiles(files, 25, window)}`
-  )
-}
-
 const { writes, latency, drain, profile, filesystem } = result
 const setup =
   `${quick ? 'A quick run (--quick): ' : ''}Medians of ${runCount} interleaved rounds of ${durationS} s after ${warmupS} s of warm-up per case. ` +
   `slabkv \`--threads ${threads} --fsync always\`${serveArgs.length > 0 ? ` \`${serveArgs.join(' ')}\`` : ''}, one server per case, data directories on ${filesystem}. ` +
   `The machine has ${context.cpuCount} cores, shared by the server, wrk and the watchers' ` +
   `${processCount === 1 ? 'process' : `${processCount} processes`} (node:http clients that parse every event): ` +
-  `the figures include that competition, as a real deployment with local consumers would.`
+  `the figures include that competition, as a real deployment with local consumers would. ` +
+  `It is shared with other work too: its 1-minute load average was ${loadBefore.toFixed(1)} at the start ` +
+  `and ${os.loadavg()[0]!.toFixed(1)} at the end (of ${context.cpuCount} cores). Server CPU per write moves far less than req/s with a neighbour's load.`
 const markdown = [
   `### Writes with watchers\n\n\`wrk -t1 -c${connectionCount}\`, PUT /v1/kv/busy:<n> of ${valueSize} B, a random key of ${keyCount.toLocaleString('en-US')}; ` +
     `watchers of \`GET /v1/watch?prefix=busy:\`. Every event?: each watcher received exactly the changes the server counted between a start and an end marker, ids strictly increasing, the same ids as every other watcher. ` +
