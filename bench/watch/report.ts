@@ -97,7 +97,8 @@ export function writesReport(cases: WritesCase[]): {
       ? ''
       : `\n\n${pass ? 'PASS' : 'FAIL'}: PUT with 100 watchers ÷ none: ` +
         `${(medianFigures(hundred.runs).requestsPerSecond / baseline).toFixed(2)}×, target ≥ ${targetRatio}×` +
-        (problems.some((p) => p.startsWith('100 ')) ? ' (and its watchers failed the check)' : '')
+        (problems.some((p) => p.startsWith('100 ')) ? ' (and its watchers failed the check)' : '') +
+        cpuCost(none, hundred)
   const deltas = cases
     .filter((c) => c.runs.some((r) => Object.keys(r.watchDelta).length > 0))
     .map((c) => {
@@ -115,6 +116,22 @@ export function writesReport(cases: WritesCase[]): {
       ? ''
       : `\n\nThe server's watch counters, change per round (median):\n\n${deltas.join('\n')}`)
   return { markdown, json, pass }
+}
+
+/**
+ * What the watchers cost the server per write, from CPU time, which a neighbour's load moves far
+ * less than req/s: the ratio, and the extra µs per event delivered to one watcher.
+ */
+function cpuCost(none: WritesCase, many: WritesCase): string {
+  const base = medianFigures(none.runs).serverCpuPerRequestUs
+  const cost = medianFigures(many.runs).serverCpuPerRequestUs
+  if (base === null || cost === null) return ''
+  const perEvent = (cost - base) / many.watcherCount
+  return (
+    `. Server CPU per write: ${int(base)} µs with none, ${int(cost)} µs with ${many.watcherCount} ` +
+    `(${(cost / base).toFixed(2)}×; ${perEvent.toFixed(2)} µs more per event per watcher); were the ` +
+    `server the only limit, req/s would scale by the inverse, ${(base / cost).toFixed(2)}×.`
+  )
 }
 
 export function latencyReport(runs: LatencyRun[], rate: number, watcherCount: number) {
