@@ -176,6 +176,7 @@ const result = await withWorkDir('watch', async (workDir) => {
         watcherCount,
         runs: runsOf<WritesRun>(systems[i]!),
       })),
+      runCount >= 3,
     )
     const latency = latencyReport(
       runsOf<LatencyRun>(systems[watcherCounts.length]!),
@@ -224,7 +225,7 @@ const setup =
 const markdown = [
   `### Writes with watchers\n\n\`wrk -t1 -c${connectionCount}\`, PUT /v1/kv/busy:<n> of ${valueSize} B, a random key of ${keyCount.toLocaleString('en-US')}; ` +
     `watchers of \`GET /v1/watch?prefix=busy:\`. Every event?: each watcher received exactly the changes the server counted between a start and an end marker, ids strictly increasing, the same ids as every other watcher. ` +
-    `Events/s per watcher is what one received during the load; catch-up is how long after the load the slowest had the end marker.\n\n${writes.markdown}`,
+    `Events/s per watcher is what one received during the load; events per read, how many events a watcher got per read of its socket (at most what the server wrote at once); catch-up is how long after the load the slowest had the end marker.\n\n${writes.markdown}`,
   `### Delivery latency\n\n${latency.markdown}`,
   `### History read back\n\nOne watcher with since= before ${history.toLocaleString('en-US')} preloaded writes (batches of 1,000 sets), until it has the last: events/s from the log.\n\n${drain.markdown}`,
   setup,

@@ -7,7 +7,8 @@ import { Watcher, type WatcherState } from './stream.js'
 // (wrk) and from the benchmark's own process.
 //
 // - open: opens watchers and answers once each has its first block (its start id).
-// - mark: notes each watcher's event count now (the live events/s is between two marks); with
+// - mark: notes each watcher's event and chunk counts now (the live events/s, and the events
+//   per chunk, are between two marks); with
 //   `from`, only events with a higher id count from then on (the window: after the start marker).
 // - finish: waits until every watcher has an id >= `to` (the end marker; or the deadline),
 //   closes them and answers what each saw. No write comes after the end marker, so the window
@@ -88,7 +89,7 @@ async function finish(from: number, to: number, timeoutMs: number): Promise<Fini
 /** Only events with from < id count in the window: set before any of them is written. */
 function mark(from: number | undefined): void {
   for (const watcher of watchers) {
-    marks.get(watcher)?.push(watcher.state.events)
+    marks.get(watcher)?.push(watcher.state.events, watcher.state.chunks)
     // Nothing above `from` is written before this answer: what the window holds so far is
     // the start marker's event or older, none of it in the window.
     if (from !== undefined) {

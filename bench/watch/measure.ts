@@ -63,6 +63,8 @@ export interface WritesRun extends Measurement {
   watcherCpuS: number | null
   /** Events/s each watcher received during the load (median over watchers), null if none. */
   liveEventsPerSecond: number | null
+  /** Events per read of a stream during the load (median over watchers): how the server batches. */
+  eventsPerChunk: number | null
   /** After the load, until the slowest watcher had the end marker (null: none, or never). */
   catchUpMs: number | null
   /** Empty when every watcher received every event; otherwise what went wrong. */
@@ -130,8 +132,16 @@ export async function measureWrites(
     )
   const ended = seen.filter((w) => w.ended !== undefined)
   if (ended.length > 0) problems.push(`${ended.length} streams ended early: ${ended[0]!.ended}`)
+  // marks: [events, chunks] at the load's start, then at its end.
   const live = seen
-    .map((w) => ((w.marks[1] ?? 0) - (w.marks[0] ?? 0)) / run.durationS)
+    .map((w) => ((w.marks[2] ?? 0) - (w.marks[0] ?? 0)) / run.durationS)
+    .sort((a, b) => a - b)
+  const perChunk = seen
+    .map(
+      (w) =>
+        ((w.marks[2] ?? 0) - (w.marks[0] ?? 0)) /
+        Math.max(1, (w.marks[3] ?? 0) - (w.marks[1] ?? 0)),
+    )
     .sort((a, b) => a - b)
   const watchDelta = Object.fromEntries(
     Object.entries(after.watch).map(([k, v]) => [k, v - (before.watch[k] ?? 0)]),
@@ -145,6 +155,7 @@ export async function measureWrites(
         ? null
         : watcherCpuAfter - watcherCpuBefore,
     liveEventsPerSecond: live.length === 0 ? null : live[live.length >> 1]!,
+    eventsPerChunk: perChunk.length === 0 ? null : perChunk[perChunk.length >> 1]!,
     catchUpMs:
       seen.length === 0 || behind.length > 0 ? null : Math.max(...seen.map((w) => w.caughtUpMs!)),
     problems,

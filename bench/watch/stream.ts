@@ -36,6 +36,8 @@ export interface WatcherState {
   windowEvents: number
   /** The sum of the window's ids: two watchers that got the same events have the same sum. */
   windowIdSum: number
+  /** Reads of the stream (chunks of the answer): how many events the server sent together. */
+  chunks: number
 }
 
 const versionField = '"version":'
@@ -52,6 +54,7 @@ export class Watcher {
     windowTo: Number.MAX_SAFE_INTEGER,
     windowEvents: 0,
     windowIdSum: 0,
+    chunks: 0,
   }
   /** Resolves once the first block (the start id) arrived; rejects on an answer but 200. */
   readonly started: Promise<void>
@@ -113,6 +116,7 @@ export class Watcher {
   }
 
   #read(chunk: string): void {
+    this.state.chunks++
     const text = this.#rest === '' ? chunk : this.#rest + chunk
     let at = 0
     for (let end = text.indexOf('\n', at); end >= 0; end = text.indexOf('\n', at)) {
