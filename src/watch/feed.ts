@@ -237,7 +237,7 @@ export class ChangeFeed {
 
   /** A new follower at `sequence`, with an empty buffer that starts there. */
   #restartAt(sequence: number): LogReader {
-    this.#follower = new LogReader(this.#options.dir, sequence)
+    this.#follower = new LogReader(this.#options.dir, sequence, { inThread: true })
     this.#buffer = []
     this.#head = 0
     this.#bufferedSize = 0
