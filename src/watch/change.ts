@@ -21,8 +21,8 @@ export class Change {
    * buffer is bounded by. Fixed when made, so that what is added is what is taken away.
    */
   readonly size: number
-  #block: string | undefined
-  #blockWithValue: string | undefined
+  #block: Buffer | undefined
+  #blockWithValue: Buffer | undefined
 
   constructor(record: Exclude<MutationRecord, { op: 'commit' }>) {
     this.record = record
@@ -45,13 +45,16 @@ export class Change {
     return this.record.op === 'clear' || this.record.key.startsWith(prefix)
   }
 
-  /** The event's text, with the value for a set when `withValue`. */
-  block(withValue: boolean): string {
+  /**
+   * The event's bytes, with the value for a set when `withValue`: UTF-8, encoded once, so that a
+   * stream to each watcher is a copy of bytes, not an encoding of text per watcher.
+   */
+  block(withValue: boolean): Buffer {
     if (withValue && this.record.op === 'set') {
-      this.#blockWithValue ??= this.#encode(true)
+      this.#blockWithValue ??= Buffer.from(this.#encode(true), 'utf8')
       return this.#blockWithValue
     }
-    this.#block ??= this.#encode(false)
+    this.#block ??= Buffer.from(this.#encode(false), 'utf8')
     return this.#block
   }
 

@@ -56,12 +56,6 @@ export class ChangeFeed {
   #wakeups = new Set<() => void>()
   /** Pauses that end early only if the feed ends. */
   #closers = new Set<() => void>()
-  /**
-   * Slices already encoded for some watcher, by filters and range: the next watcher with the
-   * same filters at the same position sends the same bytes. Emptied whenever the buffer grows,
-   * so it holds one generation of slices, at most one per watcher.
-   */
-  #encoded = new Map<string, Uint8Array>()
   #closed = false
   #closeReason: FeedEnd = 'shutdown'
 
@@ -98,20 +92,14 @@ export class ChangeFeed {
     this.#watcherCount--
   }
 
+  /** Watchers on this thread. */
+  get watcherCount(): number {
+    return this.#watcherCount
+  }
+
   /** How far the buffer reaches: every change up to here has been read. */
   get position(): number {
     return this.#position
-  }
-
-  /** The bytes of a slice for watchers of `filterKey`, encoded by the first that asks. */
-  encoded(filterKey: string, after: number, upTo: number, encode: () => Uint8Array): Uint8Array {
-    const key = `${after}:${upTo}:${filterKey}`
-    let bytes = this.#encoded.get(key)
-    if (bytes === undefined) {
-      bytes = encode()
-      this.#encoded.set(key, bytes)
-    }
-    return bytes
   }
 
   /** The changes after `position`, as many as `count` at most, from memory if it has them. */
@@ -223,7 +211,6 @@ export class ChangeFeed {
       this.#buffer = []
       this.#head = 0
       this.#bufferedSize = 0
-      this.#encoded.clear()
       // Nothing is buffered any more: a watcher asking from here on reads the disk.
       this.#from = this.#position
       await follower.close()
@@ -243,7 +230,6 @@ export class ChangeFeed {
     this.#bufferedSize = 0
     this.#from = sequence
     this.#position = sequence
-    this.#encoded.clear()
     return this.#follower
   }
 
@@ -256,7 +242,6 @@ export class ChangeFeed {
       this.#bufferedSize += change.size
     }
     this.#position = position
-    this.#encoded.clear()
     this.#trim()
     this.#wake()
   }

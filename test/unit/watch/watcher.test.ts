@@ -123,10 +123,10 @@ describe('Change', () => {
       contentType: 0,
       expiresAt: 1234,
     })
-    expect(set.block(false)).toBe(
+    expect(set.block(false).toString()).toBe(
       'id: 7\nevent: set\ndata: {"key":"a\\nb","version":7,"size":1,"contentType":"application/octet-stream","expiresAt":1234}\n\n',
     )
-    expect(set.block(true)).toContain('"value":"/w==","encoding":"base64"')
+    expect(set.block(true).toString()).toContain('"value":"/w==","encoding":"base64"')
     const inline = new Change({
       op: 'set',
       sequence: 8,
@@ -135,7 +135,7 @@ describe('Change', () => {
       contentType: 255,
       expiresAt: 0,
     })
-    expect(JSON.parse(inline.block(true).split('data: ')[1]!)).toEqual({
+    expect(JSON.parse(inline.block(true).toString().split('data: ')[1]!)).toEqual({
       key: 'k',
       version: 8,
       size: 2,
@@ -145,9 +145,13 @@ describe('Change', () => {
       encoding: 'utf8',
     })
     const removal = new Change({ op: 'expire', sequence: 9, key: 'k' })
-    expect(removal.block(true)).toBe('id: 9\nevent: expire\ndata: {"key":"k","version":9}\n\n')
+    expect(removal.block(true).toString()).toBe(
+      'id: 9\nevent: expire\ndata: {"key":"k","version":9}\n\n',
+    )
     const clear = new Change({ op: 'clear', sequence: 10, key: '' })
-    expect(clear.block(false)).toBe('id: 10\nevent: clear\ndata: {"key":null,"version":10}\n\n')
+    expect(clear.block(false).toString()).toBe(
+      'id: 10\nevent: clear\ndata: {"key":null,"version":10}\n\n',
+    )
     expect(clear.concerns('any:')).toBe(true)
     expect(removal.concerns('k')).toBe(true)
     expect(removal.concerns('kk')).toBe(false)
