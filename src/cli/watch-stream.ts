@@ -6,12 +6,6 @@ import { EventStreamParser, type ServerSentEvent } from './sse.js'
 // through the parser until it ends, however it ends. Deciding what to do next (print, retry,
 // exit) is the caller's.
 
-/**
- * A stream that brings nothing, not even a heartbeat (every 15 s at the server's default), for
- * this long is taken for a lost connection (a peer gone without a FIN, a dead proxy) and resumed.
- */
-export const silenceTimeoutMs = 60_000
-
 export type StreamOutcome =
   /** SIGINT or SIGTERM (or stdout closed): the caller is stopping. */
   | { kind: 'stopped' }
@@ -37,6 +31,8 @@ export interface StreamRequest {
   /** Paused by the caller while stdout cannot take more. */
   onResponse: (response: IncomingMessage) => void
   signal: AbortSignal
+  /** A stream that brings nothing for this long, not even a heartbeat, is taken for lost. */
+  idleTimeoutMs: number
 }
 
 /** Opens one stream and resolves once it is over, with how it ended. */
@@ -64,8 +60,9 @@ export async function watchStream(request: StreamRequest): Promise<StreamOutcome
       reason,
       lastEventId: parser?.lastEventId ?? request.lastEventId,
     })
-    outgoing.setTimeout(silenceTimeoutMs, () =>
-      outgoing.destroy(new Error(`nothing came for ${silenceTimeoutMs / 1000} s`)),
+    // A peer gone without a FIN, or a proxy that hangs, would otherwise stall the watch forever.
+    outgoing.setTimeout(request.idleTimeoutMs, () =>
+      outgoing.destroy(new Error(`nothing came for ${request.idleTimeoutMs / 1000} s`)),
     )
     outgoing.on('error', (error) =>
       finish(

@@ -27,6 +27,8 @@ const changeTypes = ['set', 'delete', 'expire', 'evict', 'clear']
 const firstDelayMs = 100
 /** Waits never grow past this; a stream that lasted this long starts the doubling over. */
 const longestDelayMs = 5_000
+/** Four heartbeats at the server's default --watch-heartbeat-ms (15 s). */
+const defaultIdleTimeoutSeconds = '60'
 
 interface WatchOptions {
   url?: string
@@ -36,6 +38,7 @@ interface WatchOptions {
   since?: string
   values?: boolean
   types?: string
+  'idle-timeout'?: string
 }
 
 export async function watch(argv: string[]): Promise<number> {
@@ -50,6 +53,7 @@ export async function watch(argv: string[]): Promise<number> {
         since: { type: 'string' },
         values: { type: 'boolean' },
         types: { type: 'string' },
+        'idle-timeout': { type: 'string' },
       },
       allowPositionals: true,
     })
@@ -74,6 +78,15 @@ export async function watch(argv: string[]): Promise<number> {
   if (unknownType !== undefined) {
     return usageError(`--types: ${JSON.stringify(unknownType)} is not one of ${changeTypes}`)
   }
+  const idleTimeout = values['idle-timeout'] ?? defaultIdleTimeoutSeconds
+  const idleTimeoutMs = Math.round(Number(idleTimeout) * 1000)
+  if (
+    !/^[0-9]+(\.[0-9]+)?$/.test(idleTimeout) ||
+    idleTimeoutMs < 1 ||
+    idleTimeoutMs > 2 ** 31 - 1
+  ) {
+    return usageError(`--idle-timeout ${JSON.stringify(idleTimeout)}: a number of seconds, above 0`)
+  }
   const prefixText = positionals[0] ?? ''
   const prefix = values.json && positionals.length > 0 ? jsonString(prefixText) : prefixText
   if (prefix === undefined) {
@@ -94,7 +107,8 @@ export async function watch(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.stdout.on('error', onStdoutError)
   try {
-    return await follow(base, since, query, tokenHeaders(values.token), stop.signal)
+    const request = { base, query, headers: tokenHeaders(values.token), idleTimeoutMs }
+    return await follow(request, since, stop.signal)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
@@ -102,12 +116,18 @@ export async function watch(argv: string[]): Promise<number> {
   }
 }
 
+interface WatchRequest {
+  base: URL
+  /** The query parameters but since, which each attempt sets. */
+  query: string[]
+  headers: Record<string, string>
+  idleTimeoutMs: number
+}
+
 /** Streams, prints and resumes until stopped, or until an answer the watch cannot go past. */
 async function follow(
-  base: URL,
+  { base, query, headers, idleTimeoutMs }: WatchRequest,
   since: string,
-  query: string[],
-  headers: Record<string, string>,
   signal: AbortSignal,
 ): Promise<number> {
   let lastEventId = ''
@@ -165,6 +185,7 @@ async function follow(
         established = true
       },
       signal,
+      idleTimeoutMs,
     })
     response = undefined
     let reason: string

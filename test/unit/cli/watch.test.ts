@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { cleanEnv, cliPath, freePort } from '../../support/server.js'
+import { freePort } from '../../support/server.js'
+import { startWatch, stopWatchers } from '../../support/watcher.js'
 
 // slabkv watch (the compiled command) against a scripted event-stream server in this process:
 // what it prints, the Last-Event-ID it resumes from (a heartbeat's id too, never the id of a
@@ -20,12 +19,9 @@ interface Scripted {
 }
 
 const servers: Server[] = []
-const watchers: ChildProcess[] = []
 
 afterEach(async () => {
-  for (const child of watchers.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  }
+  await stopWatchers()
   await Promise.all(
     servers.splice(0).map((server) => {
       server.closeAllConnections()
@@ -63,45 +59,6 @@ const block = (id: number, type: string, data: object) =>
   `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`
 const set = (id: number, key: string) =>
   block(id, 'set', { key, version: id, size: 1, contentType: 'text/plain', expiresAt: null })
-
-interface Watcher {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  lines: () => Record<string, unknown>[]
-  exited: Promise<number | null>
-}
-
-function startWatch(args: string[]): Watcher {
-  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run npm run build first`)
-  const child = spawn(process.execPath, [cliPath, 'watch', ...args], {
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  watchers.push(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk
-  })
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  void exited.then(() => clearTimeout(killer))
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    lines: () =>
-      stdout
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-    exited,
-  }
-}
 
 describe('slabkv watch against a scripted server', () => {
   it('prints events as JSON lines and resumes from the last id of any complete block', async () => {
@@ -190,6 +147,19 @@ describe('slabkv watch against a scripted server', () => {
     expect(watcher.stderr()).toMatch(/answered 503 \(shutting_down\)/)
     expect(watcher.stderr()).toMatch(/answered 429 \(too_many_watchers\)/)
     watcher.child.kill('SIGINT')
+    expect(await watcher.exited).toBe(0)
+  })
+
+  it('takes a stream silent for --idle-timeout for lost, and resumes it', async () => {
+    const server = await scriptedServer((_request, response, attempt) => {
+      eventStream(response, attempt === 1 ? `retry: 100\nid: 7\n\n` : set(8, 'k'))
+      // Then nothing, not even a heartbeat, and the connection stays open.
+    })
+    const watcher = startWatch(['--idle-timeout', '0.3', '--url', server.url])
+    await expect.poll(() => watcher.lines().map((line) => line.id)).toEqual([8])
+    expect(server.requests[1]!.lastEventId).toBe('7')
+    expect(watcher.stderr()).toMatch(/nothing came for 0.3 s; resuming after id 7/)
+    watcher.child.kill('SIGTERM')
     expect(await watcher.exited).toBe(0)
   })
 
