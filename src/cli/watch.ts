@@ -66,39 +66,8 @@ export async function watch(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp.watch!)
     return exitOk
   }
-  if (positionals.length > 1) return usageError('wrong arguments')
-  const base = serverAddress(values.url)
-  if (typeof base === 'string') return usageError(base)
-  const since = values.since ?? 'now'
-  if (!/^(now|[0-9]+)$/.test(since)) {
-    return usageError(`--since ${JSON.stringify(since)}: a sequence number, or now`)
-  }
-  const types = values.types?.split(',')
-  const unknownType = types?.find((type) => !changeTypes.includes(type))
-  if (unknownType !== undefined) {
-    return usageError(`--types: ${JSON.stringify(unknownType)} is not one of ${changeTypes}`)
-  }
-  const idleTimeout = values['idle-timeout'] ?? defaultIdleTimeoutSeconds
-  const idleTimeoutMs = Math.round(Number(idleTimeout) * 1000)
-  if (
-    !/^[0-9]+(\.[0-9]+)?$/.test(idleTimeout) ||
-    idleTimeoutMs < 1 ||
-    idleTimeoutMs > 2 ** 31 - 1
-  ) {
-    return usageError(`--idle-timeout ${JSON.stringify(idleTimeout)}: a number of seconds, above 0`)
-  }
-  const prefixText = positionals[0] ?? ''
-  const prefix = values.json && positionals.length > 0 ? jsonString(prefixText) : prefixText
-  if (prefix === undefined) {
-    return usageError(`--json: ${prefixText} is not a JSON string (such as "a\\u0000b")`)
-  }
-  if (!prefix.isWellFormed()) return usageError('the prefix has a lone surrogate')
-
-  const query = [
-    ...(prefix === '' ? [] : [`prefix=${keySegment(prefix)}`]),
-    ...(values.values ? ['values=true'] : []),
-    ...(types === undefined ? [] : [`types=${types.join(',')}`]),
-  ]
+  const request = watchRequestOf(values, positionals)
+  if (typeof request === 'string') return usageError(request)
   const stop = new AbortController()
   const onSignal = () => stop.abort()
   // The reader of stdout has gone (`slabkv watch | head -n 3`): nobody is left to print for.
@@ -107,8 +76,7 @@ export async function watch(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal)
   process.stdout.on('error', onStdoutError)
   try {
-    const request = { base, query, headers: tokenHeaders(values.token), idleTimeoutMs }
-    return await follow(request, since, stop.signal)
+    return await follow(request, stop.signal)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
@@ -116,8 +84,47 @@ export async function watch(argv: string[]): Promise<number> {
   }
 }
 
+/** What the options and PREFIX ask for, or why they cannot be taken (a usage error). */
+function watchRequestOf(values: WatchOptions, positionals: string[]): WatchRequest | string {
+  if (positionals.length > 1) return 'wrong arguments'
+  const base = serverAddress(values.url)
+  if (typeof base === 'string') return base
+  const since = values.since ?? 'now'
+  // As the server reads it: a sequence number is a safe integer.
+  if (since !== 'now' && !(/^[0-9]{1,16}$/.test(since) && Number.isSafeInteger(Number(since)))) {
+    return `--since ${JSON.stringify(since)}: a sequence number, or now`
+  }
+  const types = values.types?.split(',')
+  const unknownType = types?.find((type) => !changeTypes.includes(type))
+  if (unknownType !== undefined) {
+    return `--types: ${JSON.stringify(unknownType)} is not one of ${changeTypes}`
+  }
+  const idleTimeout = values['idle-timeout'] ?? defaultIdleTimeoutSeconds
+  const idleTimeoutMs = Math.round(Number(idleTimeout) * 1000)
+  if (
+    !/^[0-9]+(\.[0-9]+)?$/.test(idleTimeout) ||
+    idleTimeoutMs < 1 ||
+    idleTimeoutMs > 2 ** 31 - 1
+  ) {
+    return `--idle-timeout ${JSON.stringify(idleTimeout)}: a number of seconds, above 0`
+  }
+  const prefixText = positionals[0] ?? ''
+  const prefix = values.json && positionals.length > 0 ? jsonString(prefixText) : prefixText
+  if (prefix === undefined)
+    return `--json: ${prefixText} is not a JSON string (such as "a\\u0000b")`
+  if (!prefix.isWellFormed()) return 'the prefix has a lone surrogate'
+  const query = [
+    ...(prefix === '' ? [] : [`prefix=${keySegment(prefix)}`]),
+    ...(values.values ? ['values=true'] : []),
+    ...(types === undefined ? [] : [`types=${types.join(',')}`]),
+  ]
+  return { base, since, query, headers: tokenHeaders(values.token), idleTimeoutMs }
+}
+
 interface WatchRequest {
   base: URL
+  /** The --since of the first attempt; later ones resume from the last id. */
+  since: string
   /** The query parameters but since, which each attempt sets. */
   query: string[]
   headers: Record<string, string>
@@ -126,8 +133,7 @@ interface WatchRequest {
 
 /** Streams, prints and resumes until stopped, or until an answer the watch cannot go past. */
 async function follow(
-  { base, query, headers, idleTimeoutMs }: WatchRequest,
-  since: string,
+  { base, since, query, headers, idleTimeoutMs }: WatchRequest,
   signal: AbortSignal,
 ): Promise<number> {
   let lastEventId = ''
