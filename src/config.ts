@@ -45,6 +45,14 @@ export interface ServerConfig {
   segmentSizeMax: number
   snapshotLogSizeMin: number
   noSpaceRetryMs: number
+  /** Log bytes a snapshot made redundant, kept so that watchers can resume from before it. */
+  watchHistorySize: number
+  /** Watch streams open at once, across every handler thread. */
+  watcherCountMax: number
+  /** Per handler thread: bytes of recent changes kept in memory for its watchers. */
+  watchBufferSize: number
+  /** How often an idle watch stream gets a heartbeat. */
+  watchHeartbeatMs: number
 }
 
 type Kind = 'string' | 'integer' | 'size'
@@ -190,6 +198,46 @@ export const optionSpecs: OptionSpec[] = [
     max: 1024 * GiB,
     description: 'Log segment file size at which a new segment starts.',
     target: 'segmentSizeMax',
+  },
+  {
+    flag: 'watch-history-size',
+    kind: 'size',
+    default: '0',
+    min: 0,
+    max: 1024 * GiB,
+    description:
+      'Log bytes kept after a snapshot has made them redundant, so that GET /v1/watch can resume from further back than the last snapshot (newest kept first). 0: watchers can resume from the last snapshot on.',
+    target: 'watchHistorySize',
+  },
+  {
+    flag: 'max-watchers',
+    kind: 'integer',
+    default: '1000',
+    min: 0,
+    max: 1_000_000,
+    description:
+      'GET /v1/watch streams open at once across the server; one more is answered 429. 0 turns the feed off.',
+    target: 'watcherCountMax',
+  },
+  {
+    flag: 'watch-buffer-size',
+    kind: 'size',
+    default: '4MiB',
+    min: 64 * KiB,
+    max: 1 * GiB,
+    description:
+      'Per handler thread: bytes of recent changes kept in memory for its watchers; a watcher further behind reads the log from disk.',
+    target: 'watchBufferSize',
+  },
+  {
+    flag: 'watch-heartbeat-ms',
+    kind: 'integer',
+    default: '15000',
+    min: 10,
+    max: 3_600_000,
+    description:
+      'How often an idle watch stream gets a heartbeat (it keeps proxies from closing it, and carries how far the log was read).',
+    target: 'watchHeartbeatMs',
   },
   {
     flag: 'wal-ring-size',
@@ -403,6 +451,10 @@ export function resolveConfig(
     segmentSizeMax: 0,
     snapshotLogSizeMin: 0,
     noSpaceRetryMs: 1000,
+    watchHistorySize: 0,
+    watcherCountMax: 0,
+    watchBufferSize: 0,
+    watchHeartbeatMs: 0,
   }
   for (const spec of optionSpecs) {
     const text = flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default

@@ -9,6 +9,8 @@ export interface Durability {
    * once it is, or rejects with StorageFailedError when the log can no longer make it durable.
    */
   waitFor(sequence: number): Promise<void> | undefined
+  /** The newest sequence number that is durable now (every write up to it is). */
+  durableSequence(): number
   /** Why writes are refused right now, or undefined when they are accepted. */
   refusal(): Refusal | undefined
   /**
@@ -31,6 +33,7 @@ export class StorageFailedError extends Error {
 
 export const durabilityNone: Durability = {
   waitFor: () => undefined,
+  durableSequence: () => Number.MAX_SAFE_INTEGER,
   refusal: () => undefined,
   announceLogRoomWait: () => Promise.resolve(),
 }

@@ -17,6 +17,10 @@ export const errorTable = {
   not_found: { status: 404, title: 'No such key' },
   route_not_found: { status: 404, title: 'No such route' },
   request_timeout: { status: 408, title: 'The request was not sent in time' },
+  watch_history_gone: {
+    status: 410,
+    title: 'The changes to resume from are no longer in the log: list the keys again, then watch',
+  },
   precondition_failed: { status: 412, title: 'A condition of the request failed' },
   value_too_large: { status: 413, title: 'The value is too large to store' },
   body_too_large: { status: 413, title: 'The request body is larger than the body size limit' },
@@ -33,6 +37,10 @@ export const errorTable = {
   too_many_pipelined_requests: {
     status: 429,
     title: 'The connection has more requests waiting for their answers than the limit',
+  },
+  too_many_watchers: {
+    status: 429,
+    title: 'As many watch streams are open as the limit allows',
   },
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   internal: { status: 500, title: 'Internal error' },

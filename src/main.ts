@@ -176,6 +176,7 @@ function startWalWriter(
     segmentSizeMax: config.segmentSizeMax,
     snapshotLogSizeMin: config.snapshotLogSizeMin,
     noSpaceRetryMs: config.noSpaceRetryMs,
+    historySizeRetained: config.watchHistorySize,
     logSizeSinceSnapshot,
     onEvent: (message, fields) => log.info(message, fields),
     onDeath: ({ error, exitCode }) => {

@@ -5,6 +5,7 @@ import type { Runtime } from '../src/http/deps.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
 import { attachLoggedStore } from '../src/wal/logged-store.js'
+import { ChangeFeed } from '../src/watch/feed.js'
 
 // Piscina entry for one handler thread: attach to the shared buffer (its mutations go to the WAL
 // ring, its acknowledgements wait on the durable sequence), build the app, listen on the shared
@@ -16,7 +17,13 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   const log = createLog()
   const { store, durability } = attachLoggedStore(task.buffer)
   const runtime: Runtime = { ...task.runtime, ready: true }
-  const app = createApp({ store, config, durability, runtime, log })
+  const changes = new ChangeFeed({
+    dir: config.dataDir,
+    views: store.views,
+    bufferSize: config.watchBufferSize,
+    onDamage: (why) => log.error('the change feed cannot read the log', { why }),
+  })
+  const app = createApp({ store, config, durability, runtime, log, changes })
   const server = await listen(app.fetch, config, log)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
@@ -27,6 +34,9 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   control.postMessage({ type: 'listening', threadId })
   await stopped
   runtime.ready = false
+  // Watch streams never end by themselves: each is ended (saying where to resume) so that the
+  // graceful close below need not wait for its timeout.
+  changes.close()
   await closeGracefully(server, config.shutdownTimeoutMs)
   control.close()
 }

@@ -18,6 +18,7 @@ export interface WalWriterData {
   segmentSizeMax: number
   snapshotLogSizeMin: number
   noSpaceRetryMs: number
+  historySizeRetained: number
   logSizeSinceSnapshot: number
 }
 
@@ -40,6 +41,7 @@ const writer = new WalWriter(
     segmentSizeMax: data.segmentSizeMax,
     snapshotLogSizeMin: data.snapshotLogSizeMin,
     noSpaceRetryMs: data.noSpaceRetryMs,
+    historySizeRetained: data.historySizeRetained,
     onEvent: (message, fields) => post({ type: 'event', message, fields }),
   },
   data.logSizeSinceSnapshot,

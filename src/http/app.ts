@@ -19,6 +19,7 @@ import { registerKvRoutes } from './routes/kv.js'
 import { registerListRoute } from './routes/list.js'
 import { registerOpsRoutes } from './routes/ops.js'
 import { registerPykvRoutes } from './routes/pykv.js'
+import { registerWatchRoute } from './routes/watch.js'
 import { registerUi } from './ui.js'
 import { pykvValidationError, validationHook } from './validation.js'
 
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): App {
   registerBatchRoute(app, routeDeps)
   registerOpsRoutes(app, deps)
   registerClusterRoute(app, deps)
+  if (deps.changes !== undefined) registerWatchRoute(app, deps, deps.changes)
   registerUi(app)
 
   registerOpenApi(app, deps.config.token !== undefined)

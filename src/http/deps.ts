@@ -5,6 +5,7 @@ import type { Log } from '../log.js'
 import type { Store } from '../store/store.js'
 import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
+import type { ChangeFeed } from '../watch/feed.js'
 import type { Evictions } from './evictions.js'
 
 // What the app is built from (src/http/app.ts) and what each route is handed: the routes import
@@ -28,6 +29,8 @@ export interface AppDeps {
   durability: Durability
   runtime: Runtime
   log: Log
+  /** This thread's change feed (GET /v1/watch); absent for an app with no log (tests). */
+  changes?: ChangeFeed
 }
 
 /** What the write routes get besides AppDeps: this app's (this thread's) eviction reporting. */

@@ -81,6 +81,8 @@ export const I32 = {
    * a scan stops here instead of visiting every slot of a mostly empty table.
    */
   slotHighWater: 26,
+  /** GET /v1/watch streams open across every handler thread, against --max-watchers. */
+  watcherCount: 27,
 } as const
 const headerI32Count = 32
 

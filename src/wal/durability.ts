@@ -63,6 +63,7 @@ export function logDurability(views: Views): Durability {
         watch()
       })
     },
+    durableSequence: durable,
     refusal() {
       const state = Atomics.load(header, I32.walState)
       if (state === walStateFailed) return 'storage_failed'

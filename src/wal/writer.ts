@@ -66,6 +66,11 @@ export interface WalWriterOptions {
   snapshotLogSizeMin: number
   /** How often a full disk is tried again. */
   noSpaceRetryMs: number
+  /**
+   * Bytes of segments a snapshot made redundant that are kept anyway, newest first, so that a
+   * change feed (src/watch/) can resume from before the snapshot. 0: all are deleted.
+   */
+  historySizeRetained?: number
   clock?: () => number
   /** The checksum salt of the files this writer starts (tests fix it); random otherwise. */
   salt?: number
@@ -488,9 +493,23 @@ export class WalWriter {
   #compact(sequence: number): void {
     const dir = this.#options.dir
     const files = classify(this.#storage.list(dir))
-    for (const segment of files.segments) {
-      if (segment.firstSequence <= sequence) this.#obsolete.push(join(dir, segment.name))
+    // Newest first: what is kept for the change feed is the history right before the snapshot,
+    // with no hole, so a watcher can resume anywhere from its start on.
+    // Deleted oldest first, so that what is left at any moment has no hole either.
+    let retainedRoom = this.#options.historySizeRetained ?? 0
+    const deleted: string[] = []
+    for (const segment of files.segments.toReversed()) {
+      if (segment.firstSequence > sequence) continue
+      const path = join(dir, segment.name)
+      const size = retainedRoom > 0 ? this.#storage.size(path) : 0
+      if (retainedRoom > 0 && size <= retainedRoom) {
+        retainedRoom -= size
+        continue
+      }
+      retainedRoom = 0
+      deleted.unshift(path)
     }
+    this.#obsolete.push(...deleted)
     for (const snapshot of files.snapshots) {
       if (snapshot.sequence < sequence) this.#obsolete.push(join(dir, snapshot.name))
     }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { isUtf8 } from 'node:buffer'
 import { createRoute, z } from '@hono/zod-openapi'
 import {
   codeOfStoreError,
@@ -16,6 +15,7 @@ import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '
 import { problemResponse, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
+import { valueText } from '../value-text.js'
 
 // POST /v1/batch: many ops in one request, under one lock hold. Every condition is checked
 // against the state before the batch, and only if all hold is anything applied: all or
@@ -318,20 +318,8 @@ function prepareSet(
   return { value, options, bodySize: body.byteLength }
 }
 
-/**
- * A read's result, its value as JSON can carry it: as text when its bytes are UTF-8, else
- * base64. isUtf8 and Buffer#toString use simdutf; a fatal TextDecoder goes through ICU and was
- * most of a batch's server time. The object is built in one literal, not spread from parts.
- */
+/** A read's result (src/http/value-text.ts), built in one literal, not spread from parts. */
 function encodeValue(body: Uint8Array, contentType: string, version: number) {
-  const bytes = Buffer.isBuffer(body)
-    ? body
-    : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-  const utf8 = isUtf8(bytes)
-  return {
-    value: bytes.toString(utf8 ? 'utf8' : 'base64'),
-    encoding: utf8 ? ('utf8' as const) : ('base64' as const),
-    contentType,
-    version,
-  }
+  const text = valueText(body)
+  return { value: text.value, encoding: text.encoding, contentType, version }
 }

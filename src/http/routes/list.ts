@@ -26,6 +26,9 @@ const itemSchema = z.object({
   ttl: z.number().nullable().openapi({ description: 'Seconds left, or null' }),
 })
 
+/** The sequence a listing reflects every change up to; a watch resumes from it. */
+export const sequenceHeader = 'Slabkv-Sequence'
+
 const listRoute = createRoute({
   method: 'get',
   path: '/v1/kv',
@@ -46,6 +49,13 @@ const listRoute = createRoute({
   responses: {
     200: {
       description: 'A page of keys and the cursor for the next (null at the end)',
+      headers: {
+        [sequenceHeader]: {
+          description:
+            "Every change up to this sequence is reflected in the page: GET /v1/watch?since= the first page's value misses nothing after the listing",
+          schema: { type: 'integer' },
+        },
+      },
       content: {
         'application/json': {
           schema: z.object({ items: z.array(itemSchema), cursor: z.string().nullable() }),
@@ -70,6 +80,9 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
     }
     const limit = Number(limitText)
     let cursor: number | null = Number(cursorText)
+    // Every change up to here is in the store before the scan starts, so the page shows it or
+    // something newer: a watch from this sequence on (GET /v1/watch?since=) misses nothing.
+    const appliedBefore = store.sequence
     const now = Date.now()
     const items: z.infer<typeof itemSchema>[] = []
     // Each call stops at the next match once the page is full, at the end, or at its bound of
@@ -109,6 +122,11 @@ export function registerListRoute(app: App, { store, durability }: AppDeps): voi
     await durability.waitFor(
       items.reduce((max, item) => Math.max(max, item.version), store.missSequence),
     )
-    return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200)
+    // A watch refuses a sequence that is not durable yet; one below appliedBefore only resends
+    // changes the page may already show.
+    const sequence = Math.min(appliedBefore, durability.durableSequence())
+    return c.json({ items, cursor: cursor === null ? null : String(cursor) }, 200, {
+      [sequenceHeader]: String(sequence),
+    })
   })
 }

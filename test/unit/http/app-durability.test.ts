@@ -23,6 +23,7 @@ function makeApp(durability: Durability) {
 
 const refusing = (refusal: 'storage_full' | 'storage_failed'): Durability => ({
   waitFor: () => undefined,
+  durableSequence: () => Number.MAX_SAFE_INTEGER,
   refusal: () => refusal,
   announceLogRoomWait: () => Promise.resolve(),
 })
@@ -38,6 +39,7 @@ function manualDurability() {
       if (sequence <= durable) return undefined
       return new Promise<void>((resolve) => waiters.push({ sequence, resolve }))
     },
+    durableSequence: () => durable,
     refusal: () => undefined,
     announceLogRoomWait: () => Promise.resolve(),
   }
@@ -117,6 +119,7 @@ describe('HTTP once the log failed', () => {
   it('answers 503 storage_failed to a write whose sync failed', async () => {
     const { request, json } = makeApp({
       waitFor: () => Promise.reject(new StorageFailedError()),
+      durableSequence: () => 0,
       refusal: () => undefined,
       announceLogRoomWait: () => Promise.resolve(),
     })

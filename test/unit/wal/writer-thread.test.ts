@@ -45,6 +45,7 @@ async function startThread() {
     segmentSizeMax: 1024 * 1024,
     snapshotLogSizeMin: 1024 * 1024,
     noSpaceRetryMs: 1000,
+    historySizeRetained: 0,
     logSizeSinceSnapshot: 0,
     onEvent: () => {},
     onDeath: (cause) => deaths.push(cause),
