@@ -15,7 +15,10 @@ export interface ServerSentEvent {
 const lineBreak = /[\r\n]/g
 
 export class EventStreamParser {
-  readonly #decoder = new TextDecoder('utf-8')
+  // ignoreBOM keeps a BOM as text, as every decoder of the product does (a key may start with
+  // one); the one BOM the standard drops, at the very start of the stream, #pushText drops.
+  readonly #decoder = new TextDecoder('utf-8', { ignoreBOM: true })
+  #atStreamStart = true
   readonly #onEvent: (event: ServerSentEvent) => void
   /** The text of a line whose end has not arrived yet. */
   #partialLine = ''
@@ -66,6 +69,10 @@ export class EventStreamParser {
 
   #pushText(text: string): void {
     let start = 0
+    if (this.#atStreamStart && text.length > 0) {
+      this.#atStreamStart = false
+      if (text[0] === '\uFEFF') start = 1
+    }
     if (this.#lineEndedInCarriageReturn && text.length > 0) {
       this.#lineEndedInCarriageReturn = false
       if (text[0] === '\n') start = 1
