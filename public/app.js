@@ -47,8 +47,23 @@ function showView() {
   }
   document.title = `slabkv · ${name === 'keys' ? 'Keys' : 'Dashboard'}`
   if (name === 'keys') void browser.loadOnce()
+  followChanges()
+}
+
+// The keys view follows the change feed only while it is on screen: another view, or a tab in
+// the background, holds no stream. A browser allows six connections to one server over
+// HTTP/1.1, for all its tabs together, and each stream keeps one.
+function followChanges() {
+  if (location.hash === '#keys' && !document.hidden) {
+    browser.resume()
+    inspector.resume()
+  } else {
+    browser.pause()
+    inspector.pause()
+  }
 }
 
 window.addEventListener('hashchange', showView)
+document.addEventListener('visibilitychange', followChanges)
 showView()
 startDashboard({ onPoll: showConnection })

@@ -1,6 +1,8 @@
-import { ApiError, keyPath, request, requestJson } from './api.js'
-import { byId, clearResult, element, showResult } from './dom.js'
-import { describeError, formatBytes, formatCount, formatDuration } from './format.js'
+import { ApiError, keyPath, request } from './api.js'
+import { byId, clearResult, showResult } from './dom.js'
+import { describeError, formatCount } from './format.js'
+import { rowOf } from './key-rows.js'
+import { createLiveList } from './live-list.js'
 
 // Browsing keys: GET /v1/kv?prefix=&cursor=&limit=. The listing is a scan over the store's
 // slots, not a sorted range (docs/api.md, "GET /v1/kv"): each answer carries an opaque cursor for the
@@ -9,15 +11,13 @@ import { describeError, formatBytes, formatCount, formatDuration } from './forma
 // many answers as it takes to fill it or reach the end, and the way back is the list of
 // cursors each page on screen started from. A key just written from this page is shown at the
 // top of the page on screen when the scan has it elsewhere (a new key takes whichever slot is
-// free, often on a later page): who just set a key expects to see it in the list.
+// free, often on a later page): who just set a key expects to see it in the list. Once
+// listed, the page follows the change feed from the listing's sequence (live-list.js).
 
 /** A page on screen stops asking after this many answers, full or not, to bound its cost. */
 const requestsPerPageMax = 32
 
-/**
- * One key as the listing describes it.
- * @typedef {{ key: string, size: number, contentType: string, version: number, ttl: number | null }} ListedKey
- */
+/** @typedef {import('./key-rows.js').ListedKey} ListedKey */
 
 /**
  * @param {{ onOpen: (key: string) => void }} options onOpen: a key was chosen in the table
@@ -33,6 +33,13 @@ export function createBrowser({ onOpen }) {
   const previousButton = byId('browse-previous', HTMLButtonElement)
   const nextButton = byId('browse-next', HTMLButtonElement)
   const refreshButton = byId('browse-refresh', HTMLButtonElement)
+  const live = createLiveList({
+    rows,
+    result,
+    status: byId('browse-live', HTMLElement),
+    rowOf: (item) => rowOf(item, onOpen),
+    relist: () => void load(pageIndex),
+  })
 
   let prefix = ''
   let limit = limitSelect.value
@@ -59,12 +66,21 @@ export function createBrowser({ onOpen }) {
     let cursor = pageCursors[index] ?? ''
     /** The key just written is shown first, out of the scan's order (not one of the page's). */
     let pinned = false
+    /**
+     * The first answer's Slabkv-Sequence: every change up to it is in the page, and the later
+     * answers' changes since are at worst repeated by the feed, which compares versions.
+     * @type {number | undefined}
+     */
+    let sequence
     try {
       for (let requests = 0; requests < requestsPerPageMax && items.length < pageSize; requests++) {
         const query = new URLSearchParams({ prefix, limit: String(pageSize - items.length) })
         if (cursor !== '') query.set('cursor', cursor)
-        const answer = await requestJson(`/v1/kv?${query}`)
+        const response = await request(`/v1/kv?${query}`)
+        const answer = await response.json()
         if (requestNumber !== latestRequest) return
+        const header = response.headers.get('Slabkv-Sequence')
+        if (requests === 0 && header !== null && /^\d+$/.test(header)) sequence = Number(header)
         items.push(.../** @type {ListedKey[]} */ (answer.items))
         cursor = answer.cursor
         if (cursor === null) break
@@ -85,7 +101,7 @@ export function createBrowser({ onOpen }) {
     pageIndex = index
     nextCursor = cursor
     if (nextCursor !== null) pageCursors[index + 1] = nextCursor
-    render(items, written, pinned)
+    render(items, written, pinned, sequence)
     loaded = true
   }
 
@@ -93,9 +109,17 @@ export function createBrowser({ onOpen }) {
    * @param {ListedKey[]} items
    * @param {string | undefined} written the key just written, whose row is marked
    * @param {boolean} pinned the first item is that key, shown beside the page's own
+   * @param {number | undefined} sequence the listing's, from which the feed follows it
    */
-  const render = (items, written, pinned) => {
-    rows.replaceChildren(...items.map((item) => rowOf(item, item.key === written)))
+  const render = (items, written, pinned, sequence) => {
+    /** @type {[ListedKey, HTMLTableRowElement][]} */
+    const listed = items.map((item) => {
+      const row = rowOf(item, onOpen)
+      if (item.key === written) row.dataset.written = ''
+      return [item, row]
+    })
+    rows.replaceChildren(...listed.map(([, row]) => row))
+    live.follow(prefix, sequence, listed)
     const end = nextCursor === null
     const count = pinned ? items.length - 1 : items.length
     pageLabel.textContent =
@@ -110,35 +134,6 @@ export function createBrowser({ onOpen }) {
     else if (end && pageIndex === 0) showResult(result, 'info', [`No keys${prefixText}.`])
     else if (end) showResult(result, 'info', [`No more keys${prefixText}.`])
     else showResult(result, 'info', ['No keys found yet; the next page looks further.'])
-  }
-
-  /**
-   * @param {ListedKey} item
-   * @param {boolean} written the key was just written from this page
-   */
-  const rowOf = (item, written) => {
-    const open = element('button', {
-      type: 'button',
-      className: 'link key',
-      textContent: item.key,
-      // Cut short with an ellipsis when the column is too narrow (keys.css): whole here.
-      title: item.key,
-    })
-    open.addEventListener('click', () => onOpen(item.key))
-    const row = element('tr', {}, [
-      element('th', { scope: 'row', className: 'col-key' }, [open]),
-      element('td', { className: 'num', textContent: formatBytes(item.size) }),
-      element('td', { className: 'col-type' }, [
-        element('span', { textContent: item.contentType, title: item.contentType }),
-      ]),
-      element('td', {
-        className: 'num',
-        textContent: item.ttl === null ? '—' : formatDuration(item.ttl),
-      }),
-      element('td', { className: 'num', textContent: String(item.version) }),
-    ])
-    if (written) row.dataset.written = ''
-    return row
   }
 
   form.addEventListener('submit', (event) => {
@@ -162,6 +157,10 @@ export function createBrowser({ onOpen }) {
     refresh: (written) => load(pageIndex, written),
     /** Loads the first page the first time the view opens. */
     loadOnce: () => (loaded ? Promise.resolve() : load(0)),
+    /** The view is left: the list stops following the feed. */
+    pause: live.pause,
+    /** The view is back: the list follows the feed again from where it stopped. */
+    resume: live.resume,
   }
 }
 

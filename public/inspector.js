@@ -1,13 +1,15 @@
 import { ApiError, keyPath, request, send } from './api.js'
 import { byId, clearResult, confirmAction, element, keyLabel, showResult } from './dom.js'
 import { describeError, evictedByWrite, formatBytes, formatDuration } from './format.js'
+import { watchKey } from './key-watch.js'
 import { editableText, isJsonType, viewOfValue } from './value-view.js'
 
 // One key at a time: its value and metadata, editing with compare-and-set, deleting.
 // Every write names the version it was based on (If-Match: "n", the ETag of the GET), so a
 // change someone else made in between is never overwritten silently: the server answers 412,
 // and the conflict is shown with the choice to overwrite or to load their version. The edit is
-// kept on screen meanwhile.
+// kept on screen meanwhile. While a key is on screen, a change made to it elsewhere is shown
+// as it happens (key-watch.js), above the value or the edit, which it never replaces.
 
 /**
  * The key on screen, as the last GET returned it.
@@ -40,6 +42,7 @@ export function createInspector({ onChange }) {
   const baseVersion = byId('editor-version', HTMLElement)
   const conflict = byId('editor-conflict', HTMLElement)
   const conflictMessage = byId('editor-conflict-message', HTMLElement)
+  const changed = byId('inspector-changed', HTMLElement)
 
   /** @type {Shown | undefined} */
   let shown
@@ -54,6 +57,42 @@ export function createInspector({ onChange }) {
   const stopTtlCountdown = () => {
     clearInterval(ttlTimer)
     ttlTimer = undefined
+  }
+  /** @type {{ close: () => void } | undefined} */
+  let keyFeed
+  /** The view is not on screen: a key loaded meanwhile is followed when it comes back. */
+  let away = false
+  /** The key on screen, or its absence (null), followed on the change feed from now. */
+  const follow = (/** @type {string} */ key, /** @type {number | null} */ version) => {
+    keyFeed?.close()
+    keyFeed = away ? undefined : watchKey({ key, version, onChange: showChange })
+  }
+  const unfollow = () => {
+    keyFeed?.close()
+    keyFeed = undefined
+    changed.hidden = true
+  }
+
+  /** @param {import('./key-watch.js').KeyChange} change */
+  const showChange = (change) => {
+    const editing = !form.hidden
+    const version = change.version === null ? '' : ` (version ${change.version})`
+    const what = {
+      set: `${shown === undefined ? 'Set' : 'Changed'} on the server: version ${change.version}.`,
+      delete: `Deleted on the server${version}.`,
+      expire: `Expired on the server${version}.`,
+      evict: `Evicted on the server to make room${version}.`,
+      clear: `Cleared on the server, with every other key${version}.`,
+      gone: 'Gone from the server: deleted, expired or evicted.',
+    }[change.type]
+    // The edit stays as typed: its save is conditional on the version it started from.
+    const next = editing
+      ? ' Your edit is kept; saving it will show the conflict first.'
+      : change.type === 'set'
+        ? ' Reload to see it.'
+        : ''
+    changed.textContent = what + next
+    changed.hidden = false
   }
 
   /**
@@ -70,6 +109,7 @@ export function createInspector({ onChange }) {
     keyName.textContent = key
     closeEditor()
     clearResult(result)
+    unfollow()
     const openNumber = ++latestOpen
     try {
       const response = await request(keyPath(key))
@@ -83,6 +123,7 @@ export function createInspector({ onChange }) {
       if (openNumber !== latestOpen) return { version: entry.version }
       shown = entry
       render(shown)
+      follow(key, shown.version)
       return { version: shown.version }
     } catch (error) {
       if (openNumber !== latestOpen) return { error }
@@ -91,6 +132,8 @@ export function createInspector({ onChange }) {
       view.hidden = true
       meta.replaceChildren()
       showResult(result, 'error', [describeError(error)])
+      // An absent key is followed too: the view says when it is set.
+      if (error instanceof ApiError && error.status === 404) follow(key, null)
       return { error }
     } finally {
       title.focus()
@@ -224,6 +267,8 @@ export function createInspector({ onChange }) {
       shown = undefined
       view.hidden = true
       meta.replaceChildren()
+      unfollow()
+      follow(key, null)
       showResult(result, 'ok', ['Deleted ', keyLabel(key), '.'])
       onChange()
     } catch (error) {
@@ -246,6 +291,7 @@ export function createInspector({ onChange }) {
     panel.hidden = true
     shown = undefined
     stopTtlCountdown()
+    unfollow()
     if (opener?.isConnected) opener.focus()
   })
   form.addEventListener('submit', (event) => {
@@ -263,5 +309,19 @@ export function createInspector({ onChange }) {
     if (shown !== undefined) view.hidden = false
   })
 
-  return { open }
+  return {
+    open,
+    /** The view is left: the key on screen is no longer followed. */
+    pause: () => {
+      away = true
+      keyFeed?.close()
+      keyFeed = undefined
+    },
+    /** The view is back: the key is followed again, and a change while away is shown. */
+    resume: () => {
+      away = false
+      if (panel.hidden || keyFeed !== undefined || keyName.textContent === null) return
+      follow(keyName.textContent, shown?.version ?? null)
+    },
+  }
 }

@@ -1,6 +1,7 @@
 import { I64, type Views } from '../store/layout.js'
+import type { MutationRecord } from '../store/types.js'
 import { Change } from './change.js'
-import { type LogRead, LogReader } from './log-reader.js'
+import { LogReader } from './log-reader.js'
 
 // The change feed of one handler thread: it follows the end of the log as the WAL writer makes
 // it durable, and keeps the most recent changes in memory (--watch-buffer-size) for this
@@ -65,6 +66,11 @@ export class ChangeFeed {
     return this.#closed ? this.#closeReason : undefined
   }
 
+  /** Bytes of changes held in memory now (at most the buffer size, or one change above it). */
+  get bufferedSize(): number {
+    return this.#bufferedSize
+  }
+
   /** The newest sequence the writer has made durable. */
   durableSequence(): number {
     return Number(Atomics.load(this.#options.views.headerI64, I64.durableSequence))
@@ -76,10 +82,7 @@ export class ChangeFeed {
     if (this.#running || this.#closed) return
     this.#running = true
     // Starting at the durable end: a watcher from further back reads the disk until it is here.
-    const start = this.durableSequence()
-    this.#follower = new LogReader(this.#options.dir, start)
-    this.#from = start
-    this.#position = start
+    this.#restartAt(this.durableSequence())
     void this.#follow()
   }
 
@@ -143,7 +146,7 @@ export class ChangeFeed {
   }
 
   async #follow(): Promise<void> {
-    const follower = this.#follower!
+    let follower = this.#follower!
     try {
       while (this.#watcherCount > 0 && !this.#closed) {
         const durable = this.durableSequence()
@@ -152,8 +155,23 @@ export class ChangeFeed {
           continue
         }
         const read = await follower.read(durable, readSizeBudget)
-        if (!this.#take(read, follower)) return
-        if (read.kind === 'records' && read.records.length === 0 && follower.position < durable) {
+        if (read.kind === 'damaged') {
+          this.#options.onDamage(read.why)
+          this.close('log_unreadable')
+          return
+        }
+        if (read.kind === 'gone') {
+          // This thread fell a whole snapshot behind the writer (a burst while it was busy),
+          // and the log it had yet to read is deleted: carry on from the present. A watcher
+          // that had not read that far finds it gone on disk too, and is told so.
+          await follower.close()
+          follower = this.#restartAt(this.durableSequence())
+          // Watchers waiting for the old position find they are behind, and read the disk.
+          this.#wake()
+          continue
+        }
+        this.#take(read.records, follower.position)
+        if (read.records.length === 0 && follower.position < durable) {
           await new Promise((resolve) => setTimeout(resolve, unreadyRetryMs))
         }
       }
@@ -174,24 +192,28 @@ export class ChangeFeed {
     }
   }
 
-  /** Adds what the follower read to the buffer and wakes the watchers; false on damage. */
-  #take(read: LogRead, follower: LogReader): boolean {
-    if (read.kind !== 'records') {
-      // The end of the log cannot be gone; either way, the feed can no longer be trusted.
-      this.#options.onDamage(read.kind === 'damaged' ? read.why : 'the log end is gone')
-      this.close('log_unreadable')
-      return false
-    }
-    for (const record of read.records) {
+  /** A new follower at `sequence`, with an empty buffer that starts there. */
+  #restartAt(sequence: number): LogReader {
+    this.#follower = new LogReader(this.#options.dir, sequence)
+    this.#buffer = []
+    this.#head = 0
+    this.#bufferedSize = 0
+    this.#from = sequence
+    this.#position = sequence
+    return this.#follower
+  }
+
+  /** Adds what the follower read to the buffer and wakes the watchers. */
+  #take(records: readonly MutationRecord[], position: number): void {
+    for (const record of records) {
       if (record.op === 'commit') continue
       const change = new Change(record)
       this.#buffer.push(change)
       this.#bufferedSize += change.size
     }
-    this.#position = follower.position
+    this.#position = position
     this.#trim()
     this.#wake()
-    return true
   }
 
   /** Forgets the oldest changes beyond the buffer's size; always keeps the newest. */

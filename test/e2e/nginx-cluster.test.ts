@@ -5,13 +5,12 @@ import { expectJson, expectProblem } from './http.js'
 
 // Several independent slabkv nodes behind nginx with consistent hashing on the key, as
 // docs/scale-out.md tells an operator to run them, with the committed deploy/nginx/slabkv.conf
-// (only its ports changed): where 10,000 keys land, how many move when a fourth node joins
-// (and, measured the same way, how many nginx's modulo hash would move), and what a client
-// sees for each key once a node dies. The figures are printed.
+// (only its ports changed): where 10,000 keys land, how many move when a fourth node joins (and,
+// measured alike, how many nginx's modulo hash would move), and what a client sees for each key
+// once a node dies. The routes it refuses, and why. The figures are printed.
 
 const skipReason = nginxUnavailable()
 if (skipReason !== undefined) console.warn(`nginx-cluster.test.ts skips: ${skipReason}`)
-
 const keyCount = 10_000
 const keyPrefix = 'key-'
 const keys = Array.from({ length: keyCount }, (_, i) => `${keyPrefix}${i}`)
@@ -232,7 +231,7 @@ describe.skipIf(skipReason !== undefined)(
       }
     })
 
-    it('refuses POST /set and /v1/batch without KV-Key, which it could not route', async () => {
+    it('refuses POST /set and /v1/batch without KV-Key, which it could not route, and GET /v1/watch', async () => {
       const set = await through('/set', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
@@ -247,6 +246,8 @@ describe.skipIf(skipReason !== undefined)(
         body: JSON.stringify({ ops: [{ op: 'get', key: 'no-header' }] }),
       })
       await expectProblem(batch, 400, 'invalid_request')
+      const watch = await expectProblem(await through('/v1/watch'), 400, 'invalid_request')
+      expect(watch.detail).toContain('watch each node directly')
     })
 
     it("runs a batch on the node KV-Key names, where that key's single-key requests look", async () => {

@@ -247,6 +247,8 @@ describe.skipIf(browserMissing !== undefined)('the web UI while the server works
       await page.getByRole('button', { name: 'Search' }).click()
       await page.getByRole('button', { name: 'demo/user/1001', exact: true }).click()
       await page.locator('#inspector-value').getByText('"Ada"').waitFor()
+      // The list's feed is open (the Live mark beside Browse), as it is on a real screen.
+      await expect.poll(() => page.locator('#browse-live').getAttribute('data-state')).toBe('live')
     }
     await light.evaluate('window.scrollTo(0, 0)')
     await screenshot(light, 'keys-desktop')

@@ -411,6 +411,10 @@ describe.skipIf(browserMissing !== undefined)('the web UI in Chromium', () => {
     // Someone else writes between opening the editor and saving.
     const versionTheirs = ((await (await put('{"by":"them"}')).json()) as { version: number })
       .version
+    // The change feed tells of it before any save, and the edit stays (ui-watch.test.ts).
+    await expect
+      .poll(() => page.locator('#inspector-changed').textContent())
+      .toMatch(new RegExp(`^Changed on the server: version ${versionTheirs}\\. Your edit is kept`))
     await page.getByRole('button', { name: 'Save' }).click()
     const conflict = page.locator('#editor-conflict')
     await conflict.waitFor({ state: 'visible' })

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
+import { I32, walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
 import type { StoreStats } from '../../store/types.js'
 import type { App, AppDeps } from '../deps.js'
 
@@ -117,6 +117,7 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
         snapshots: stats.walSnapshots,
         recovery: runtime.recovery ?? null,
       },
+      watch: { streams: Atomics.load(store.views.headerI32, I32.watcherCount) },
     }
   }
 
@@ -158,6 +159,7 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
     metric('wal_records_total', 'counter', 'Log records written.', s.wal.recordsWritten)
     metric('wal_bytes_total', 'counter', 'Log bytes written.', s.wal.bytesWritten)
     metric('wal_snapshots_total', 'counter', 'Snapshots written.', s.wal.snapshots)
+    metric('watch_streams', 'gauge', 'GET /v1/watch streams open.', s.watch.streams)
     metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
     metric('threads', 'gauge', 'Handler threads.', s.threads)
     return c.text(`${lines.join('\n')}\n`, 200, {
