@@ -85,12 +85,12 @@ delete, expire, evict or clear; a clear has key null and reaches every watch), s
 {"id":12,"event":"set","key":"a","version":12,"size":3,"contentType":"text/plain","expiresAt":null}
 Nothing else goes to stdout: pipe it to jq.
 
-Once a stream has been open, a lost one (the server restarted, a proxy cut it, --idle-timeout
-without even a heartbeat) is resumed from the last id the server sent, after a wait that starts at 0.1 s (or
-the server's retry:) and doubles up to 5 s, with a line on stderr each time. No change is
-printed twice or left out; it retries for as long as it takes. A first connection that fails
-exits 3 instead, as kubectl get -w and etcdctl watch do, so that a wrong --url is not taken
-for a quiet feed.
+Once a stream has been open, a lost one (the server restarted, a proxy cut it, nothing came
+for --idle-timeout) is resumed from the last id the server sent, after a wait that starts at
+0.1 s (or the server's retry:) and doubles up to 5 s, with a line on stderr each time. No
+change is printed twice or left out; it retries for as long as it takes. A first connection
+that fails exits 3 instead, as kubectl get -w and etcdctl watch do, so that a wrong --url is
+not taken for a quiet feed.
 
 Options:
   --since N|now  Start after sequence number N (such as the Slabkv-Sequence header of a
@@ -104,7 +104,7 @@ Options:
                  --watch-heartbeat-ms; raise it for a server that beats less often)
   --url URL      Server address (default http://127.0.0.1:8000, env SLABKV_URL)
   --token TOKEN  Bearer token (env SLABKV_TOKEN)
-  --json         PREFIX is a JSON string, as slabkv ls --json prints keys ("a\u0000b")
+  --json         PREFIX is a JSON string, as slabkv ls --json prints keys ("a\\u0000b")
   -h, --help     Show this help
 
 Exit codes: 0 stopped by SIGINT or SIGTERM (or stdout closed), 2 usage error, 3 the first

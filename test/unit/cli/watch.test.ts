@@ -204,11 +204,24 @@ describe('slabkv watch against a scripted server', () => {
     }
   })
 
-  it('refuses a bad --since or --types with exit 2, sending nothing', async () => {
+  it('takes PREFIX as a JSON string with --json, for a prefix no argument can hold', async () => {
+    const server = await scriptedServer((_request, response) => {
+      eventStream(response, 'retry: 100\nid: 1\n\n')
+    })
+    const watcher = startWatch(['--json', '"a\\u0000/b"', '--url', server.url])
+    await expect.poll(() => server.requests.length).toBe(1)
+    expect(server.requests[0]!.url).toBe('/v1/watch?prefix=a%00%2Fb&since=now')
+    watcher.child.kill('SIGTERM')
+    expect(await watcher.exited).toBe(0)
+  })
+
+  it('refuses a bad option or PREFIX with exit 2, sending nothing', async () => {
     const server = await scriptedServer((_request, response) => response.end())
     for (const args of [
       ['--since', 'yesterday'],
       ['--types', 'set,frob'],
+      ['--idle-timeout', '0'],
+      ['--json', 'not-json'],
       ['a', 'b'],
     ]) {
       const watcher = startWatch([...args, '--url', server.url])
