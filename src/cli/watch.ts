@@ -230,8 +230,10 @@ function isPassing(answer: Answer): boolean {
   return answer.status === 429 || answer.status >= 500
 }
 
-/** The wait before the next attempt: doubling, at most longestDelayMs, spread over its upper half
- * so that the watchers of a restarted server do not all come back at the same moment. */
+/**
+ * The wait before the next attempt: doubling, at most longestDelayMs, spread over its upper half
+ * so that the watchers of a restarted server do not all come back at the same moment.
+ */
 function backoff(firstMs: number, failures: number): number {
   const ceiling = Math.min(firstMs * 2 ** Math.min(failures, 16), longestDelayMs)
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
