@@ -99,7 +99,7 @@ export function processesCpuS(pids: number[]): number | undefined {
 
 /** What one measurement produced, whichever load generator ran it (bench/wrk.ts, bench/autocannon.ts). */
 export interface Measurement {
-  generator: 'wrk' | 'autocannon'
+  generator: 'wrk' | 'autocannon' | 'node:http'
   requests: number
   durationS: number
   /** Right answers per second: a wrong answer is never counted as throughput. */

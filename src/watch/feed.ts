@@ -54,6 +54,14 @@ export class ChangeFeed {
   #running = false
   #watcherCount = 0
   #wakeups = new Set<() => void>()
+  /** Pauses that end early only if the feed ends. */
+  #closers = new Set<() => void>()
+  /**
+   * Slices already encoded for some watcher, by filters and range: the next watcher with the
+   * same filters at the same position sends the same bytes. Emptied whenever the buffer grows,
+   * so it holds one generation of slices, at most one per watcher.
+   */
+  #encoded = new Map<string, Uint8Array>()
   #closed = false
   #closeReason: FeedEnd = 'shutdown'
 
@@ -88,6 +96,22 @@ export class ChangeFeed {
 
   leave(): void {
     this.#watcherCount--
+  }
+
+  /** How far the buffer reaches: every change up to here has been read. */
+  get position(): number {
+    return this.#position
+  }
+
+  /** The bytes of a slice for watchers of `filterKey`, encoded by the first that asks. */
+  encoded(filterKey: string, after: number, upTo: number, encode: () => Uint8Array): Uint8Array {
+    const key = `${after}:${upTo}:${filterKey}`
+    let bytes = this.#encoded.get(key)
+    if (bytes === undefined) {
+      bytes = encode()
+      this.#encoded.set(key, bytes)
+    }
+    return bytes
   }
 
   /** The changes after `position`, as many as `count` at most, from memory if it has them. */
@@ -133,12 +157,30 @@ export class ChangeFeed {
     return { done, cancel }
   }
 
+  /** Resolves after `ms`, or at once when the feed ends or `cancel` is called. */
+  pause(ms: number): { done: Promise<void>; cancel: () => void } {
+    let cancel = () => {}
+    const done = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => stop(), ms)
+      const stop = () => {
+        clearTimeout(timer)
+        this.#closers.delete(stop)
+        resolve()
+      }
+      this.#closers.add(stop)
+      cancel = stop
+    })
+    if (this.#closed) cancel()
+    return { done, cancel }
+  }
+
   /** Ends the feed: every waiting watcher wakes and finds it ended. */
   close(reason: FeedEnd = 'shutdown'): void {
     if (this.#closed) return
     this.#closed = true
     this.#closeReason = reason
     this.#wake()
+    for (const stop of [...this.#closers]) stop()
   }
 
   #wake(): void {
@@ -181,6 +223,7 @@ export class ChangeFeed {
       this.#buffer = []
       this.#head = 0
       this.#bufferedSize = 0
+      this.#encoded.clear()
       // Nothing is buffered any more: a watcher asking from here on reads the disk.
       this.#from = this.#position
       await follower.close()
@@ -194,12 +237,13 @@ export class ChangeFeed {
 
   /** A new follower at `sequence`, with an empty buffer that starts there. */
   #restartAt(sequence: number): LogReader {
-    this.#follower = new LogReader(this.#options.dir, sequence)
+    this.#follower = new LogReader(this.#options.dir, sequence, { inThread: true })
     this.#buffer = []
     this.#head = 0
     this.#bufferedSize = 0
     this.#from = sequence
     this.#position = sequence
+    this.#encoded.clear()
     return this.#follower
   }
 
@@ -212,6 +256,7 @@ export class ChangeFeed {
       this.#bufferedSize += change.size
     }
     this.#position = position
+    this.#encoded.clear()
     this.#trim()
     this.#wake()
   }

@@ -49,7 +49,7 @@ async function writeLoad(server: RunningServer, random: () => number, ack: Ackno
         body: JSON.stringify({ ops: names.map((name) => ({ op: 'set', key: name, value: 'b' })) }),
       })
       const { results } = (await response.json()) as { results: { version: number }[] }
-      results.forEach((result, index) => ack.sets.set(result.version, names[index]!))
+      for (const [index, result] of results.entries()) ack.sets.set(result.version, names[index]!)
     }
   }
 }
@@ -80,7 +80,6 @@ async function flakyWatcher(
 }
 
 it('gives every watcher, on either thread, exactly the committed changes under its prefix, in order, across random reconnects', async () => {
-  const random = prng(seed)
   const server = await startServer(['--threads', '2', '--watch-heartbeat-ms', '100'])
   const everything = new WatchStream(server.url, '')
   const watchers = prefixes.flatMap((prefix) => [
