@@ -6,7 +6,7 @@ export const exitCodes = {
   ok: {
     code: 0,
     meaning:
-      'done: the server stopped cleanly, the command did what it was asked, wal check found the log clean',
+      'done: the server stopped cleanly, the command did what it was asked, wal check found the log clean, watch was stopped by SIGINT or SIGTERM',
   },
   failed: {
     code: 1,
@@ -16,7 +16,8 @@ export const exitCodes = {
   usage: { code: 2, meaning: 'a usage or configuration error: nothing was done' },
   server: {
     code: 3,
-    meaning: 'get, set, del, ls: the server could not be reached, or answered with an error',
+    meaning:
+      'get, set, del, ls: the server could not be reached, or answered with an error; watch: its first connection failed, or the server refused the watch',
   },
   corrupt: {
     code: 4,
@@ -27,6 +28,11 @@ export const exitCodes = {
     code: 5,
     meaning: 'the log failed while serving (a failed fdatasync, or the WAL writer thread died)',
   },
+  historyGone: {
+    code: 6,
+    meaning:
+      'watch: the history to resume from is gone (the server no longer holds it, or never had it): list the keys again and watch from there',
+  },
 } as const
 
 export const exitOk = exitCodes.ok.code
@@ -35,3 +41,4 @@ export const exitUsage = exitCodes.usage.code
 export const exitServer = exitCodes.server.code
 export const exitCorrupt = exitCodes.corrupt.code
 export const exitStorageFailed = exitCodes.storageFailed.code
+export const exitHistoryGone = exitCodes.historyGone.code

@@ -205,13 +205,16 @@ async function startOnce(
 /**
  * Starts `slabkv serve --host 127.0.0.1 --port <free port> ...flags` in a fresh temporary
  * directory and resolves once it logs 'listening'. Another process may take the free port
- * between the probe and the bind, so an EADDRINUSE start is retried on a new port.
+ * between the probe and the bind, so an EADDRINUSE start is retried on a new port. A `port`
+ * given (a restart where the clients expect the server) is used as it is, once.
  */
 export async function startServer(
   flags: string[] = [],
   env: Record<string, string> = {},
+  options: { port?: number } = {},
 ): Promise<RunningServer> {
   requireBuild()
+  if (options.port !== undefined) return startOnce(flags, env, options.port)
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     try {

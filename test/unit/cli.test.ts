@@ -29,7 +29,15 @@ describe('slabkv command', () => {
   })
 
   it("prints each command's own help on stdout with --help or -h, and exits 0", () => {
-    const commands = [['get'], ['set'], ['del'], ['ls'], ['wal', 'check'], ['wal', 'repair']]
+    const commands = [
+      ['get'],
+      ['set'],
+      ['del'],
+      ['ls'],
+      ['watch'],
+      ['wal', 'check'],
+      ['wal', 'repair'],
+    ]
     for (const command of [...commands, ['serve']]) {
       for (const flag of ['--help', '-h']) {
         const result = run(...command, flag)
