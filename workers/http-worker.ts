@@ -21,7 +21,7 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
     dir: config.dataDir,
     views: store.views,
     bufferSize: config.watchBufferSize,
-    onDamage: (why) => log.error('the change feed cannot read the log', { why }),
+    onProblem: (message, fields) => log.error(message, fields),
   })
   const app = createApp({ store, config, durability, runtime, log, changes })
   const server = await listen(app.fetch, config, log)

@@ -1,7 +1,7 @@
 import { I64, type Views } from '../store/layout.js'
 import type { MutationRecord } from '../store/types.js'
 import { Change } from './change.js'
-import { LogReader } from './log-reader.js'
+import { type LogRead, LogReader } from './log-reader.js'
 
 // The change feed of one handler thread: it follows the end of the log as the WAL writer makes
 // it durable, and keeps the most recent changes in memory (--watch-buffer-size) for this
@@ -17,6 +17,8 @@ import { LogReader } from './log-reader.js'
 const readSizeBudget = 1024 * 1024
 /** How long the follower sleeps when the durable sequence does not move; also its stop check. */
 const idleWaitMs = 1000
+/** After a file error, the follower tries again this much later. */
+const errorRetryMs = 1000
 /** A read that found nothing the durable sequence promised (a rotation in progress) waits this. */
 const unreadyRetryMs = 2
 
@@ -25,7 +27,8 @@ export interface FeedOptions {
   views: Views
   /** Bytes of recent changes kept in memory (--watch-buffer-size). */
   bufferSize: number
-  onDamage(why: string): void
+  /** What an operator should hear about: the log unreadable, for a while or for good. */
+  onProblem(message: string, fields: Record<string, unknown>): void
 }
 
 /** Why a stream ends: the server stops, or the log cannot be read. */
@@ -54,7 +57,7 @@ export class ChangeFeed {
   #running = false
   #watcherCount = 0
   #wakeups = new Set<() => void>()
-  /** Pauses that end early only if the feed ends. */
+  /** What ends with the feed: pauses, and streams that cannot hear it otherwise. */
   #closers = new Set<() => void>()
   #closed = false
   #closeReason: FeedEnd = 'shutdown'
@@ -162,6 +165,12 @@ export class ChangeFeed {
     return { done, cancel }
   }
 
+  /** Calls `stop` when the feed ends; returns what unregisters it. */
+  onClose(stop: () => void): () => void {
+    this.#closers.add(stop)
+    return () => this.#closers.delete(stop)
+  }
+
   /** Ends the feed: every waiting watcher wakes and finds it ended. */
   close(reason: FeedEnd = 'shutdown'): void {
     if (this.#closed) return
@@ -184,9 +193,26 @@ export class ChangeFeed {
           await this.#durableMoved(durable)
           continue
         }
-        const read = await follower.read(durable, readSizeBudget)
+        let read: LogRead
+        try {
+          read = await follower.read(durable, readSizeBudget)
+        } catch (error) {
+          // A file error (too many open files, EIO, the directory gone): the feed is not worth
+          // the server. Say so, wait, and read again from where it was; nothing is skipped.
+          this.#options.onProblem('the change feed could not read the log: retrying', {
+            error: String(error),
+            retryMs: errorRetryMs,
+          })
+          await follower.close()
+          const pause = this.pause(errorRetryMs)
+          await pause.done
+          follower = this.#resumeAt(follower.position)
+          continue
+        }
         if (read.kind === 'damaged') {
-          this.#options.onDamage(read.why)
+          this.#options.onProblem('the change feed found a damaged record: watch streams end', {
+            why: read.why,
+          })
           this.close('log_unreadable')
           return
         }
@@ -220,6 +246,12 @@ export class ChangeFeed {
         this.join()
       }
     }
+  }
+
+  /** A new follower where the last one stopped: the buffer stays as it is. */
+  #resumeAt(sequence: number): LogReader {
+    this.#follower = new LogReader(this.#options.dir, sequence, { inThread: true })
+    return this.#follower
   }
 
   /** A new follower at `sequence`, with an empty buffer that starts there. */

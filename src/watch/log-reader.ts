@@ -1,4 +1,4 @@
-import { close, closeSync, open, openSync, read, readSync } from 'node:fs'
+import { close, closeSync, fstatSync, open, openSync, read, readSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MutationRecord } from '../store/types.js'
@@ -80,6 +80,8 @@ export class LogReader {
   #offset = 0
   #buffer = Buffer.allocUnsafe(chunkSize)
   #closed = false
+  /** A read is in progress: close() leaves the file to it, which may still be reading it. */
+  #reading = false
 
   /**
    * A reader of every record after `after`. Nothing is opened until the first read. `inThread`
@@ -104,6 +106,18 @@ export class LogReader {
    * least one record when there is one). Commit records are read past, not returned.
    */
   async read(limit: number, sizeBudget: number): Promise<LogRead> {
+    if (this.#reading) throw new Error('LogReader.read: a read is already in progress')
+    this.#reading = true
+    try {
+      return await this.#read(limit, sizeBudget)
+    } finally {
+      this.#reading = false
+      // Closed during the read: the file it may have opened meanwhile is closed now.
+      if (this.#closed) await this.#closeFile()
+    }
+  }
+
+  async #read(limit: number, sizeBudget: number): Promise<LogRead> {
     const records: MutationRecord[] = []
     let size = 0
     while (this.#position < limit && size < sizeBudget && !this.#closed) {
@@ -163,8 +177,16 @@ export class LogReader {
     return { kind: 'records', records }
   }
 
+  /**
+   * Closes the reader. During a read, the read closes its file as it returns: closing an fd that
+   * a read in the thread pool still uses could make it read whatever file reuses the number.
+   */
   async close(): Promise<void> {
     this.#closed = true
+    if (!this.#reading) await this.#closeFile()
+  }
+
+  async #closeFile(): Promise<void> {
     const file = this.#file
     this.#file = undefined
     if (file !== undefined) await this.#io.close(file.fd)
@@ -193,7 +215,13 @@ export class LogReader {
   /** Moves on to the segment after the current one, once the writer has started it. */
   async #moveToNextSegment(): Promise<Opened> {
     const next = segmentName(this.#position + 1)
-    if (next === this.#file?.name) return { kind: 'unready' }
+    if (next === this.#file?.name) {
+      // A segment the writer removed because it could not sync its header (a full disk), to
+      // create it again later under the same name: the file open here is not that one.
+      if (fstatSync(this.#file.fd).nlink > 0) return { kind: 'unready' }
+      const reopened = await this.#openSegment(next)
+      return { kind: reopened === 'open' ? 'open' : 'unready' }
+    }
     const opened = await this.#openSegment(next)
     if (opened === 'open') return { kind: 'open' }
     if (opened === 'unready') return { kind: 'unready' }
@@ -218,7 +246,7 @@ export class LogReader {
     const header = Buffer.alloc(segmentHeaderSize)
     const bytesRead = await this.#io.read(fd, header, header.length, 0)
     const decoded = decodeSegmentHeader(header.subarray(0, bytesRead))
-    if (!decoded.ok) {
+    if (!decoded.ok || this.#closed) {
       await this.#io.close(fd)
       return 'unready'
     }

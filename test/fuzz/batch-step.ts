@@ -229,7 +229,12 @@ function checkRead(state: KeyState, result: Record<string, unknown>): string | u
   if (state === null) return result.found === false ? undefined : 'expected {"found":false}'
   const { value, encoding, contentType, version } = result
   if (typeof value !== 'string') return 'expected a value'
-  const utf8 = isUtf8(state.value)
+  // Text when the bytes are UTF-8 and JSON's escapes leave them no longer than base64 would.
+  const text = Buffer.from(state.value).toString('utf8')
+  const utf8 =
+    isUtf8(state.value) &&
+    Buffer.byteLength(JSON.stringify(text)) - 2 <=
+      Buffer.from(state.value).toString('base64').length
   if (encoding !== (utf8 ? 'utf8' : 'base64'))
     return `expected encoding ${utf8 ? 'utf8' : 'base64'}`
   if (!Buffer.from(value, utf8 ? 'utf8' : 'base64').equals(state.value))

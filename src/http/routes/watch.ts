@@ -100,6 +100,7 @@ export function registerWatchRoute(app: App, deps: AppDeps, changes: ChangeFeed)
         dir: config.dataDir,
         heartbeatMs: config.watchHeartbeatMs,
         onClose: () => Atomics.sub(header, I32.watcherCount, 1),
+        onError: (error) => deps.log.error('a watch stream failed', { error: String(error) }),
       },
     )
     return new Response(stream, { status: 200, headers: streamHeaders })
@@ -114,7 +115,7 @@ const streamHeaders = {
 }
 
 function isSequence(text: string): boolean {
-  return /^\d{1,16}$/.test(text) && Number.isSafeInteger(Number(text))
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text))
 }
 
 function parseTypes(text: string | undefined): ReadonlySet<ChangeOp> | undefined {

@@ -14,8 +14,11 @@ import { openWal, walLimits } from '../../support/wal-harness.js'
 // Also each change's event text.
 
 const cleanups: (() => void)[] = []
+/** Errors that ended a stream: none is expected here. */
+const streamErrors: unknown[] = []
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup()
+  expect(streamErrors.splice(0)).toEqual([])
 })
 
 function setup(bufferSize: number, snapshotLogSizeMin = 1 << 30) {
@@ -31,7 +34,7 @@ function setup(bufferSize: number, snapshotLogSizeMin = 1 << 30) {
     { storage: realStorage, dir, snapshotLogSizeMin, segmentSizeMax: 256 * 1024 },
     limits,
   )
-  const feed = new ChangeFeed({ dir, views: wal.base.views, bufferSize, onDamage: () => {} })
+  const feed = new ChangeFeed({ dir, views: wal.base.views, bufferSize, onProblem: () => {} })
   cleanups.push(() => {
     feed.close()
     rmSync(dir, { recursive: true, force: true })
@@ -48,7 +51,12 @@ describe('a watch stream nobody reads', () => {
     const stream = watchStream(
       feed,
       { prefix: '', types: new Set(changeOps), values: true, after: 0 },
-      { dir, heartbeatMs: 60_000, onClose: () => closed++ },
+      {
+        dir,
+        heartbeatMs: 60_000,
+        onClose: () => closed++,
+        onError: (error) => streamErrors.push(error),
+      },
     )
     const reader = stream.getReader()
     expect(decoder.decode((await reader.read()).value)).toBe('retry: 1000\nid: 0\n\n')
@@ -83,7 +91,12 @@ describe('a feed that a snapshot overtook', () => {
     const behind = watchStream(
       feed,
       { prefix: '', types: new Set(changeOps), values: false, after: 0 },
-      { dir, heartbeatMs: 60_000, onClose: () => {} },
+      {
+        dir,
+        heartbeatMs: 60_000,
+        onClose: () => {},
+        onError: (error) => streamErrors.push(error),
+      },
     ).getReader()
     await behind.read()
     // A burst with no turn of the event loop: snapshots delete the log before anyone reads it.
@@ -102,7 +115,12 @@ describe('a feed that a snapshot overtook', () => {
     const now = watchStream(
       feed,
       { prefix: '', types: new Set(changeOps), values: false, after: feed.durableSequence() },
-      { dir, heartbeatMs: 60_000, onClose: () => {} },
+      {
+        dir,
+        heartbeatMs: 60_000,
+        onClose: () => {},
+        onError: (error) => streamErrors.push(error),
+      },
     ).getReader()
     await now.read()
     wal.store.set('after', value)
