@@ -163,20 +163,28 @@ describe('GET /v1/watch', () => {
     await server.stop()
   })
 
-  it('ends every stream on SIGTERM with where to resume, and stops without waiting for them', async () => {
+  it('ends every stream on SIGTERM with where to resume, and cuts those whose clients stopped reading', async () => {
     const server = await startServer(['--threads', '2', '--shutdown-timeout-ms', '60000'])
     const version = await put(server, 'a', '1')
     const streams = Array.from({ length: 4 }, () => new WatchStream(server.url, '?since=0'))
     for (const stream of streams) await opened(stream)
     for (const stream of streams) await stream.until(() => stream.events.length === 1, waitMs)
+    // A client that stopped reading, with megabytes behind it: it can take no end event.
+    const stalled = new WatchStream(server.url, '?since=0&values=true', { pause: true })
+    await opened(stalled)
+    const large = 'x'.repeat(64 * 1024)
+    let newest = version
+    for (let i = 0; i < 100; i++) newest = await put(server, `large${i % 4}`, large)
+    for (const stream of streams) await stream.until(() => stream.lastId === newest, waitMs)
     const started = Date.now()
     expect(await server.stop()).toBe(0)
-    // Far below the shutdown timeout: the streams did not hold the graceful close open.
+    // Far below the shutdown timeout: no stream held the graceful close open.
     expect(Date.now() - started).toBeLessThan(30_000)
     for (const stream of streams) {
       await stream.closed
-      expect(stream.ended).toEqual({ reason: 'shutdown', resumeAfter: version })
+      expect(stream.ended).toEqual({ reason: 'shutdown', resumeAfter: newest })
     }
+    stalled.close()
   })
 })
 

@@ -1,17 +1,19 @@
 import {
   appendFileSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { MutationRecord } from '../../../src/store/types.js'
-import { classify } from '../../../src/wal/files.js'
-import { segmentHeaderSize } from '../../../src/wal/record.js'
+import { classify, segmentName } from '../../../src/wal/files.js'
+import { encodeSegmentHeader, segmentHeaderSize } from '../../../src/wal/record.js'
 import { realStorage } from '../../../src/wal/storage.js'
 import type { WalWriterOptions } from '../../../src/wal/writer.js'
 import { LogReader } from '../../../src/watch/log-reader.js'
@@ -162,6 +164,35 @@ describe('LogReader', () => {
     })
     const fromOldest = await readAll(w.dir, oldest - 1, w.durable())
     expect(fromOldest[0]?.sequence).toBe(oldest)
+  })
+
+  it('reopens a segment the writer removed and made again under the same name', async () => {
+    const salt = 0x5eed
+    const w = wal({ salt })
+    for (let i = 1; i <= 5; i++) w.store.set(`k${i}`, new Uint8Array([i]))
+    w.writer.step()
+    const [segment] = classify(readdirSync(w.dir)).segments
+    const bytes = readFileSync(join(w.dir, segment!.name))
+    const frames: Buffer[] = []
+    for (let at = segmentHeaderSize; at < bytes.length; at += frames.at(-1)!.length) {
+      frames.push(bytes.subarray(at, at + bytes.readUInt32LE(at) + 8))
+    }
+    expect(frames.length).toBe(5)
+    const dir = join(w.dir, 'rebuilt')
+    mkdirSync(dir)
+    const header = (first: number) => Buffer.from(encodeSegmentHeader(first, salt))
+    writeFileSync(join(dir, segmentName(1)), Buffer.concat([header(1), ...frames.slice(0, 3)]))
+    // The writer started the next segment, and its header is on disk, when syncing it failed.
+    writeFileSync(join(dir, segmentName(4)), header(4))
+    const reader = new LogReader(dir, 0)
+    const first = await reader.read(5, 1 << 20)
+    expect(first.kind === 'records' && first.records.map((r) => r.key)).toEqual(['k1', 'k2', 'k3'])
+    // It removed that file; its retry made the segment again, and wrote records into it.
+    unlinkSync(join(dir, segmentName(4)))
+    writeFileSync(join(dir, segmentName(4)), Buffer.concat([header(4), ...frames.slice(3)]))
+    const second = await reader.read(5, 1 << 20)
+    expect(second.kind === 'records' && second.records.map((r) => r.key)).toEqual(['k4', 'k5'])
+    await reader.close()
   })
 
   it('reports a damaged record the limit covers', async () => {

@@ -1,63 +1,35 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { realStorage } from '../../../src/wal/storage.js'
-import { Change, changeOps } from '../../../src/watch/change.js'
-import { ChangeFeed } from '../../../src/watch/feed.js'
-import { watchStream } from '../../../src/watch/watcher.js'
-import { openWal, walLimits } from '../../support/wal-harness.js'
+import { Change } from '../../../src/watch/change.js'
+import { type FeedHarness, feedHarness } from '../../support/feed-harness.js'
 
 // A watch stream and its thread's feed, over real log files a real WAL writer wrote, with no
 // HTTP around them: what a stream that nobody reads costs (nothing is encoded ahead of the
 // reader, and the feed's buffer stays within its size), and that it then catches up from disk.
 // Also each change's event text.
 
-const cleanups: (() => void)[] = []
-/** Errors that ended a stream: none is expected here. */
-const streamErrors: unknown[] = []
+const harnesses: FeedHarness[] = []
 afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup()
-  expect(streamErrors.splice(0)).toEqual([])
+  for (const harness of harnesses.splice(0)) {
+    harness.cleanup()
+    // Nothing here ends a stream with an error, or makes the feed report a problem.
+    expect(harness.streamErrors).toEqual([])
+    expect(harness.problems).toEqual([])
+  }
 })
 
-function setup(bufferSize: number, snapshotLogSizeMin = 1 << 30) {
-  const dir = mkdtempSync(join(tmpdir(), 'slabkv-watcher-'))
-  const limits = {
-    ...walLimits,
-    entryCountMax: 1024,
-    memorySizeMax: 1 << 20,
-    valueSizeMax: 4096,
-    walRingSize: 1 << 20,
-  }
-  const wal = openWal(
-    { storage: realStorage, dir, snapshotLogSizeMin, segmentSizeMax: 256 * 1024 },
-    limits,
-  )
-  const feed = new ChangeFeed({ dir, views: wal.base.views, bufferSize, onProblem: () => {} })
-  cleanups.push(() => {
-    feed.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return { dir, wal, feed }
+function setup(bufferSize: number, snapshotLogSizeMin?: number) {
+  const harness = feedHarness(bufferSize, { snapshotLogSizeMin })
+  harnesses.push(harness)
+  return harness
 }
 
 const decoder = new TextDecoder()
 
 describe('a watch stream nobody reads', () => {
   it('encodes nothing ahead of its reader, keeps the feed within its buffer, and catches up from disk', async () => {
-    const { dir, wal, feed } = setup(64 * 1024)
+    const { wal, feed, stream: watch } = setup(64 * 1024)
     let closed = 0
-    const stream = watchStream(
-      feed,
-      { prefix: '', types: new Set(changeOps), values: true, after: 0 },
-      {
-        dir,
-        heartbeatMs: 60_000,
-        onClose: () => closed++,
-        onError: (error) => streamErrors.push(error),
-      },
-    )
+    const stream = watch({ values: true }, { onClose: () => closed++ })
     const reader = stream.getReader()
     expect(decoder.decode((await reader.read()).value)).toBe('retry: 1000\nid: 0\n\n')
     const value = new Uint8Array(3000).fill(65)
@@ -87,17 +59,8 @@ describe('a watch stream nobody reads', () => {
 
 describe('a feed that a snapshot overtook', () => {
   it('carries on from the present, and tells a watcher left behind that its history is gone', async () => {
-    const { dir, wal, feed } = setup(64 * 1024, 16 * 1024)
-    const behind = watchStream(
-      feed,
-      { prefix: '', types: new Set(changeOps), values: false, after: 0 },
-      {
-        dir,
-        heartbeatMs: 60_000,
-        onClose: () => {},
-        onError: (error) => streamErrors.push(error),
-      },
-    ).getReader()
+    const { wal, feed, stream } = setup(64 * 1024, 16 * 1024)
+    const behind = stream({}).getReader()
     await behind.read()
     // A burst with no turn of the event loop: snapshots delete the log before anyone reads it.
     const value = new Uint8Array(3000).fill(66)
@@ -112,16 +75,7 @@ describe('a feed that a snapshot overtook', () => {
     }
     expect(text).toMatch(/event: end\ndata: \{"reason":"history_gone","resumeAfter":\d+\}\n\n$/)
     // The feed itself goes on: a new watcher from now gets the next change.
-    const now = watchStream(
-      feed,
-      { prefix: '', types: new Set(changeOps), values: false, after: feed.durableSequence() },
-      {
-        dir,
-        heartbeatMs: 60_000,
-        onClose: () => {},
-        onError: (error) => streamErrors.push(error),
-      },
-    ).getReader()
+    const now = stream({ after: feed.durableSequence() }).getReader()
     await now.read()
     wal.store.set('after', value)
     wal.writer.step()
