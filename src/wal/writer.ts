@@ -119,6 +119,12 @@ export class WalWriter {
   #copyTarget: { buffer: SharedArrayBuffer; touched: number } | undefined
   /** Files the newest snapshot made redundant, deleted one per step (see #deleteObsolete). */
   #obsolete: string[] = []
+  /**
+   * Segments the newest snapshot made redundant but #compact kept for the change feed
+   * (historySizeRetained), oldest first, and their bytes. A full disk deletes them.
+   */
+  #retained: string[] = []
+  #retainedSize = 0
 
   constructor(
     store: Store,
@@ -302,6 +308,8 @@ export class WalWriter {
   }
 
   #enterReadOnly(error: unknown): void {
+    // The history kept for the change feed is optional; writes are not.
+    this.#dropRetainedHistory(error)
     // What part of the write reached the file is unknown: cut back to the last whole record, so
     // the retry appends the same bytes at the same place and recovery never sees a partial one.
     // (With no segment open, the one that failed to start removed itself.)
@@ -475,6 +483,8 @@ export class WalWriter {
     if (!isNoSpace(error)) throw error
     this.#snapshot?.abort()
     this.#snapshot = undefined
+    // The disk is just as full for the log, which needs the space more than the change feed.
+    this.#dropRetainedHistory(error)
     this.#logSizeSinceSnapshot = Math.max(this.#logSizeSinceSnapshot, this.#snapshotThreshold())
     this.#snapshotNotBeforeMs = this.#clock() + this.#options.noSpaceRetryMs
     this.#options.onEvent?.('the disk is full: the snapshot is abandoned, and retried later', {
@@ -496,7 +506,12 @@ export class WalWriter {
     // Newest first: what is kept for the change feed is the history right before the snapshot,
     // with no hole, so a watcher can resume anywhere from its start on.
     // Deleted oldest first, so that what is left at any moment has no hole either.
-    let retainedRoom = this.#options.historySizeRetained ?? 0
+    // Nothing is kept while the disk is full: a snapshot can finish in the step whose rotation
+    // found the disk full, and no later failure would drop what it kept before the retry. (What
+    // that failure queued is then queued twice; the second unlink finds it gone, which is fine.)
+    let retainedRoom = this.readOnly ? 0 : (this.#options.historySizeRetained ?? 0)
+    const retained: string[] = []
+    let retainedSize = 0
     const deleted: string[] = []
     for (const segment of files.segments.toReversed()) {
       if (segment.firstSequence > sequence) continue
@@ -504,15 +519,38 @@ export class WalWriter {
       const size = retainedRoom > 0 ? this.#storage.size(path) : 0
       if (retainedRoom > 0 && size <= retainedRoom) {
         retainedRoom -= size
+        retained.unshift(path)
+        retainedSize += size
         continue
       }
       retainedRoom = 0
       deleted.unshift(path)
     }
     this.#obsolete.push(...deleted)
+    this.#retained = retained
+    this.#retainedSize = retainedSize
     for (const snapshot of files.snapshots) {
       if (snapshot.sequence < sequence) this.#obsolete.push(join(dir, snapshot.name))
     }
+  }
+
+  /**
+   * Queues the segments kept for the change feed for deletion, oldest first (what is left at any
+   * moment has no hole), after what is queued already: a full disk would rather lose optional
+   * history than refuse writes. While the log is read-only, the next step deletes them all at
+   * once; a watcher resuming from before what is left is then told the history is gone (410).
+   * The next snapshot keeps history again, as its own compaction allows.
+   */
+  #dropRetainedHistory(error: unknown): void {
+    if (this.#retained.length === 0) return
+    this.#options.onEvent?.('the disk is full: the history kept for watchers is deleted', {
+      error: String(error),
+      segments: this.#retained.length,
+      bytes: this.#retainedSize,
+    })
+    this.#obsolete.push(...this.#retained)
+    this.#retained = []
+    this.#retainedSize = 0
   }
 
   #deleteObsolete(): void {
