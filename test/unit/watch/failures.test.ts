@@ -2,6 +2,7 @@ import { readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LogReader } from '../../../src/watch/log-reader.js'
 import { type FeedHarness, feedHarness } from '../../support/feed-harness.js'
+import { prng, testSeed } from '../../support/random.js'
 
 // The change feed when things go wrong, each case one that a review of the feed reproduced
 // against a real server: a file error while the feed follows the log (it took the whole server
@@ -118,6 +119,51 @@ describe('an event larger than a chunk', () => {
     expect(chunks.length).toBeGreaterThanOrEqual(4)
     const large = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { value: string }
     expect(large.value).toBe('a'.repeat(200_000))
+    await reader.cancel()
+  })
+})
+
+describe('events of every size, read at every pace', () => {
+  it('arrive whole, each once, in order, across the buffer and the disk', async () => {
+    const random = prng(testSeed('watch chunks'))
+    const { wal, stream } = setup(64 * 1024, 200_000)
+    const reader = stream({ values: true }).getReader()
+    await reader.read()
+    const expected: number[] = []
+    const sizes = new Map<number, number>()
+    let text = ''
+    const received: number[] = []
+    const take = (chunk: Uint8Array) => {
+      text += decoder.decode(chunk, { stream: true })
+      for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n')) {
+        const block = text.slice(0, end)
+        text = text.slice(end + 2)
+        const data = /^data: (.*)$/m.exec(block)?.[1]
+        // Sets only: a set may evict others (the store holds about five of the largest).
+        if (data === undefined || !block.includes('\nevent: set\n')) continue
+        const event = JSON.parse(data) as { version: number; value: string }
+        expect(event.value.length).toBe(sizes.get(event.version))
+        received.push(event.version)
+      }
+    }
+    for (let round = 0; round < 30; round++) {
+      // A burst of writes of sizes from none to three chunks, then some reading, or none.
+      for (let i = Math.floor(random() * 20); i > 0; i--) {
+        const size = random() < 0.2 ? Math.floor(random() * 200_000) : Math.floor(random() * 500)
+        const result = wal.store.set(`k${i % 7}`, new Uint8Array(size).fill(0x61))
+        if (!result.ok) throw new Error(JSON.stringify(result))
+        expected.push(result.version)
+        sizes.set(result.version, size)
+        wal.writer.step()
+      }
+      // Only while something is owed: a stream that is caught up sends nothing until a heartbeat.
+      for (let reads = Math.floor(random() * 8); reads > 0; reads--) {
+        if (received.length === expected.length) break
+        take((await reader.read()).value!)
+      }
+    }
+    while (received.length < expected.length) take((await reader.read()).value!)
+    expect(received).toEqual(expected)
     await reader.cancel()
   })
 })
