@@ -2,13 +2,16 @@ import { pathToFileURL } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { browserMissing, launchBrowser } from '../support/browser.js'
+import { RawConnection, rawRequest } from '../support/raw-http.js'
 import { killAll, type RunningServer, startServer, uniqueKey } from '../support/server.js'
 
 // docs/api.md, "Browsers on other origins": a page opened from disk (origin null) makes the
 // three calls PyKV's ui/index.html makes (POST /set with a JSON body, GET /get/{key},
 // DELETE /delete/{key}) against a real server in Debian's Chromium. With --cors-origins null
 // they work; without it the browser refuses each, and a refused write changes nothing. The page
-// is test/e2e/fixtures/pykv-page.html, loaded from file://, never served by slabkv.
+// is test/e2e/fixtures/pykv-page.html, loaded from file://, never served by slabkv. Without a
+// browser, the same calls pipelined on one connection behind their preflights: the preflight
+// goes through the server's ordering like any request, and each answer keeps its headers.
 
 if (browserMissing !== undefined)
   console.warn(`cors-browser.test.ts: browser tests skipped: ${browserMissing}`)
@@ -100,5 +103,44 @@ describe.skipIf(browserMissing !== undefined)('a page opened from disk, in Chrom
     )
     expect(refusals.length).toBe(3)
     await page.context().close()
+  })
+})
+
+describe('preflights pipelined with the calls they allow, on one connection', () => {
+  let server: RunningServer
+
+  beforeAll(async () => {
+    server = await startServer(['--cors-origins', 'null'])
+  })
+
+  afterAll(() => killAll())
+
+  it('answers each in order, every answer readable by the page', async () => {
+    const connection = await RawConnection.open(server.port)
+    const key = uniqueKey('cors pipelined')
+    const path = encodeURIComponent(key)
+    const origin = { Origin: 'null' }
+    const preflight = (method: string) =>
+      rawRequest('OPTIONS', '/set', { ...origin, 'Access-Control-Request-Method': method })
+    const body = JSON.stringify({ key, value: 7 })
+    connection.write(
+      Buffer.concat([
+        preflight('POST'),
+        rawRequest('POST', '/set', { ...origin, 'Content-Type': 'application/json' }, body),
+        rawRequest('GET', `/get/${path}`, origin),
+        preflight('DELETE'),
+        rawRequest('DELETE', `/delete/${path}`, origin),
+        rawRequest('GET', `/get/${path}`, origin),
+      ]),
+    )
+    const answers = []
+    for (let i = 0; i < 6; i++) answers.push(await connection.read({ timeoutMs: 5_000 }))
+    connection.socket.destroy()
+    expect(answers.map((answer) => answer.status)).toEqual([204, 200, 200, 204, 200, 404])
+    expect(JSON.parse(answers[2]!.body.toString())).toEqual({ key, value: 7 })
+    for (const answer of answers) {
+      expect(answer.headers['access-control-allow-origin']).toBe('null')
+      expect(answer.headers.vary).toBe('Origin')
+    }
   })
 })
