@@ -1,4 +1,5 @@
 import os from 'node:os'
+import { corsOriginRefusal } from './http/cors.js'
 import { inlinePrefixSizeMax } from './http/media-type.js'
 import {
   type StoreLimits,
@@ -23,6 +24,8 @@ export interface ServerConfig {
   token: string | undefined
   /** Host names served besides loopback ones, lowercased; see src/http/host.ts. */
   allowedHosts: string[]
+  /** Origins whose pages may call the API from a browser, exactly as sent; see src/http/cors.ts. */
+  corsOrigins: string[]
   dataDir: string
   limits: StoreLimits
   bodySizeMax: number
@@ -161,6 +164,20 @@ export const optionSpecs: OptionSpec[] = [
         .split(',')
         .map((name) => name.trim().toLowerCase())
         .filter((name) => name !== ''),
+  },
+  {
+    flag: 'cors-origins',
+    kind: 'string',
+    default: '',
+    description:
+      'Origins whose web pages may call the API from a browser (CORS), comma-separated, each as browsers send it: ' +
+      "http://host[:port] or https://…, or null for a page opened from disk. '*' is refused. None: browsers refuse every other origin.",
+    target: 'corsOrigins',
+    convert: (v) =>
+      String(v)
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== ''),
   },
   {
     flag: 'data-dir',
@@ -433,6 +450,7 @@ export function resolveConfig(
     threadCount: 1,
     token: undefined,
     allowedHosts: [],
+    corsOrigins: [],
     dataDir: '',
     limits: { ...storeLimitsDefault },
     bodySizeMax: 0,
@@ -516,6 +534,10 @@ export function resolveConfig(
         message: `--allowed-hosts must list host names (such as kv.example.com or [2001:db8::1]), not '${name}'`,
       }
     }
+  }
+  for (const origin of config.corsOrigins) {
+    const refusal = corsOriginRefusal(origin)
+    if (refusal !== undefined) return { ok: false, message: refusal }
   }
   return { ok: true, config }
 }

@@ -7,6 +7,7 @@ import { HTTPException } from 'hono/http-exception'
 import { StorageFailedError } from '../durability.js'
 import { bearerAuth } from './auth.js'
 import { ClientGoneError } from './body.js'
+import { corsHandler } from './cors.js'
 import type { App, AppDeps, RouteDeps } from './deps.js'
 import { registerDocs } from './docs.js'
 import { Evictions } from './evictions.js'
@@ -35,6 +36,10 @@ export function createApp(deps: AppDeps): App {
   // First, so a request for a name this server does not answer to gets nothing else.
   const checkHost = hostCheck(deps.config)
   if (checkHost !== undefined) app.use('*', checkHost)
+  // Before the token: a preflight never carries it. After the Host check, so a name this server
+  // does not answer to gets its 421 and no CORS headers. Absent without --cors-origins.
+  const cors = corsHandler(deps.config.corsOrigins)
+  if (cors !== undefined) app.use('*', cors)
   if (deps.config.token !== undefined) app.use('*', bearerAuth(deps.config.token))
   // Request bodies are bounded. A body with a Content-Length is judged by it (Node's parser
   // never reads past it); only a chunked body is counted as it streams in, by Hono's bodyLimit.
