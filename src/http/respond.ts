@@ -12,17 +12,51 @@ export function isPykvPath(path: string): boolean {
   return path === '/set' || path.startsWith('/get/') || path.startsWith('/delete/')
 }
 
-/** The problem+json body, as the OpenAPI document declares it (src/errors.ts builds it). */
-export const problemSchema = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number(),
-  code: z.string(),
-  detail: z.string().optional(),
-})
+/**
+ * The problem+json body, as the OpenAPI document declares it (src/errors.ts builds it), under
+ * one name so that the document refers to it rather than repeating it on every answer. Some
+ * problems carry more members (a batch's failing `index`, a 410's sequences): extensions, as
+ * RFC 9457 allows, which the object's open schema admits.
+ */
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    code: z.string().openapi({ description: 'Stable; the table in docs/api.md lists them' }),
+    detail: z.string().optional(),
+  })
+  .openapi('Problem')
+
+/**
+ * An answer's content as the document declares it, typed as possibly absent. Once every answer
+ * a route declares has content, @hono/zod-openapi accepts from its handler only the typed
+ * answers of c.json; the handlers answer errors with the plain Response problemResponse builds,
+ * so their routes' error content goes through here to keep the handler's type open.
+ */
+export function untypedContent<T>(content: T): T | undefined {
+  return content
+}
 
 /** A response's content in the OpenAPI document: a problem+json body. */
-export const problemContent = { 'application/problem+json': { schema: problemSchema } }
+export const problemContent = untypedContent({
+  'application/problem+json': { schema: problemSchema },
+})
+
+/**
+ * What a write answers while the log cannot take writes (app.ts refuses it before the route,
+ * and a route whose wait for room ends that way answers the same): nothing changed.
+ */
+export const logRefusalResponses = {
+  503: {
+    description: 'The log failed (code storage_failed): nothing changed',
+    content: problemContent,
+  },
+  507: {
+    description: 'The disk is full (code storage_full): nothing changed',
+    content: problemContent,
+  },
+}
 
 /** An application/problem+json answer for the error code, with the code's status. */
 export function problemResponse(

@@ -12,7 +12,7 @@ import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
-import { problemResponse, whenLogged } from '../respond.js'
+import { logRefusalResponses, problemContent, problemResponse, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
 import { valueText } from '../value-text.js'
@@ -44,6 +44,7 @@ type Op = z.infer<typeof opSchema>
 const batchRoute = createRoute({
   method: 'post',
   path: '/v1/batch',
+  operationId: 'runBatch',
   summary: 'Run many ops atomically: all conditions hold and every op applies, or nothing does',
   request: {
     body: {
@@ -61,12 +62,20 @@ const batchRoute = createRoute({
         },
       },
     },
-    400: { description: 'An invalid op; nothing applied' },
-    412: { description: 'A condition failed; nothing applied' },
+    400: {
+      description: 'An invalid op or body (the problem names the op by `index`); nothing applied',
+      content: problemContent,
+    },
+    412: {
+      description: 'A condition failed (the problem names the op by `index`); nothing applied',
+      content: problemContent,
+    },
     413: {
       description:
-        'Too many ops (--max-batch-ops), a value too large, or reads over --max-batch-read-size; nothing applied',
+        'Too many ops (--max-batch-ops), a value too large, reads over --max-batch-read-size, or the body over --max-body-size; nothing applied',
+      content: problemContent,
     },
+    ...logRefusalResponses,
   },
 })
 

@@ -48,6 +48,7 @@ const clusterSchema = z.object({
 const clusterRoute = createRoute({
   method: 'get',
   path: '/v1/cluster',
+  operationId: 'getCluster',
   summary: "This node's identity and configuration (nodes are independent; see docs/scale-out.md)",
   responses: {
     200: {

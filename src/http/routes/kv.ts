@@ -16,7 +16,13 @@ import { etagOf, parseEtags, versionsOf } from '../etag.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
-import { problemContent, problemResponse, whenDurable, whenLogged } from '../respond.js'
+import {
+  logRefusalResponses,
+  problemContent,
+  problemResponse,
+  whenDurable,
+  whenLogged,
+} from '../respond.js'
 import { markApplied } from '../server.js'
 import { formatTtlSeconds, parseTtlSeconds, ttlRefusal } from '../ttl.js'
 
@@ -35,6 +41,7 @@ const conditions =
 const putRoute = createRoute({
   method: 'put',
   path: '/v1/kv/{key}',
+  operationId: 'putKey',
   summary: 'Store the request body under the key, with its Content-Type',
   description: conditions,
   request: {
@@ -59,13 +66,18 @@ const putRoute = createRoute({
     },
     400: { description: 'Invalid key, TTL, Content-Type or condition', content: problemContent },
     412: { description: 'A condition failed; nothing changed', content: problemContent },
-    413: { description: 'Value too large', content: problemContent },
+    413: {
+      description: 'Value or entry too large, or the body over --max-body-size',
+      content: problemContent,
+    },
+    ...logRefusalResponses,
   },
 })
 
 const getRoute = createRoute({
   method: 'get',
   path: '/v1/kv/{key}',
+  operationId: 'getKey',
   summary: 'Read the bytes (HEAD: only the headers, without refreshing recency)',
   description: conditions,
   request: { params: keyParam },
@@ -75,6 +87,7 @@ const getRoute = createRoute({
       content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
     },
     304: { description: 'Not modified (If-None-Match matched)' },
+    400: { description: 'Invalid key', content: problemContent },
     404: { description: 'No such key', content: problemContent },
   },
 })
@@ -82,13 +95,16 @@ const getRoute = createRoute({
 const deleteRoute = createRoute({
   method: 'delete',
   path: '/v1/kv/{key}',
+  operationId: 'deleteKey',
   summary: 'Delete the key',
   description: conditions,
   request: { params: keyParam },
   responses: {
     204: { description: 'Deleted' },
+    400: { description: 'Invalid key or If-Match', content: problemContent },
     404: { description: 'No such key', content: problemContent },
     412: { description: 'If-Match failed; nothing changed', content: problemContent },
+    ...logRefusalResponses,
   },
 })
 
@@ -125,10 +141,13 @@ export function registerKvRoutes(
   app.openAPIRegistry.registerPath({
     method: 'head',
     path: '/v1/kv/{key}',
+    operationId: 'headKey',
     summary: 'The headers of a GET, without the body; does not refresh recency',
     request: { params: keyParam },
     responses: {
       200: { description: 'Content-Type, Content-Length, ETag and, with a TTL, Slabkv-Ttl' },
+      // A HEAD answer has no body: the problem a GET would carry is not sent.
+      400: { description: 'Invalid key' },
       404: { description: 'No such key' },
     },
   })

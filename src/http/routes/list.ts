@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, AppDeps } from '../deps.js'
 import { decodeMediaType, tagInline } from '../media-type.js'
-import { problemResponse } from '../respond.js'
+import { problemContent, problemResponse } from '../respond.js'
 
 // GET /v1/kv?prefix=&cursor=&limit=: one page of a scan over the store's slots. The cursor is
 // the next slot to look at; a key resident for the whole listing keeps its slot, so it is
@@ -32,6 +32,7 @@ export const sequenceHeader = 'Slabkv-Sequence'
 const listRoute = createRoute({
   method: 'get',
   path: '/v1/kv',
+  operationId: 'listKeys',
   summary: 'List keys by prefix, a page at a time',
   request: {
     query: z.object({
@@ -62,7 +63,7 @@ const listRoute = createRoute({
         },
       },
     },
-    400: { description: 'Invalid cursor or limit' },
+    400: { description: 'Invalid cursor or limit', content: problemContent },
   },
 })
 

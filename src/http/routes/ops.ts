@@ -14,6 +14,7 @@ const walStateNames: Record<number, string> = {
 const statsRoute = createRoute({
   method: 'get',
   path: '/v1/stats',
+  operationId: 'getStats',
   summary: 'Counters and gauges as JSON',
   responses: {
     200: {
@@ -26,6 +27,7 @@ const statsRoute = createRoute({
 const metricsRoute = createRoute({
   method: 'get',
   path: '/metrics',
+  operationId: 'getMetrics',
   summary: 'Prometheus text exposition format',
   responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
 })
@@ -33,6 +35,7 @@ const metricsRoute = createRoute({
 const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
+  operationId: 'healthz',
   summary: 'Liveness: the process serves requests',
   responses: {
     200: {
@@ -45,6 +48,7 @@ const healthRoute = createRoute({
 const readyRoute = createRoute({
   method: 'get',
   path: '/readyz',
+  operationId: 'readyz',
   summary: 'Readiness: 503 while starting or shutting down',
   responses: {
     200: {

@@ -4,7 +4,7 @@ import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
-import { errorResponse, whenDurable, whenLogged } from '../respond.js'
+import { errorResponse, untypedContent, whenDurable, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlSecondsMax } from '../ttl.js'
 import { pykvValidationError } from '../validation.js'
@@ -20,17 +20,39 @@ const invalidPathKey = pykvValidationError(
   'Key is not well-formed UTF-8',
 )
 const keyParam = z.object({ key: z.string().openapi({ description: 'The key, percent-encoded' }) })
-const detailSchema = z.object({ detail: z.unknown() })
+// FastAPI's error shapes, under the names FastAPI's own documents give them, so that a client
+// generated from PyKV's document and one generated from this one read the same types.
+const httpError = untypedContent({
+  'application/json': { schema: z.object({ detail: z.string() }).openapi('HTTPError') },
+})
+const validationError = untypedContent({
+  'application/json': {
+    schema: z
+      .object({
+        detail: z.array(
+          z
+            .object({
+              loc: z.array(z.union([z.string(), z.number().int()])),
+              msg: z.string(),
+              type: z.string(),
+            })
+            .openapi('ValidationError'),
+        ),
+      })
+      .openapi('HTTPValidationError'),
+  },
+})
 
-/** A write the log cannot take. Declared without a body schema: {"detail": <the error's title>}. */
+/** A write the log cannot take: {"detail": <the error's title>}. */
 const logRefusals = {
-  503: { description: 'The log failed (storage_failed): nothing changed' },
-  507: { description: 'The disk is full (storage_full): nothing changed' },
+  503: { description: 'The log failed (storage_failed): nothing changed', content: httpError },
+  507: { description: 'The disk is full (storage_full): nothing changed', content: httpError },
 }
 
 const setRoute = createRoute({
   method: 'post',
   path: '/set',
+  operationId: 'pykvSet',
   summary: 'Store a key-value pair (PyKV-compatible)',
   request: {
     body: {
@@ -54,14 +76,8 @@ const setRoute = createRoute({
       headers: { [evictedHeader]: evictedHeaderDoc },
       content: { 'application/json': { schema: z.object({ status: z.literal('success') }) } },
     },
-    413: {
-      description: 'Value or body too large',
-      content: { 'application/json': { schema: detailSchema } },
-    },
-    422: {
-      description: 'Invalid input',
-      content: { 'application/json': { schema: detailSchema } },
-    },
+    413: { description: 'Value, entry or body too large', content: httpError },
+    422: { description: 'Invalid input', content: validationError },
     ...logRefusals,
   },
 })
@@ -69,6 +85,7 @@ const setRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/get/{key}',
+  operationId: 'pykvGet',
   summary: 'Read a value (PyKV-compatible)',
   request: { params: keyParam },
   responses: {
@@ -78,14 +95,15 @@ const getRoute = createRoute({
         'application/json': { schema: z.object({ key: z.string(), value: z.unknown() }) },
       },
     },
-    404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
-    422: { description: 'The key is not well-formed UTF-8 ({"detail": [{type, loc, msg}]})' },
+    404: { description: 'No such key', content: httpError },
+    422: { description: 'The key is not well-formed UTF-8', content: validationError },
   },
 })
 
 const deleteRoute = createRoute({
   method: 'delete',
   path: '/delete/{key}',
+  operationId: 'pykvDelete',
   summary: 'Delete a key (PyKV-compatible)',
   request: { params: keyParam },
   responses: {
@@ -93,7 +111,8 @@ const deleteRoute = createRoute({
       description: 'Deleted',
       content: { 'application/json': { schema: z.object({ status: z.literal('deleted') }) } },
     },
-    404: { description: 'No such key', content: { 'application/json': { schema: detailSchema } } },
+    404: { description: 'No such key', content: httpError },
+    422: { description: 'The key is not well-formed UTF-8', content: validationError },
     ...logRefusals,
   },
 })

@@ -15,6 +15,7 @@ import { problemContent, problemResponse } from '../respond.js'
 const watchRoute = createRoute({
   method: 'get',
   path: '/v1/watch',
+  operationId: 'watchChanges',
   summary: 'Follow changes to keys under a prefix, as Server-Sent Events, resumable',
   request: {
     query: z.object({
@@ -54,7 +55,8 @@ const watchRoute = createRoute({
       content: problemContent,
     },
     429: {
-      description: 'As many streams are open as --max-watchers allows',
+      description:
+        'As many streams are open as --max-watchers allows (code too_many_watchers), or more requests of this connection wait for their answers than --max-pipelined-requests allows (code too_many_pipelined_requests)',
       content: problemContent,
     },
   },
