@@ -53,6 +53,8 @@ export interface ServerConfig {
   watchBufferSize: number
   /** How often an idle watch stream gets a heartbeat. */
   watchHeartbeatMs: number
+  /** Whether the main thread estimates the miss-ratio curve (src/mrc/), from sampled accesses. */
+  missRatioCurve: boolean
 }
 
 type Kind = 'string' | 'integer' | 'size'
@@ -228,6 +230,16 @@ export const optionSpecs: OptionSpec[] = [
     description:
       'Per handler thread: bytes of recent changes kept in memory for its watchers; a watcher further behind reads the log from disk.',
     target: 'watchBufferSize',
+  },
+  {
+    flag: 'miss-ratio-curve',
+    kind: 'string',
+    default: 'on',
+    choices: ['on', 'off'],
+    description:
+      'on: estimate the hit ratio at other --max-memory sizes (GET /v1/stats missRatioCurve) from sampled reads; off: sample nothing.',
+    target: 'missRatioCurve',
+    convert: (value) => value === 'on',
   },
   {
     flag: 'watch-heartbeat-ms',
@@ -455,6 +467,7 @@ export function resolveConfig(
     watcherCountMax: 0,
     watchBufferSize: 0,
     watchHeartbeatMs: 0,
+    missRatioCurve: true,
   }
   for (const spec of optionSpecs) {
     const text = flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default
