@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { accessMiss, accessRemoval, thresholdAll } from '../store/access-ring.js'
+import { accessClear, accessMiss, accessRemoval, thresholdAll } from '../store/access-ring.js'
 import { Fenwick } from './fenwick.js'
 
 // The miss-ratio curve of an exact, byte-limited LRU, estimated from sampled accesses with
@@ -115,6 +115,10 @@ export class ShardsEstimator {
 
   /** One record of the access ring (access-ring.ts): a sampling hash and what happened. */
   access(sampled: number, code: number): void {
+    if (code === accessClear) {
+      for (const slot of this.#slots.values()) this.#leave(slot)
+      return
+    }
     if (sampled >= this.#threshold) return
     let slot = this.#slots.get(sampled) ?? noSlot
     if (slot === noSlot) {

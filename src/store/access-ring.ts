@@ -15,6 +15,7 @@ import { accessRingCapacity, F64, I32, type Views } from './layout.js'
 //   0            a get found nothing (the size is the one the key had when last seen)
 //   < 0, ≠ min   a set; minus the new entry's size
 //   int32 min    a delete or an expiry took the key away
+//   int32 min+1  a clear took every key away (the hash word is 0)
 // Head and tail count records since the store was created, wrapping at 2^32: their difference
 // is the fill, and the low bits (the capacity is a power of two) the position.
 
@@ -22,10 +23,13 @@ import { accessRingCapacity, F64, I32, type Views } from './layout.js'
 export const accessMiss = 0
 /** The record of a key taken away by a delete or an expiry. */
 export const accessRemoval = -(2 ** 31)
+/** The record of a clear: every key is gone. */
+export const accessClear = -(2 ** 31) + 1
 /** A sampling threshold that keeps every access. */
 export const thresholdAll = 2 ** 32
 
-const sizeMax = 2 ** 31 - 1
+/** Sizes above are written as this, so that a set's code never meets accessClear's. */
+const sizeMax = 2 ** 31 - 2
 const mask = accessRingCapacity - 1
 
 /**
@@ -70,12 +74,20 @@ export class AccessSampler {
     this.#append(hash, accessRemoval)
   }
 
+  /** A clear: whatever the threshold, since it concerns every sampled key. */
+  clear(): void {
+    if (this.#f64[F64.accessThreshold] !== 0) this.#write(0, accessClear)
+  }
+
   #append(hash: number, code: number): void {
     // With the curve off the threshold is 0: one load and one comparison per operation.
     const threshold = this.#f64[F64.accessThreshold]!
     if (threshold === 0) return
     const sampled = samplingHash(hash)
-    if (sampled >= threshold) return
+    if (sampled < threshold) this.#write(sampled, code)
+  }
+
+  #write(sampled: number, code: number): void {
     const i32 = this.#i32
     const head = i32[I32.accessRingHead]!
     if (((head - Atomics.load(i32, I32.accessRingTail)) | 0) >= accessRingCapacity) {

@@ -300,6 +300,7 @@ export class Store {
     try {
       if (!this.#hasLogRoom('clear', 0, 0)) return logFull
       this.#reset()
+      this.#sampler.clear()
       return { ok: true, sequence: this.#emit('clear', '') }
     } finally {
       this.#leave()

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { CurveCollector, curveSizes } from '../../../src/mrc/collector.js'
 import { Fenwick } from '../../../src/mrc/fenwick.js'
 import { ShardsEstimator } from '../../../src/mrc/shards.js'
-import { accessMiss, accessRemoval, thresholdAll } from '../../../src/store/access-ring.js'
+import {
+  accessClear,
+  accessMiss,
+  accessRemoval,
+  thresholdAll,
+} from '../../../src/store/access-ring.js'
 import { F64 } from '../../../src/store/layout.js'
 import { Store } from '../../../src/store/store.js'
 import { prng, testSeed } from '../../support/random.js'
@@ -147,6 +152,20 @@ describe('ShardsEstimator', () => {
     estimator.access(1, accessMiss)
     estimator.access(1, accessMiss)
     expect(estimator.curve().map((point) => point.hitRatio)).toEqual(sizes.map(() => 1 / 3))
+  })
+
+  it('counts a get after a clear as a miss at every size', () => {
+    const estimator = new ShardsEstimator({ memorySizes: sizes })
+    estimator.access(1, -50)
+    estimator.access(2, -50)
+    estimator.access(1, 50)
+    estimator.access(0, accessClear)
+    estimator.access(1, accessMiss)
+    estimator.access(2, accessMiss)
+    estimator.access(2, -50)
+    estimator.access(2, 50)
+    // Before the clear, a hit at 50 + 50 bytes; after it, two cold misses and a hit at 50.
+    expect(estimator.curve().map((point) => point.hitRatio)).toEqual(sizes.map(() => 2 / 4))
   })
 
   it('adds to the shortest distances what the rate says the sample missed (SHARDS_adj)', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   AccessSampler,
+  accessClear,
   accessesDropped,
   accessMiss,
   accessRemoval,
@@ -102,6 +103,7 @@ describe('access ring', () => {
     store.get('t')
     store.set('big1', new Uint8Array(6000))
     store.set('big2', new Uint8Array(6000)) // evicts big1: not recorded
+    store.clear()
     const codes = drained(store.views).map(([, code]) => code)
     expect(codes).toEqual([
       -11,
@@ -113,6 +115,7 @@ describe('access ring', () => {
       accessMiss,
       -6004,
       -6004,
+      accessClear,
     ])
   })
 })
