@@ -237,7 +237,7 @@ export const optionSpecs: OptionSpec[] = [
     default: 'on',
     choices: ['on', 'off'],
     description:
-      'on: estimate the hit ratio at other --max-memory sizes (GET /v1/stats missRatioCurve) from sampled reads; off: sample nothing.',
+      'on: estimate from sampled reads the hit ratio the store would have with more or less memory (missRatioCurve in GET /v1/stats); off: sample nothing.',
     target: 'missRatioCurve',
     convert: (value) => value === 'on',
   },
