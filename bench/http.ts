@@ -57,6 +57,8 @@ const { values: args } = parseArgs({
     scenario: { type: 'string' },
     // slabkv's --fsync mode: always (the default) acknowledges after fdatasync.
     fsync: { type: 'string', default: 'always' },
+    // Adds slabkv with --miss-ratio-curve off to every scenario: what the curve costs, A/B.
+    'curve-ab': { type: 'boolean', default: false },
   },
 })
 const { runCount, durationS, warmupS, connectionCount, dryRun } = loadSettings(args)
@@ -78,6 +80,8 @@ const context = runContext(import.meta.url, ['src', 'workers'])
 const slabkvName = 'slabkv'
 const referenceName = 'hono-map'
 const threadedName = `slabkv --threads ${threadCount}`
+const curveOffName = 'slabkv --miss-ratio-curve off'
+const curveAb = args['curve-ab']
 const specs = [
   // --threads 1 makes it one handler thread, where the default is one per core.
   slabkvSystem({
@@ -95,6 +99,18 @@ const specs = [
     id: 'slabkv-threads',
     label: threadedName,
   }),
+  // Last, so that the threaded server stays the third (its note below reads systems[2]).
+  ...(curveAb
+    ? [
+        slabkvSystem({
+          threads: 1,
+          fsync: fsyncMode,
+          serveArgs: [...limitArgs, '--miss-ratio-curve', 'off'],
+          id: 'slabkv-curve-off',
+          label: curveOffName,
+        }),
+      ]
+    : []),
 ]
 
 interface SystemResult {
@@ -256,7 +272,49 @@ const note =
   `threads), and by this process (the load generator), during the run; the machine's ` +
   `${os.cpus().length} cores are shared by both. µs/req: server CPU time per response.`
 
-const markdown = `${table}\n\n${threadedNote}\n\n${targets}\n\n${note}`
+// The curve's cost: slabkv as above (the curve on, the default) against the same server with it
+// off, in the same interleaved rounds. 10,000 keys fit the curve's sample of 8,192 nearly
+// whole, so nearly every access is sampled: the most the curve can cost.
+const curveRows = curveAb
+  ? results.map((r) => {
+      const on = systemOf(r, slabkvName)!
+      const off = systemOf(r, curveOffName)!
+      const runRatios = on.runs.map(
+        (run, i) => run.requestsPerSecond / off.runs[i]!.requestsPerSecond,
+      )
+      return {
+        scenario: r.scenario,
+        ratio: round3(on.requestsPerSecond / off.requestsPerSecond),
+        ratioRunRange: [round3(Math.min(...runRatios)), round3(Math.max(...runRatios))],
+        on,
+        off,
+      }
+    })
+  : []
+const curveTable = curveAb
+  ? `${renderTable([
+      [
+        'scenario',
+        'curve on req/s',
+        'curve off req/s',
+        'on / off (target ≥ 0.97×)',
+        'on / off of a run, min–max',
+        'server CPU µs/req, on / off',
+        'CPU % on / its load gen',
+      ],
+      ...curveRows.map((r, i) => [
+        r.scenario,
+        perSecond(r.on, results[i]!.opsPerRequest),
+        perSecond(r.off, results[i]!.opsPerRequest),
+        `${r.ratio.toFixed(2)}×`,
+        `${r.ratioRunRange[0]!.toFixed(2)}–${r.ratioRunRange[1]!.toFixed(2)}`,
+        `${r.on.serverCpuPerRequestUs ?? '?'} / ${r.off.serverCpuPerRequestUs ?? '?'}`,
+        cpu(r.on),
+      ]),
+    ])}\n\nThe miss-ratio curve's cost (\`--curve-ab\`): slabkv above (\`--miss-ratio-curve on\`, the default) against \`${curveOffName}\`, same options otherwise, in the same rounds. The 10,000 keys nearly fit the curve's 8,192-key sample, so nearly every access is sampled.\n\n`
+  : ''
+
+const markdown = `${table}\n\n${threadedNote}\n\n${curveTable}${targets}\n\n${note}`
 const config = {
   runCount,
   durationS,
@@ -283,6 +341,13 @@ const json = {
     systems: results[i]!.systems,
   })),
   threadedGetHitRatio: threadedRatio ?? null,
+  curveOnOff: curveAb
+    ? curveRows.map((r) => ({
+        scenario: r.scenario,
+        ratio: r.ratio,
+        ratioRunRange: r.ratioRunRange,
+      }))
+    : null,
   durationS: benchDurationS,
 }
 publish('http', context, dryRun, json, markdown)

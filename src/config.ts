@@ -56,6 +56,8 @@ export interface ServerConfig {
   watchBufferSize: number
   /** How often an idle watch stream gets a heartbeat. */
   watchHeartbeatMs: number
+  /** Whether the main thread estimates the miss-ratio curve (src/mrc/), from sampled accesses. */
+  missRatioCurve: boolean
 }
 
 type Kind = 'string' | 'integer' | 'size'
@@ -245,6 +247,18 @@ export const optionSpecs: OptionSpec[] = [
     description:
       'Per handler thread: bytes of recent changes kept in memory for its watchers; a watcher further behind reads the log from disk.',
     target: 'watchBufferSize',
+  },
+  {
+    flag: 'miss-ratio-curve',
+    kind: 'string',
+    // Off until a benchmark shows its cost within 3% of off (see the miss-ratio curve's note in
+    // bench/RESULTS.md): sampling is under the store lock of every read and write.
+    default: 'off',
+    choices: ['on', 'off'],
+    description:
+      'on: estimate from sampled reads the hit ratio the store would have with more or less memory (missRatioCurve in GET /v1/stats); off: sample nothing.',
+    target: 'missRatioCurve',
+    convert: (value) => value === 'on',
   },
   {
     flag: 'watch-heartbeat-ms',
@@ -473,6 +487,7 @@ export function resolveConfig(
     watcherCountMax: 0,
     watchBufferSize: 0,
     watchHeartbeatMs: 0,
+    missRatioCurve: true,
   }
   for (const spec of optionSpecs) {
     const text = flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default

@@ -5,6 +5,7 @@ import { startHandlerThreads } from './handler-threads.js'
 import type { Runtime } from './http/deps.js'
 import { claimPort, formatHost, supportsReusePort } from './http/listen.js'
 import type { Log } from './log.js'
+import { startCurveService } from './mrc/channel.js'
 import { Store } from './store/store.js'
 import { verifyStore } from './store/verify.js'
 import { lockDataDir, type StaleLock } from './wal/dir-lock.js'
@@ -122,12 +123,15 @@ async function startOnDataDir(
     if (durability.refusal() === undefined) store.trySweep(1000)
   }, config.sweepIntervalMs)
   sweepTimer.unref()
+  // Started before the threads, so that the curve counts every access they serve.
+  const curve = config.missRatioCurve ? startCurveService(store.views) : undefined
 
   let threads: Awaited<ReturnType<typeof startHandlerThreads>>
   try {
     threads = await startHandlerThreads(config, store.buffer, runtime, log)
   } catch (error) {
     clearInterval(sweepTimer)
+    curve?.stop()
     await wal.stop()
     throw error
   }
@@ -148,6 +152,7 @@ async function startOnDataDir(
     stop: async () => {
       runtime.ready = false
       clearInterval(sweepTimer)
+      curve?.stop()
       await threads.stop()
       await wal.stop()
       // A testing aid: end-to-end tests check the buffer of a real server once it has drained.

@@ -4,6 +4,7 @@ import { createApp } from '../src/http/app.js'
 import type { Runtime } from '../src/http/deps.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
 import { createLog } from '../src/log.js'
+import { CurveSubscriber } from '../src/mrc/channel.js'
 import { attachLoggedStore } from '../src/wal/logged-store.js'
 import { ChangeFeed } from '../src/watch/feed.js'
 
@@ -23,7 +24,8 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
     bufferSize: config.watchBufferSize,
     onProblem: (message, fields) => log.error(message, fields),
   })
-  const app = createApp({ store, config, durability, runtime, log, changes })
+  const missRatioCurve = config.missRatioCurve ? new CurveSubscriber() : undefined
+  const app = createApp({ store, config, durability, runtime, log, changes, missRatioCurve })
   const server = await listen(app.fetch, config, log)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
@@ -39,4 +41,5 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
   changes.close()
   await closeGracefully(server, config.shutdownTimeoutMs)
   control.close()
+  missRatioCurve?.close()
 }

@@ -2,6 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { ServerConfig } from '../config.js'
 import type { Durability } from '../durability.js'
 import type { Log } from '../log.js'
+import type { CurveSubscriber } from '../mrc/channel.js'
 import type { Store } from '../store/store.js'
 import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
@@ -31,6 +32,8 @@ export interface AppDeps {
   log: Log
   /** This thread's change feed (GET /v1/watch); absent for an app with no log (tests). */
   changes?: ChangeFeed
+  /** The miss-ratio curve the main thread publishes; absent when it is off, or with no main thread (tests). */
+  missRatioCurve?: Pick<CurveSubscriber, 'latest' | 'reset'>
 }
 
 /** What the write routes get besides AppDeps: this app's (this thread's) eviction reporting. */

@@ -3,24 +3,7 @@ import assert from 'node:assert/strict'
 // The one owner of the SharedArrayBuffer's layout. Every offset, header word and array length
 // is computed here, from the configuration alone, so a thread that attaches to an existing
 // buffer recomputes exactly the layout the creating thread used. No other module computes an
-// offset.
-//
-//   ┌──────────────────────────── one SharedArrayBuffer ───────────────────────────────────────────┐
-//   │ header f64 │ header i64 │ header i32 │ entry table (struct of arrays) │ hash index │ arena │ WAL ring │
-//   └──────────────────────────────────────────────────────────────────────────────────────────────┘
-//
-//   header f64:   bytes used, arena head/tail/used, next sequence number, stats counters,
-//                 and the byte limits (which can exceed 2^31)
-//   header i64:   the durable sequence number (a BigInt64Array so threads can Atomics.wait on it)
-//   header i32:   magic, format version, lock word, LRU head/tail, free-slot head, entry count,
-//                 expiry heap size, hash seed, the configuration the layout derives from, and the
-//                 WAL ring's positions and wake-up words (src/wal/ring.ts)
-//   hash index:   i32 × indexSlotCount (a power of two ≥ 2 × entryCountMax): slot or slotNone
-//   entry table:  per slot: hash i32, prev i32, next i32, heapPos i32, heap i32, loc u32,
-//                 valueSize u32, keySize u16, contentType u8, version f64, expiresAt f64
-//   arena:        u8 × arenaSize: the log of records [owner slot i32 LE][key][value] (arena.ts)
-//   WAL ring:     u8 × walRingSize: encoded log records on their way to disk (src/wal/ring.ts)
-//
+// offset. docs/architecture.md#the-shared-buffer draws the regions and says what each holds.
 // Arrays are laid out widest first so every typed array starts on its natural alignment.
 
 export type Slot = number & { readonly brand: 'Slot' }
@@ -28,7 +11,7 @@ export type Slot = number & { readonly brand: 'Slot' }
 export const slotNone = -1 as Slot
 
 export const layoutMagic = 0x736c6162 // "slab"
-export const layoutVersion = 3
+export const layoutVersion = 4
 
 /** Indices into the header's Int32Array. */
 export const I32 = {
@@ -83,6 +66,10 @@ export const I32 = {
   slotHighWater: 26,
   /** GET /v1/watch streams open across every handler thread, against --max-watchers. */
   watcherCount: 27,
+  /** The access ring's next record to write (a record index); written only under the store lock. */
+  accessRingHead: 28,
+  /** The access ring's next record to read; written only by its reader, the main thread. */
+  accessRingTail: 29,
 } as const
 const headerI32Count = 32
 
@@ -123,6 +110,10 @@ export const F64 = {
   walSnapshots: 17,
   /** What a read that finds nothing waits for (Store.missSequence says what it holds). */
   missSequence: 18,
+  /** An access is sampled when its key's sampling hash is below this (access-ring.ts). */
+  accessThreshold: 19,
+  /** Sampled accesses the full access ring could not take, counted under the store lock. */
+  accessDropped: 20,
 } as const
 const headerF64Count = 24
 
@@ -189,6 +180,9 @@ export function walRingSizeOf(limits: StoreLimits): number {
   return limits.walRingSize ?? Math.max(4 * 1024 * 1024, walRingSizeMin(limits))
 }
 
+/** Records the access ring holds: 256 KiB whatever the store's size (access-ring.ts). */
+export const accessRingCapacity = 32_768
+
 /** The arena record header: the owner slot of a live record, or minus the size of a dead one. */
 export const recordHeaderSize = 4
 
@@ -219,6 +213,7 @@ type ArrayName =
   | 'contentTypes'
   | 'arena'
   | 'walRing'
+  | 'accessRing'
 
 /** The typed-array views one thread holds over the shared buffer. */
 export interface Views {
@@ -243,6 +238,8 @@ export interface Views {
   /** The arena again, for reading and writing unaligned 32-bit words of keys and values. */
   readonly arenaView: DataView
   readonly walRing: Uint8Array
+  /** Sampled accesses on their way to the miss-ratio curve (access-ring.ts). */
+  readonly accessRing: Int32Array
 }
 
 /** Node 20 refuses typed arrays longer than 2^32 elements, and arena offsets are stored in u32. */
@@ -304,6 +301,8 @@ export function computeLayout(limits: StoreLimits): Layout {
   place('contentTypes', 1, entryCountMax)
   place('arena', 1, arenaSize)
   place('walRing', 1, walRingSize)
+  at = Math.ceil(at / 4) * 4 // After the rings, as a snapshot's copy stops at the arena.
+  place('accessRing', 4, 2 * accessRingCapacity)
 
   return {
     limits: { ...limits, walRingSize },
@@ -339,6 +338,7 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
     arena: new Uint8Array(buffer, o.arena, layout.arenaSize),
     arenaView: new DataView(buffer, o.arena, layout.arenaSize),
     walRing: new Uint8Array(buffer, o.walRing, layout.walRingSize),
+    accessRing: new Int32Array(buffer, o.accessRing, 2 * accessRingCapacity),
   }
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
+import { AccessSampler } from './access-ring.js'
 import { Arena } from './arena.js'
 import { type BatchKey, planBatch } from './batch-plan.js'
 import { ExpiryHeap } from './expiry-heap.js'
@@ -71,6 +72,8 @@ export class Store {
   readonly #lru: LruList
   readonly #heap: ExpiryHeap
   readonly #arena: Arena
+  /** Samples gets, sets and removals for the miss-ratio curve (access-ring.ts). */
+  readonly #sampler: AccessSampler
   readonly #clock: () => number
   readonly #onMutation: ((record: MutationRecord) => void) | undefined
   readonly #logRoom: LogRoom | undefined
@@ -135,6 +138,7 @@ export class Store {
     this.#lru = new LruList(v.headerI32, v.prev, v.next)
     this.#heap = new ExpiryHeap(v.headerI32, v.heap, v.heapPos, v.expiresAt)
     this.#arena = new Arena(v.headerF64, v.arena, v.loc, v.keySizes, v.valueSizes)
+    this.#sampler = new AccessSampler(v)
     this.#clock = options.clock ?? Date.now
     this.#onMutation = options.onMutation
     this.#logRoom = options.logRoom
@@ -296,6 +300,7 @@ export class Store {
     try {
       if (!this.#hasLogRoom('clear', 0, 0)) return logFull
       this.#reset()
+      this.#sampler.clear()
       return { ok: true, sequence: this.#emit('clear', '') }
     } finally {
       this.#leave()
@@ -487,7 +492,10 @@ export class Store {
     const hash = this.#probe(key)
     const position = hash === undefined ? -1 : this.#index.find(hash, this.#matches)
     if (position < 0) {
-      if (touch) v.headerF64[F64.misses]! += 1
+      if (touch) {
+        v.headerF64[F64.misses]! += 1
+        if (hash !== undefined) this.#sampler.get(hash, 0)
+      }
       return undefined
     }
     const slot = this.#index.slotAt(position)
@@ -495,15 +503,19 @@ export class Store {
       // Reclaimed when the log has room for the expiry; otherwise it stays until a sweep or a
       // later read finds room. Absent either way.
       this.#remove(slot, position, 'expire')
-      if (touch) v.headerF64[F64.misses]! += 1
+      if (touch) {
+        v.headerF64[F64.misses]! += 1
+        this.#sampler.get(hash!, 0)
+      }
       return undefined
-    }
-    if (touch) {
-      this.#lru.moveToFront(slot)
-      v.headerF64[F64.hits]! += 1
     }
     const valueOffset = this.#arena.keyOffset(slot) + v.keySizes[slot]!
     const valueSize = v.valueSizes[slot]!
+    if (touch) {
+      this.#lru.moveToFront(slot)
+      v.headerF64[F64.hits]! += 1
+      this.#sampler.get(hash!, v.keySizes[slot]! + valueSize)
+    }
     const value = copyValue(v.arenaView, valueOffset, valueSize)
     return {
       value,
@@ -699,6 +711,7 @@ export class Store {
     v.headerF64[F64.sets]! += 1
     if (this.#replaying) return { ok: true, version, created }
     const keySize = this.#key.size
+    this.#sampler.set(v.hashes[slot]!, keySize + value.byteLength)
     if (this.#prepared) this.#consumeReserved(this.#recordSize('set', keySize, value.byteLength))
     this.#onMutation?.({
       op: 'set',
@@ -839,6 +852,8 @@ export class Store {
       if (op === 'delete') this.#consumeReserved(this.#recordSize(op, keySize, 0))
     } else if (!this.#hasLogRoom(op, keySize, 0)) return undefined
     if (op === 'expire') this.#noteMiss(v.versions[slot]!)
+    // An eviction is the cache's own doing, which the curve models; the others are the workload's.
+    if (op !== 'evict' && !this.#replaying) this.#sampler.removal(v.hashes[slot]!)
     const key = this.#onMutation ? decodeKey(v.arena, this.#arena.keyOffset(slot), keySize) : ''
     this.#index.removeAt(position)
     this.#lru.remove(slot)

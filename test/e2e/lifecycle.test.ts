@@ -325,6 +325,7 @@ const optionsWithDefaults: [string, string | undefined][] = [
   ['--threads', undefined],
   ['--token', undefined],
   ['--data-dir', './data'],
+  ['--miss-ratio-curve', 'off'],
   ['--max-entries', '1000000'],
   ['--max-memory', '256MiB'],
   ['--max-key-size', '1024'],

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { MissRatioCurve } from '../../mrc/collector.js'
 import { I32, walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
 import type { StoreStats } from '../../store/types.js'
 import type { App, AppDeps } from '../deps.js'
@@ -30,6 +31,22 @@ const metricsRoute = createRoute({
   operationId: 'getMetrics',
   summary: 'Prometheus text exposition format',
   responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
+})
+
+const curveResetRoute = createRoute({
+  method: 'post',
+  path: '/v1/stats/miss-ratio-curve/reset',
+  summary: 'Starts the miss-ratio curve again from nothing (the counters stay)',
+  responses: {
+    202: {
+      description: 'The main thread starts a new curve; the next one published is from now',
+      content: { 'application/json': { schema: z.object({ status: z.string() }) } },
+    },
+    404: {
+      description: 'The curve is off (--miss-ratio-curve off)',
+      content: { 'application/json': { schema: z.object({ status: z.string() }) } },
+    },
+  },
 })
 
 const healthRoute = createRoute({
@@ -84,7 +101,7 @@ function operationCount(stats: StoreStats): number {
   return stats.hits + stats.misses + stats.sets + stats.deletes
 }
 
-export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
+export function registerOpsRoutes(app: App, { store, runtime, missRatioCurve }: AppDeps): void {
   const meter = new RateMeter()
   meter.sample(operationCount(store.stats()), Date.now())
 
@@ -122,6 +139,8 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
         recovery: runtime.recovery ?? null,
       },
       watch: { streams: Atomics.load(store.views.headerI32, I32.watcherCount) },
+      // Null when off, and for the first second, before the main thread has published one.
+      missRatioCurve: missRatioCurve?.latest ?? null,
     }
   }
 
@@ -164,6 +183,7 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
     metric('wal_bytes_total', 'counter', 'Log bytes written.', s.wal.bytesWritten)
     metric('wal_snapshots_total', 'counter', 'Snapshots written.', s.wal.snapshots)
     metric('watch_streams', 'gauge', 'GET /v1/watch streams open.', s.watch.streams)
+    curveMetrics(lines, s.missRatioCurve)
     metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
     metric('threads', 'gauge', 'Handler threads.', s.threads)
     return c.text(`${lines.join('\n')}\n`, 200, {
@@ -171,8 +191,37 @@ export function registerOpsRoutes(app: App, { store, runtime }: AppDeps): void {
     })
   })
 
+  app.openapi(curveResetRoute, (c) => {
+    if (missRatioCurve === undefined) return c.json({ status: 'the curve is off' }, 404)
+    missRatioCurve.reset()
+    return c.json({ status: 'reset' }, 202)
+  })
   app.openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
   app.openapi(readyRoute, (c) =>
     runtime.ready ? c.json({ status: 'ready' }, 200) : c.json({ status: 'not ready' }, 503),
   )
+}
+
+/** The curve in Prometheus form: one gauge per size, labelled with the size in bytes. */
+function curveMetrics(lines: string[], curve: MissRatioCurve | null): void {
+  if (curve === null) return
+  const name = 'slabkv_miss_ratio_curve_hit_ratio'
+  lines.push(
+    `# HELP ${name} Estimated hit ratio of reads if --max-memory were memory_bytes (SHARDS).`,
+    `# TYPE ${name} gauge`,
+  )
+  for (const point of curve.points) {
+    lines.push(`${name}{memory_bytes="${point.memorySize}"} ${point.hitRatio}`)
+  }
+  const gauge = (suffix: string, help: string, value: number) => {
+    lines.push(
+      `# HELP slabkv_miss_ratio_curve_${suffix} ${help}`,
+      `# TYPE slabkv_miss_ratio_curve_${suffix} gauge`,
+      `slabkv_miss_ratio_curve_${suffix} ${value}`,
+    )
+  }
+  gauge('sampled_keys', 'Keys the curve is computed from.', curve.sampledKeyCount)
+  gauge('reads', 'Reads the curve covers, since its start or reset.', curve.accessCount)
+  gauge('dropped', 'Sampled accesses lost to a full access ring since then.', curve.droppedCount)
+  gauge('since_seconds', 'When the curve started (Unix time).', curve.since / 1000)
 }

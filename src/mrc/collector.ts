@@ -1,0 +1,119 @@
+import { accessesDropped, drainAccessRing, setAccessThreshold } from '../store/access-ring.js'
+import { F64, type Views } from '../store/layout.js'
+import { type CurvePoint, ShardsEstimator } from './shards.js'
+
+// The main thread's side of the miss-ratio curve: it drains the access ring every handler thread
+// writes into (src/store/access-ring.ts), feeds the SHARDS estimator (shards.ts), and tells the
+// writers the estimator's threshold, so that keys that left the sample stop being written.
+
+export interface MissRatioCurve {
+  readonly points: readonly CurvePoint[]
+  readonly sampledKeyCount: number
+  /** Gets since `since`, every thread's. */
+  readonly accessCount: number
+  /** Sampled accesses the full ring dropped since `since`. */
+  readonly droppedCount: number
+  /** When the curve started (ms since the epoch): the server's start, or the latest reset. */
+  readonly since: number
+}
+
+/**
+ * The sizes the curve is read at: 25 points a quarter of an octave apart, from 1/8× to 8×
+ * `memorySizeMax`, which is among them (k = 0). A quarter octave is finer than an operator
+ * buys memory, and every point costs one bin.
+ */
+export function curveSizes(memorySizeMax: number): number[] {
+  const sizes: number[] = []
+  for (let k = -12; k <= 12; k++) sizes.push(Math.max(1, Math.round(memorySizeMax * 2 ** (k / 4))))
+  return [...new Set(sizes)]
+}
+
+export interface CollectorOptions {
+  readonly sampleKeysMax?: number
+  readonly adjust?: boolean
+  readonly clock?: () => number
+}
+
+export class CurveCollector {
+  readonly #views: Views
+  readonly #options: CollectorOptions
+  readonly #clock: () => number
+  #estimator: ShardsEstimator
+  #since: number
+  #gets: number
+  #dropped: number
+  #droppedSince: number
+  readonly #visit = (sampled: number, code: number): void => this.#estimator.access(sampled, code)
+
+  /** Starts sampling: from here every thread's accesses are written into the ring. */
+  constructor(views: Views, options: CollectorOptions = {}) {
+    this.#views = views
+    this.#options = options
+    this.#clock = options.clock ?? Date.now
+    this.#estimator = this.#newEstimator()
+    this.#since = this.#clock()
+    this.#gets = this.#getsSoFar()
+    this.#dropped = accessesDropped(views)
+    this.#droppedSince = this.#dropped
+    setAccessThreshold(views, this.#estimator.threshold)
+  }
+
+  /** Drains what the threads sampled since the last call. Never waits, takes no lock. */
+  drain(): void {
+    const estimator = this.#estimator
+    // Gets first, at the rate the threads sampled them with; every record of theirs is in the
+    // ring by then (a get is counted and sampled under one hold of the lock), and a threshold
+    // the draining lowers scales them with the rest.
+    const gets = this.#getsSoFar()
+    estimator.noteGets(gets - this.#gets)
+    this.#gets = gets
+    drainAccessRing(this.#views, this.#visit)
+    const dropped = accessesDropped(this.#views)
+    if (dropped > this.#dropped) estimator.noteDropped(dropped - this.#dropped)
+    this.#dropped = dropped
+    setAccessThreshold(this.#views, estimator.threshold)
+  }
+
+  /**
+   * Starts the curve again from nothing, so that it follows a workload that changed. What the
+   * ring holds is from before, and goes.
+   */
+  reset(): void {
+    drainAccessRing(this.#views, () => {})
+    this.#estimator = this.#newEstimator()
+    this.#since = this.#clock()
+    this.#gets = this.#getsSoFar()
+    this.#droppedSince = this.#dropped = accessesDropped(this.#views)
+    setAccessThreshold(this.#views, this.#estimator.threshold)
+  }
+
+  /** Stops sampling: the threads' cost goes back to one comparison per access. */
+  stop(): void {
+    setAccessThreshold(this.#views, 0)
+  }
+
+  curve(): MissRatioCurve {
+    const estimator = this.#estimator
+    return {
+      points: estimator.curve(),
+      sampledKeyCount: estimator.sampledKeyCount,
+      accessCount: estimator.accessCount,
+      droppedCount: this.#dropped - this.#droppedSince,
+      since: this.#since,
+    }
+  }
+
+  #newEstimator(): ShardsEstimator {
+    const memorySizes = curveSizes(this.#views.headerF64[F64.memorySizeMax]!)
+    return new ShardsEstimator({
+      memorySizes,
+      sampleKeysMax: this.#options.sampleKeysMax,
+      adjust: this.#options.adjust,
+    })
+  }
+
+  #getsSoFar(): number {
+    const f64 = this.#views.headerF64
+    return f64[F64.hits]! + f64[F64.misses]!
+  }
+}

@@ -1,0 +1,109 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { killAll, type RunningServer, sleep, startServer } from '../support/server.js'
+import { expectJson } from './http.js'
+
+// The miss-ratio curve of a real server (docs/api.md#the-miss-ratio-curve): every handler
+// thread's reads reach the main thread's estimator, which publishes the curve back to every
+// thread for GET /v1/stats and /metrics, and starts it again when asked.
+
+interface Curve {
+  points: { memorySize: number; hitRatio: number }[]
+  sampledKeyCount: number
+  accessCount: number
+  droppedCount: number
+  since: number
+}
+
+interface Stats {
+  hits: number
+  misses: number
+  missRatioCurve: Curve | null
+}
+
+const servers: RunningServer[] = []
+
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.stop()))
+  await killAll()
+})
+
+async function stats(server: RunningServer): Promise<Stats> {
+  return expectJson<Stats>(await fetch(`${server.url}/v1/stats`), 200)
+}
+
+/** Polls /v1/stats until the published curve passes `ready` (it is published every second). */
+async function curveWhen(server: RunningServer, ready: (curve: Curve, s: Stats) => boolean) {
+  for (let attempt = 0; ; attempt++) {
+    const s = await stats(server)
+    if (s.missRatioCurve !== null && ready(s.missRatioCurve, s)) return s.missRatioCurve
+    if (attempt === 100) throw new Error(`no such curve: ${JSON.stringify(s.missRatioCurve)}`)
+    await sleep(100)
+  }
+}
+
+describe('the miss-ratio curve', () => {
+  it('counts every read of every thread, and predicts an LRU of each size', async () => {
+    const server = await startServer([
+      '--threads',
+      '2',
+      '--max-memory',
+      '1MiB',
+      '--miss-ratio-curve',
+      'on',
+    ])
+    servers.push(server)
+    const value = Buffer.alloc(1000, 120)
+    const keys = Array.from({ length: 200 }, (_, i) => `mrc-${String(i).padStart(3, '0')}`)
+    for (const key of keys) {
+      const response = await fetch(`${server.url}/v1/kv/${key}`, { method: 'PUT', body: value })
+      expect(response.status).toBe(201)
+      await response.arrayBuffer()
+    }
+    // Reads over fresh connections, so that the kernel spreads them over both threads.
+    for (let round = 0; round < 3; round++) {
+      for (const key of keys) {
+        const response = await fetch(`${server.url}/v1/kv/${key}`, {
+          headers: { connection: 'close' },
+        })
+        expect(response.status).toBe(200)
+        await response.arrayBuffer()
+      }
+    }
+    const curve = await curveWhen(server, (c, s) => c.accessCount === s.hits + s.misses)
+    expect(curve.accessCount).toBe(600)
+    // Fewer keys than the sample holds: every key is sampled, and the curve is exact.
+    expect(curve.sampledKeyCount).toBe(200)
+    expect(curve.droppedCount).toBe(0)
+    const sizes = curve.points.map((point) => point.memorySize)
+    expect(sizes.length).toBeGreaterThanOrEqual(16)
+    expect(sizes[0]).toBe(2 ** 20 / 8)
+    expect(sizes.at(-1)).toBe(2 ** 20 * 8)
+    expect(sizes).toContain(2 ** 20)
+    // Each read is 200 entries of 1,007 bytes after the last read of its key: a hit in any LRU
+    // of 201,400 bytes or more, and in none smaller.
+    for (const point of curve.points) {
+      expect(point.hitRatio, String(point.memorySize)).toBe(point.memorySize >= 201_400 ? 1 : 0)
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text()
+    expect(metrics).toContain('slabkv_miss_ratio_curve_hit_ratio{memory_bytes="1048576"} 1\n')
+    expect(metrics).toContain('slabkv_miss_ratio_curve_hit_ratio{memory_bytes="131072"} 0\n')
+    expect(metrics).toMatch(/^slabkv_miss_ratio_curve_sampled_keys 200$/m)
+
+    const reset = await fetch(`${server.url}/v1/stats/miss-ratio-curve/reset`, { method: 'POST' })
+    expect(reset.status).toBe(202)
+    await reset.arrayBuffer()
+    const fresh = await curveWhen(server, (c) => c.since > curve.since)
+    expect(fresh).toMatchObject({ accessCount: 0, sampledKeyCount: 0 })
+  })
+
+  it('is null, and cannot be reset, with --miss-ratio-curve off', async () => {
+    const server = await startServer(['--threads', '1', '--miss-ratio-curve', 'off'])
+    servers.push(server)
+    await sleep(1200)
+    expect((await stats(server)).missRatioCurve).toBeNull()
+    const reset = await fetch(`${server.url}/v1/stats/miss-ratio-curve/reset`, { method: 'POST' })
+    expect(reset.status).toBe(404)
+    await reset.arrayBuffer()
+    expect(await (await fetch(`${server.url}/metrics`)).text()).not.toContain('miss_ratio_curve')
+  })
+})
