@@ -108,7 +108,7 @@ export async function driveEveryRoute(baseUrl: string): Promise<string[]> {
   const reader = watch.data!.pipeThrough(new TextDecoderStream()).getReader()
   // The stream opens with its retry and position, then sends the changes since the listing.
   let events = ''
-  while (!/event: set\n[^]*?\n\n/.test(events)) {
+  while (!/event: set\n[\s\S]*?\n\n/.test(events)) {
     const chunk = await reader.read()
     if (chunk.done) break
     events += chunk.value
