@@ -35,6 +35,7 @@ const operationIds = [
   'pykvGet',
   'pykvSet',
   'readyz',
+  'resetMissRatioCurve',
   'runBatch',
   'watchChanges',
 ]

@@ -36,6 +36,7 @@ const metricsRoute = createRoute({
 const curveResetRoute = createRoute({
   method: 'post',
   path: '/v1/stats/miss-ratio-curve/reset',
+  operationId: 'resetMissRatioCurve',
   summary: 'Starts the miss-ratio curve again from nothing (the counters stay)',
   responses: {
     202: {
