@@ -8,6 +8,7 @@ import {
   formatDuration,
   formatPercent,
 } from './format.js'
+import { createCurveCard } from './miss-ratio-curve.js'
 import { createSparkline, drawSparkline } from './sparkline.js'
 
 // The live dashboard: GET /v1/stats every second, kept for the last five minutes, shown as one
@@ -47,6 +48,7 @@ const gaugeCritical = 0.95
  * @property {number} sequence
  * @property {{ fsync: string | null, state: string, durableLag: number, groupCommits: number,
  *   recordsWritten: number, recordsPerGroupCommit: number }} wal
+ * @property {import('./miss-ratio-curve.js').Curve | null} missRatioCurve
  */
 
 /**
@@ -312,7 +314,11 @@ export function startDashboard({ onPoll }) {
   const facts = byId('server-facts', HTMLElement)
   const notice = byId('evictions-notice', HTMLElement)
   const cards = metrics.map((metric) => ({ metric, ...createCard(metric) }))
-  grid.replaceChildren(...cards.map(({ card }) => card))
+  // The curve, what more memory would buy, beside the hit ratio it predicts.
+  const curve = createCurveCard()
+  const shown = cards.map(({ card }) => card)
+  shown.splice(metrics.findIndex(({ name }) => name === 'hit-ratio') + 1, 0, curve.card)
+  grid.replaceChildren(...shown)
   /** @type {Sample[]} */
   let samples = []
 
@@ -330,6 +336,7 @@ export function startDashboard({ onPoll }) {
     const charted = { span, evictions: evictionsAcross(samples) }
     notice.hidden = charted.evictions === 0
     if (!notice.hidden) notice.replaceChildren(...evictionNotice(latest, charted))
+    curve.update(stats)
     for (const { metric, headline, detail, chart, caption, meter, card } of cards) {
       headline.textContent = metric.headline(latest)
       detail.textContent = metric.detail(latest, charted)
