@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { api, kvPath } from '../support/api-client.js'
@@ -11,8 +12,9 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
 // GET /v1/watch read by the browser's own EventSource (docs/api.md, "GET /v1/watch"), in
 // Chromium against the real server, with nothing of ours parsing the stream in the page. The
 // page is the server's own /docs, so the stream is same-origin and under the policy the server
-// gives its pages (connect-src 'self'): what is tested is EventSource and the feed, not CORS
-// (cors-browser.test.ts covers that). The page reaches the server through a TCP relay
+// gives its pages (connect-src 'self'): what is tested is EventSource and the feed, not CORS.
+// One more test does it from a page on another origin (opened from disk, --cors-origins null).
+// The page reaches the server through a TCP relay
 // (test/support/tcp-proxy.ts) that records what each connection carried: the Last-Event-ID a
 // reconnect sends is read there, as the server receives it, and the relay resets connections
 // to drop them. The test writes keys through the API directly, behind the page's back.
@@ -32,7 +34,7 @@ let pages: TestPages
 const started: TcpProxy[] = []
 const dataDirs: string[] = []
 
-function tempDataDir(): string {
+function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'slabkv-eventsource-'))
   dataDirs.push(dir)
   return dir
@@ -47,7 +49,12 @@ async function relayTo(server: RunningServer): Promise<TcpProxy> {
 /** Opens the server's /docs through the relay and starts an EventSource on `path` there. */
 async function openFeed(proxy: TcpProxy, path: string) {
   const watched = await pages.open(proxy.url, '/docs')
-  const { page } = watched
+  await startFeed(watched.page, path)
+  return watched
+}
+
+/** Starts an EventSource on `url` in the page, recording what it dispatches; waits for `open`. */
+async function startFeed(page: Page, url: string) {
   await page.evaluate((url) => {
     const seen: Dispatched[] = []
     const source = new EventSource(url)
@@ -60,9 +67,8 @@ async function openFeed(proxy: TcpProxy, path: string) {
       })
     }
     Object.assign(globalThis, { feed: { source, seen } })
-  }, path)
+  }, url)
   await expect.poll(() => dispatched(page, ['open'])).toHaveLength(1)
-  return watched
 }
 
 /** What the page's EventSource dispatched so far, of the given types. */
@@ -141,7 +147,7 @@ describe.skipIf(browserMissing !== undefined)("the browser's own EventSource on 
   })
 
   it('gets every change in order with its id, and resumes with Last-Event-ID across a cut and a restart', async () => {
-    const dataDir = tempDataDir()
+    const dataDir = tempDir()
     let server = await startServer(['--data-dir', dataDir])
     const proxy = await relayTo(server)
     const { page, problems } = await openFeed(proxy, '/v1/watch?prefix=es%2F')
@@ -193,7 +199,7 @@ describe.skipIf(browserMissing !== undefined)("the browser's own EventSource on 
   })
 
   it("takes a heartbeat's id as its last event id, and resumes from there after a drop", async () => {
-    const server = await startServer(['--data-dir', tempDataDir(), '--watch-heartbeat-ms', '200'])
+    const server = await startServer(['--data-dir', tempDir(), '--watch-heartbeat-ms', '200'])
     const proxy = await relayTo(server)
     await put(server, 'other/before', 'before the feed')
     const { page, problems } = await openFeed(proxy, '/v1/watch?prefix=none%2F')
@@ -227,6 +233,39 @@ describe.skipIf(browserMissing !== undefined)("the browser's own EventSource on 
     const version = await put(server, 'none/x', 'matched at last')
     await expect.poll(() => changes(page)).toEqual([set('none/x', version)])
     expect(problems.filter((problem) => !/net::ERR_/.test(problem))).toEqual([])
+  })
+
+  it('resumes with Last-Event-ID from a page on another origin too, with no preflight', async () => {
+    // A page opened from disk (origin null) and --cors-origins null, as docs/api.md's "Browsers
+    // on other origins" describes. The browser adds Last-Event-ID itself and asks no preflight
+    // for it: the stream's own answer must allow the origin, on the first request and the next.
+    const server = await startServer(['--data-dir', tempDir(), '--cors-origins', 'null'])
+    const proxy = await relayTo(server)
+    const dir = tempDir()
+    writeFileSync(join(dir, 'page.html'), '<!doctype html><title>elsewhere</title>\n')
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      await page.goto(pathToFileURL(join(dir, 'page.html')).href)
+      await startFeed(page, `${proxy.url}/v1/watch?prefix=far%2F`)
+      const expected = [set('far/a', await put(server, 'far/a', 'one'))]
+      await expect.poll(() => changes(page)).toEqual(expected)
+      proxy.cut()
+      expected.push(set('far/b', await put(server, 'far/b', 'while cut')))
+      await expect.poll(() => changes(page), { timeout: 10_000 }).toEqual(expected)
+      expect(watchRequests(proxy)).toEqual([
+        { path: '/v1/watch?prefix=far%2F', lastEventId: undefined },
+        { path: '/v1/watch?prefix=far%2F', lastEventId: expected[0]?.id },
+      ])
+      const requests = proxy.connections.flatMap((connection) =>
+        [...connection.toServer.matchAll(/^([A-Z]+) \S+ HTTP\/1\.1\r\n/gm)].map(
+          (match) => match[1],
+        ),
+      )
+      expect(requests).toEqual(['GET', 'GET'])
+    } finally {
+      await context.close()
+    }
   })
 })
 
