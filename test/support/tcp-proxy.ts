@@ -3,7 +3,15 @@ import { connect, createServer, type Socket } from 'node:net'
 // A TCP relay between a browser and a server, for what only the network can do to a page: cut
 // its open connections (a reset, as a dropped link or a crashed proxy gives), refuse new ones
 // for a while, and send them to another port once the server behind has restarted there. The
-// page keeps one origin, the relay's, through all of it.
+// page keeps one origin, the relay's, through all of it. With `record`, it also keeps the bytes
+// each connection carried, both ways: what the server was asked (a request's headers) and what
+// the browser was sent, as the server sees them, whatever the browser reports.
+
+/** The bytes one relayed connection carried so far, as latin1 text. */
+export interface RelayedConnection {
+  toServer: string
+  toClient: string
+}
 
 export interface TcpProxy {
   /** http://127.0.0.1:<port> of the relay. */
@@ -12,12 +20,17 @@ export interface TcpProxy {
   target: number
   /** While true, a new connection is reset as soon as it is accepted. */
   refusing: boolean
+  /** Every connection relayed so far, in the order accepted; empty unless `record` was asked. */
+  connections: RelayedConnection[]
   /** Resets every connection open now, both sides. */
   cut: () => void
   close: () => Promise<void>
 }
 
-export async function startTcpProxy(target: number): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: number,
+  options: { record?: boolean } = {},
+): Promise<TcpProxy> {
   const open = new Set<Socket>()
   const track = (socket: Socket) => {
     open.add(socket)
@@ -33,6 +46,16 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     }
     const upstream = connect(proxy.target, '127.0.0.1')
     track(upstream)
+    if (options.record === true) {
+      const relayed: RelayedConnection = { toServer: '', toClient: '' }
+      proxy.connections.push(relayed)
+      client.on('data', (chunk: Buffer) => {
+        relayed.toServer += chunk.toString('latin1')
+      })
+      upstream.on('data', (chunk: Buffer) => {
+        relayed.toClient += chunk.toString('latin1')
+      })
+    }
     client.pipe(upstream)
     upstream.pipe(client)
     client.once('close', () => upstream.destroy())
@@ -45,6 +68,7 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     url: `http://127.0.0.1:${address.port}`,
     target,
     refusing: false,
+    connections: [],
     cut: () => {
       for (const socket of open) socket.resetAndDestroy()
     },
