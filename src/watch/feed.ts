@@ -133,32 +133,25 @@ export class ChangeFeed {
    * `timeoutMs` passes. Returns a function that cancels the wait.
    */
   wait(timeoutMs: number): { done: Promise<void>; cancel: () => void } {
-    let cancel = () => {}
-    const done = new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer)
-        this.#wakeups.delete(wake)
-        resolve()
-      }
-      const timer = setTimeout(wake, timeoutMs)
-      this.#wakeups.add(wake)
-      cancel = wake
-    })
-    if (this.#closed) cancel()
-    return { done, cancel }
+    return this.#timed(timeoutMs, this.#wakeups)
   }
 
   /** Resolves after `ms`, or at once when the feed ends or `cancel` is called. */
   pause(ms: number): { done: Promise<void>; cancel: () => void } {
+    return this.#timed(ms, this.#closers)
+  }
+
+  /** A wait of `ms` that `wakers` (or the feed's end, which calls both sets) cut short. */
+  #timed(ms: number, wakers: Set<() => void>): { done: Promise<void>; cancel: () => void } {
     let cancel = () => {}
     const done = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => stop(), ms)
       const stop = () => {
         clearTimeout(timer)
-        this.#closers.delete(stop)
+        wakers.delete(stop)
         resolve()
       }
-      this.#closers.add(stop)
+      const timer = setTimeout(stop, ms)
+      wakers.add(stop)
       cancel = stop
     })
     if (this.#closed) cancel()

@@ -170,8 +170,11 @@ export function watchStream(
     pacing = piece.tail
   }
 
+  const endBlock = (reason: WatchEnd) =>
+    `event: end\ndata: ${JSON.stringify({ reason, resumeAfter: position })}\n\n`
+
   const end = (reason: WatchEnd) => {
-    send(`event: end\ndata: ${JSON.stringify({ reason, resumeAfter: position })}\n\n`)
+    send(endBlock(reason))
     finish()
     controller.close()
   }
@@ -231,9 +234,7 @@ export function watchStream(
           if (finished) return
           finish()
           try {
-            send(
-              `event: end\ndata: ${JSON.stringify({ reason: 'log_unreadable', resumeAfter: position })}\n\n`,
-            )
+            send(endBlock('log_unreadable'))
             controller.close()
           } catch {
             // The stream was already closed or errored: nothing more to tell the client.
