@@ -3,7 +3,7 @@ import { F64, type Views } from '../store/layout.js'
 import { type CurvePoint, ShardsEstimator } from './shards.js'
 
 // The main thread's side of the miss-ratio curve: it drains the access ring every handler thread
-// writes into (src/store/access-ring.ts), feeds the SHARDS estimator (shards.ts), and tells the
+// writes into (src/store/access-ring.ts), feeds the estimator (shards.ts), and tells the
 // writers the estimator's threshold, so that keys that left the sample stop being written.
 
 export interface MissRatioCurve {
@@ -104,9 +104,10 @@ export class CurveCollector {
   }
 
   #newEstimator(): ShardsEstimator {
-    const memorySizes = curveSizes(this.#views.headerF64[F64.memorySizeMax]!)
+    const storeMemorySize = this.#views.headerF64[F64.memorySizeMax]!
     return new ShardsEstimator({
-      memorySizes,
+      memorySizes: curveSizes(storeMemorySize),
+      storeMemorySize,
       sampleKeysMax: this.#options.sampleKeysMax,
       adjust: this.#options.adjust,
     })

@@ -1,59 +1,77 @@
 import assert from 'node:assert/strict'
-import { accessClear, accessMiss, accessRemoval, thresholdAll } from '../store/access-ring.js'
-import { Fenwick } from './fenwick.js'
+import { accessClear, accessRemoval } from '../store/access-ring.js'
+import { KeySample } from './key-sample.js'
+import { MiniCaches } from './mini-caches.js'
 
-// The miss-ratio curve of an exact, byte-limited LRU, estimated from sampled accesses with
-// SHARDS (Waldspurger et al., "Efficient MRC Construction with SHARDS", FAST '15), in its
-// fixed-size form: at most sampleKeysMax keys are sampled, and when one more would go over, the
-// key with the largest sampling hash leaves the sample and the threshold drops to its hash. The
-// memory is therefore bounded whatever the store holds (about 1 MB at 8,192 keys).
+// The miss-ratio curve of slabkv's byte-limited LRU, estimated from sampled accesses: SHARDS's
+// fixed-size sample of keys (key-sample.ts) replayed through one miniature LRU per size
+// (mini-caches.ts), each with that size × the sampling rate of room. A get of a sampled key hits
+// at the sizes whose cache holds it; a set enters it everywhere it fits; a delete, an expiry or a
+// clear takes it out. The hit ratio, as the store's own, is of gets. Evictions are not seen:
+// each miniature cache evicts by itself.
 //
-// For each sampled get, the reuse distance is the bytes an LRU must hold for the key still to be
-// there: its own size plus the sizes of the distinct sampled keys accessed since its previous
-// access (one Fenwick prefix sum over access times), scaled by 1 / rate. The get hits in a cache
-// of C bytes when that distance is ≤ C. Sets move keys and give them sizes but are not counted:
-// the hit ratio, as the store's own, is of gets. A key's first get, or a get after a delete, is a
-// miss at every size. Evictions are not seen: the model evicts by itself.
+// What the records cannot say is what a client does after a get that would have missed at
+// some other size but that the store found: a cache-aside client sets the key (a smaller store
+// would hold it again), a plain reader does not. So the estimator watches what clients do after
+// the store's own misses: how much likelier a set of the key is right after a miss than right
+// after a hit. That excess is the share of misses clients refill; each get the store found and a
+// miniature cache did not is followed there by the client's set with that probability (one
+// draw per get, the same for every size, as it is one client's choice).
+//
+// When the rate drops (a new key made the sample too big), the counts so far are scaled to the
+// new rate, so that old and new samples weigh the same, and the caches shrink to their new room.
 //
 // SHARDS_adj: a rate r sample should see r × (every get) sampled gets; a very hot key in or out
-// of the sample makes it see more or fewer. The difference is added to the smallest distances
-// (the hot key's), which the paper shows removes most of the error of small samples.
+// of the sample makes it see more or fewer. The difference is added as hits at every size (the
+// hot key's hits are), which the SHARDS paper shows removes most of the error of small samples.
 
 export interface ShardsOptions {
   /** The cache sizes (bytes, ascending) the curve is read at. */
   readonly memorySizes: readonly number[]
+  /**
+   * The size the store runs at. A sampled key the curve has not seen yet (it was set before
+   * the curve started) that the store finds counts as a hit at this size and larger, and is
+   * held there from then on. Default: the smallest size.
+   */
+  readonly storeMemorySize?: number
   /** The most keys the sample holds. Default 8,192. */
   readonly sampleKeysMax?: number
   /** SHARDS_adj (default on). */
   readonly adjust?: boolean
+  /** The share of missed gets clients follow with a set. Default: measured, as above. */
+  readonly refillShare?: number
 }
+
+const latestOther = 0
+const latestFound = 1
+const latestMissed = 2
 
 export interface CurvePoint {
   readonly memorySize: number
   readonly hitRatio: number
 }
 
-const noSlot = -1
-/** Access times run from 1; 0 marks a key that is absent (never set, or removed). */
-const absent = 0
-
 export class ShardsEstimator {
   readonly memorySizes: readonly number[]
-  readonly sampleKeysMax: number
+  readonly #sample: KeySample
+  readonly #caches: MiniCaches
+  /** The first cache at least as large as the store: where unseen keys the store finds go. */
+  readonly #storeCache: number
   readonly #adjust: boolean
-  /** Keep an access when its sampling hash is below this (access-ring.ts's threshold). */
-  #threshold = thresholdAll
-  readonly #slots = new Map<number, number>()
-  readonly #time: Int32Array
-  readonly #size: Float64Array
-  #freeSlots: number[] = []
-  /** The sampled hashes as a max-heap: the top leaves the sample first. */
-  readonly #heap: Float64Array
-  #heapSize = 0
-  readonly #fenwick: Fenwick
-  #now = 0
-  /** Sampled gets by distance: bin i hits at memorySizes[i] and larger; the last, nowhere. */
-  readonly #bins: Float64Array
+  /** 1 once the curve has seen the slot's key set, found, deleted or cleared. */
+  readonly #known: Uint8Array
+  /** What the slot's latest record was, for the refill share: a found get, a missed one, other. */
+  readonly #latest: Uint8Array
+  readonly #refillShare: number | undefined
+  /** Records that came right after a found get / a missed get, and how many of them were sets. */
+  #afterFound = 0
+  #setsAfterFound = 0
+  #afterMissed = 0
+  #setsAfterMissed = 0
+  /** xorshift32's state: the draws of refills, the same for every run. */
+  #random = 0x2545f491
+  /** Sampled gets that hit in each cache. */
+  readonly #hits: Float64Array
   #sampledGets = 0
   #sampledRecords = 0
   /** What the rate predicts the sample sees (SHARDS_adj), and whether anyone said (noteGets). */
@@ -66,35 +84,49 @@ export class ShardsEstimator {
     assert(sizes.length > 0, 'a curve needs a size')
     for (let i = 1; i < sizes.length; i++) assert(sizes[i - 1]! < sizes[i]!, 'sizes must ascend')
     this.memorySizes = [...sizes]
-    this.sampleKeysMax = options.sampleKeysMax ?? 8192
     this.#adjust = options.adjust ?? true
-    assert(Number.isSafeInteger(this.sampleKeysMax) && this.sampleKeysMax >= 1)
-    const slotCount = this.sampleKeysMax + 1
-    this.#time = new Int32Array(slotCount)
-    this.#size = new Float64Array(slotCount)
-    this.#heap = new Float64Array(slotCount)
-    for (let slot = slotCount - 1; slot >= 0; slot--) this.#freeSlots.push(slot)
-    // Four access times per key between compactions: each costs O(keys), once per 3 keys' worth.
-    this.#fenwick = new Fenwick(4 * slotCount)
-    this.#bins = new Float64Array(sizes.length + 1)
+    this.#sample = new KeySample(options.sampleKeysMax ?? 8192)
+    this.#caches = new MiniCaches(this.#sample.slotCount, this.memorySizes)
+    const storeSize = options.storeMemorySize ?? 0
+    const storeCache = sizes.findIndex((size) => size >= storeSize)
+    this.#storeCache = storeCache < 0 ? sizes.length : storeCache
+    this.#known = new Uint8Array(this.#sample.slotCount)
+    this.#latest = new Uint8Array(this.#sample.slotCount)
+    this.#refillShare = options.refillShare
+    this.#hits = new Float64Array(sizes.length)
   }
 
   /** Accesses are kept when their sampling hash is below this; it only ever drops. */
   get threshold(): number {
-    return this.#threshold
+    return this.#sample.threshold
   }
 
   get rate(): number {
-    return this.#threshold / thresholdAll
+    return this.#sample.rate
+  }
+
+  get sampleKeysMax(): number {
+    return this.#sample.keysMax
   }
 
   get sampledKeyCount(): number {
-    return this.#slots.size
+    return this.#sample.count
   }
 
   /** Gets noted (noteGets), or sampled when nobody notes them. */
   get accessCount(): number {
     return this.#getsNoted ? this.#getCount : this.#sampledGets
+  }
+
+  /** Every byte it holds: typed arrays of sizes fixed at construction. */
+  get byteLength(): number {
+    return (
+      this.#sample.byteLength +
+      this.#caches.byteLength +
+      this.#known.byteLength +
+      this.#latest.byteLength +
+      this.#hits.byteLength
+    )
   }
 
   /**
@@ -116,36 +148,74 @@ export class ShardsEstimator {
   /** One record of the access ring (access-ring.ts): a sampling hash and what happened. */
   access(sampled: number, code: number): void {
     if (code === accessClear) {
-      for (const slot of this.#slots.values()) this.#leave(slot)
+      this.#caches.clear()
+      this.#known.fill(1)
       return
     }
-    if (sampled >= this.#threshold) return
-    let slot = this.#slots.get(sampled) ?? noSlot
-    if (slot === noSlot) {
+    if (sampled >= this.#sample.threshold) return
+    let slot = this.#sample.slotOf(sampled)
+    if (slot < 0) {
       slot = this.#admit(sampled)
-      if (slot === noSlot) return
+      if (slot < 0) return
     }
     this.#sampledRecords += 1
-    if (code === accessRemoval) {
-      this.#leave(slot)
-      return
-    }
-    const isGet = code >= 0
-    const size = code > 0 ? code : code < 0 ? -code : this.#size[slot]!
-    const time = this.#time[slot]!
-    if (isGet) {
+    this.#noteFollower(slot, code)
+    const known = this.#known[slot] === 1
+    this.#known[slot] = 1
+    if (code === accessRemoval) this.#caches.remove(slot)
+    else if (code < 0) this.#caches.set(slot, -code)
+    else {
       this.#sampledGets += 1
-      if (time === absent) this.#bins[this.memorySizes.length]! += 1
-      else {
-        const distance = size + this.#fenwick.total - this.#fenwick.prefix(time)
-        this.#bins[this.#binOf(distance / this.rate)]! += 1
+      // A key set before the curve started, found by the store: held at the store's size and
+      // larger, as far as anyone can tell.
+      if (!known && code > 0) {
+        for (let cache = this.#storeCache; cache < this.#hits.length; cache++) {
+          this.#hits[cache]! += 1
+        }
+        this.#caches.enter(slot, code, this.#storeCache)
+      } else {
+        this.#caches.get(slot, this.#hits)
+        if (code > 0 && this.#draw() < this.refillShare) this.#caches.refill(slot)
       }
-      // A get that found nothing leaves an absent key absent, and a present one where it was
-      // found at some sizes: it is moved up like a hit, as a larger cache would have.
-      if (time === absent && code === accessMiss) return
     }
-    this.#leave(slot)
-    this.#enter(slot, size)
+  }
+
+  /**
+   * The share of missed gets clients follow with a set: P(set | after a miss) beyond
+   * P(set | after a hit), as a share of what is left. 1 (cache-aside) until a miss was seen.
+   */
+  get refillShare(): number {
+    if (this.#refillShare !== undefined) return this.#refillShare
+    if (this.#afterMissed === 0) return 1
+    const afterMiss = this.#setsAfterMissed / this.#afterMissed
+    const afterHit = this.#afterFound === 0 ? 0 : this.#setsAfterFound / this.#afterFound
+    if (afterHit >= 1) return 1
+    return Math.min(1, Math.max(0, (afterMiss - afterHit) / (1 - afterHit)))
+  }
+
+  /** Counts what followed the slot's previous record, when that was a get. */
+  #noteFollower(slot: number, code: number): void {
+    const isSet = code < 0 && code !== accessRemoval ? 1 : 0
+    const latest = this.#latest[slot]
+    if (latest === latestFound) {
+      this.#afterFound += 1
+      this.#setsAfterFound += isSet
+    } else if (latest === latestMissed) {
+      this.#afterMissed += 1
+      this.#setsAfterMissed += isSet
+    }
+    this.#latest[slot] =
+      code === accessRemoval || code < 0 ? latestOther : code > 0 ? latestFound : latestMissed
+  }
+
+  /** A uniform draw in [0, 1) (xorshift32). */
+  #draw(): number {
+    let x = this.#random
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    this.#random = x
+    return (x >>> 0) / 2 ** 32
   }
 
   /** The estimated hit ratio at each of memorySizes. */
@@ -153,114 +223,30 @@ export class ShardsEstimator {
     const adjust = this.#getsNoted && this.#adjust
     const total = adjust ? this.#expectedGets : this.#sampledGets
     const adjustment = adjust ? this.#expectedGets - this.#sampledGets : 0
-    let hits = adjustment
     return this.memorySizes.map((memorySize, i) => {
-      hits += this.#bins[i]!
+      const hits = this.#hits[i]! + adjustment
       const hitRatio = total > 0 ? Math.min(1, Math.max(0, hits / total)) : 0
       return { memorySize, hitRatio }
     })
   }
 
-  /** The index of the first size ≥ distance (memorySizes.length when none is). */
-  #binOf(distance: number): number {
-    const sizes = this.memorySizes
-    let low = 0
-    let high = sizes.length
-    while (low < high) {
-      const middle = (low + high) >>> 1
-      if (sizes[middle]! < distance) low = middle + 1
-      else high = middle
-    }
-    return low
-  }
-
-  /** A new key into the sample, or noSlot when the sample, full, drops it at once. */
+  /** A new key into the sample, or -1 when the sample, full, drops it at once. */
   #admit(sampled: number): number {
-    const slot = this.#freeSlots.pop()!
-    this.#slots.set(sampled, slot)
-    this.#time[slot] = absent
-    this.#size[slot] = 0
-    this.#heapPush(sampled)
-    if (this.#slots.size <= this.sampleKeysMax) return slot
-    const largest = this.#heapPop()
-    const leaving = this.#slots.get(largest)!
-    this.#leave(leaving)
-    this.#slots.delete(largest)
-    this.#freeSlots.push(leaving)
-    this.#lowerThreshold(largest)
-    return leaving === slot ? noSlot : slot
-  }
-
-  /**
-   * Every count so far was taken at the old rate; scaled to the new one, old and new samples
-   * weigh the same (SHARDS's fixed-size rescaling).
-   */
-  #lowerThreshold(threshold: number): void {
-    const scale = threshold / this.#threshold
-    this.#threshold = threshold
-    for (let i = 0; i < this.#bins.length; i++) this.#bins[i]! *= scale
+    const slot = this.#sample.add(sampled)
+    this.#known[slot] = 0
+    this.#latest[slot] = latestOther
+    if (!this.#sample.isOverFull) return slot
+    const oldRate = this.rate
+    const leaving = this.#sample.dropLargest()
+    this.#caches.remove(leaving)
+    // Every count so far was taken at the old rate; scaled to the new one, old and new samples
+    // weigh the same (SHARDS's fixed-size rescaling).
+    const scale = this.rate / oldRate
+    for (let i = 0; i < this.#hits.length; i++) this.#hits[i]! *= scale
     this.#sampledGets *= scale
     this.#sampledRecords *= scale
     this.#expectedGets *= scale
-  }
-
-  /** Takes the key out of the recency order: it holds no bytes (absent) until #enter. */
-  #leave(slot: number): void {
-    const time = this.#time[slot]!
-    if (time === absent) return
-    this.#fenwick.add(time, -this.#size[slot]!)
-    this.#time[slot] = absent
-  }
-
-  /** Makes the key the most recently used, holding `size` bytes. */
-  #enter(slot: number, size: number): void {
-    if (this.#now === this.#fenwick.capacity) this.#compact()
-    this.#now += 1
-    this.#time[slot] = this.#now
-    this.#size[slot] = size
-    this.#fenwick.add(this.#now, size)
-  }
-
-  /** Renumbers the present keys' access times 1..n, in order, so that times stay in the tree. */
-  #compact(): void {
-    const present: number[] = []
-    for (const slot of this.#slots.values()) if (this.#time[slot] !== absent) present.push(slot)
-    present.sort((a, b) => this.#time[a]! - this.#time[b]!)
-    const sizes = new Float64Array(present.length)
-    present.forEach((slot, i) => {
-      this.#time[slot] = i + 1
-      sizes[i] = this.#size[slot]!
-    })
-    this.#fenwick.rebuild(sizes)
-    this.#now = present.length
-  }
-
-  #heapPush(value: number): void {
-    const heap = this.#heap
-    let i = this.#heapSize++
-    while (i > 0) {
-      const parent = (i - 1) >>> 1
-      if (heap[parent]! >= value) break
-      heap[i] = heap[parent]!
-      i = parent
-    }
-    heap[i] = value
-  }
-
-  #heapPop(): number {
-    const heap = this.#heap
-    const top = heap[0]!
-    const last = heap[--this.#heapSize]!
-    let i = 0
-    for (;;) {
-      let child = 2 * i + 1
-      if (child >= this.#heapSize) break
-      if (child + 1 < this.#heapSize && heap[child + 1]! > heap[child]!) child += 1
-      if (heap[child]! <= last) break
-      heap[i] = heap[child]!
-      i = child
-    }
-    heap[i] = last
-    return top
+    this.#caches.setCapacities(this.memorySizes.map((size) => size * this.rate))
+    return leaving === slot ? -1 : slot
   }
 }

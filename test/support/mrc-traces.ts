@@ -2,16 +2,20 @@ import type { Store } from '../../src/store/store.js'
 import { prng } from './random.js'
 
 // Seeded cache workloads for the miss-ratio curve's tests (test/unit/mrc/): a key's get, and on a
-// miss the set a cache-aside client makes, with some plain sets; values of varied sizes.
+// miss the set a cache-aside client makes, with some plain sets; values of varied sizes. In
+// 'zipf, no refill' a get that misses is left at that, and keys come back only by the plain
+// sets: what a store of each size holds then depends on what it missed.
 
-export type TraceKind = 'uniform' | 'zipf' | 'zipf+scans'
+export type TraceKind = 'uniform' | 'zipf' | 'zipf+scans' | 'zipf, no refill'
 
 export interface Trace {
   readonly kind: TraceKind
   /** The key of each operation. */
   readonly keys: Int32Array
-  /** 1 where the operation is a set, 0 where it is a get (followed by a set when it misses). */
+  /** 1 where the operation is a set, 0 where it is a get. */
   readonly isSet: Uint8Array
+  /** Whether a get that misses is followed by the set of its key. */
+  readonly refill: boolean
   /** Each key's value size in bytes. */
   readonly valueSizes: Uint32Array
 }
@@ -70,6 +74,8 @@ export function makeTrace(kind: TraceKind, seed: number, options: TraceOptions):
   const valueSizes = new Uint32Array(totalKeys)
   for (let i = 0; i < totalKeys; i++) valueSizes[i] = Math.round(16 * 256 ** random())
   const ids = shuffledIds(keyCount, random)
+  const refill = kind !== 'zipf, no refill'
+  const setShare = refill ? 0.05 : 0.15
   const draw =
     kind === 'uniform'
       ? () => Math.floor(random() * keyCount)
@@ -87,10 +93,10 @@ export function makeTrace(kind: TraceKind, seed: number, options: TraceOptions):
       continue
     }
     keys[i] = ids[draw()]!
-    isSet[i] = random() < 0.05 ? 1 : 0
+    isSet[i] = random() < setShare ? 1 : 0
     i += 1
   }
-  return { kind, keys, isSet, valueSizes }
+  return { kind, keys, isSet, refill, valueSizes }
 }
 
 export function keyOf(id: number): string {
@@ -98,14 +104,14 @@ export function keyOf(id: number): string {
 }
 
 /**
- * Runs the trace through `store` as a cache-aside client does (a get; on a miss, the set) and
- * returns the store's hit ratio over the gets. `every` is called after each `interval` ops.
+ * Runs the trace through `store` as a cache-aside client does (a get; on a miss, the set, when
+ * the trace refills) and returns the store's hit ratio over the gets. `every` is called after each `interval` ops.
  */
 export function replay(store: Store, trace: Trace, interval = 0, every?: () => void): number {
   const values = new Uint8Array(4096)
   let hits = 0
   let gets = 0
-  const { keys, isSet, valueSizes } = trace
+  const { keys, isSet, refill, valueSizes } = trace
   for (let i = 0; i < keys.length; i++) {
     const id = keys[i]!
     const key = keyOf(id)
@@ -114,8 +120,8 @@ export function replay(store: Store, trace: Trace, interval = 0, every?: () => v
       store.set(key, value)
     } else {
       gets += 1
-      if (store.get(key) === undefined) store.set(key, value)
-      else hits += 1
+      if (store.get(key) !== undefined) hits += 1
+      else if (refill) store.set(key, value)
     }
     if (every !== undefined && (i + 1) % interval === 0) every()
   }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import { CurveCollector, curveSizes } from '../../../src/mrc/collector.js'
-import { Fenwick } from '../../../src/mrc/fenwick.js'
 import { ShardsEstimator } from '../../../src/mrc/shards.js'
 import {
   accessClear,
@@ -12,115 +11,143 @@ import { F64 } from '../../../src/store/layout.js'
 import { Store } from '../../../src/store/store.js'
 import { prng, testSeed } from '../../support/random.js'
 
-describe('Fenwick', () => {
-  it('sums prefixes as a plain array does, after adds and rebuilds', () => {
-    const random = prng(testSeed('fenwick'))
-    for (const capacity of [1, 2, 7, 64, 100]) {
-      const tree = new Fenwick(capacity)
-      const plain = new Float64Array(capacity + 1)
-      for (let step = 0; step < 2000; step++) {
-        if (step % 500 === 499) {
-          const values = Array.from({ length: Math.floor(random() * capacity) }, () => random())
-          tree.rebuild(values)
-          plain.fill(0)
-          values.forEach((value, i) => {
-            plain[i + 1] = value
-          })
-        } else {
-          const position = 1 + Math.floor(random() * capacity)
-          const amount = Math.floor(random() * 100) - 50
-          tree.add(position, amount)
-          plain[position]! += amount
-        }
-        const position = Math.floor(random() * (capacity + 1))
-        const want = plain.subarray(0, position + 1).reduce((a, b) => a + b, 0)
-        expect(tree.prefix(position)).toBeCloseTo(want, 6)
-        expect(tree.total).toBeCloseTo(
-          plain.reduce((a, b) => a + b, 0),
-          6,
-        )
-      }
-    }
-  })
-})
-
 /**
- * The curve as the definition gives it: a recency list of the present keys, where a get's
- * distance is its own size plus the sizes of every key above it. Slow and obviously right.
+ * slabkv's LRU as the definition gives it, one per size: a recency list of entries of a byte
+ * size, where a get that finds its key makes it the most recent and a get that misses changes
+ * nothing, and a set puts the entry first and evicts from the end until the bytes fit.
+ * Slow and obviously right.
  */
-class StackModel {
-  readonly stack: { key: number; size: number }[] = []
-  readonly hits: number[]
-  gets = 0
-  constructor(readonly sizes: readonly number[]) {
-    this.hits = sizes.map(() => 0)
-  }
+class ReferenceLru {
+  readonly entries: { key: number; size: number }[] = []
+  hits = 0
+  constructor(readonly memorySize: number) {}
   #take(key: number) {
-    const at = this.stack.findIndex((entry) => entry.key === key)
-    return at < 0 ? undefined : { at, entry: this.stack.splice(at, 1)[0]! }
+    const at = this.entries.findIndex((entry) => entry.key === key)
+    return at < 0 ? undefined : this.entries.splice(at, 1)[0]
   }
-  has(key: number) {
-    return this.stack.some((entry) => entry.key === key)
-  }
-  get(key: number, code: number) {
-    this.gets += 1
-    const at = this.stack.findIndex((entry) => entry.key === key)
-    if (at < 0) {
-      if (code > 0) this.stack.unshift({ key, size: code })
-      return
-    }
-    const size = code > 0 ? code : this.stack[at]!.size
-    let distance = size
-    for (let i = 0; i < at; i++) distance += this.stack[i]!.size
-    this.sizes.forEach((memorySize, i) => {
-      if (distance <= memorySize) this.hits[i]! += 1
-    })
-    this.#take(key)
-    this.stack.unshift({ key, size })
+  get(key: number) {
+    const entry = this.#take(key)
+    if (entry === undefined) return
+    this.hits += 1
+    this.entries.unshift(entry)
   }
   set(key: number, size: number) {
     this.#take(key)
-    this.stack.unshift({ key, size })
+    if (size > this.memorySize) return
+    this.entries.unshift({ key, size })
+    let used = this.entries.reduce((sum, entry) => sum + entry.size, 0)
+    while (used > this.memorySize) used -= this.entries.pop()!.size
   }
   remove(key: number) {
     this.#take(key)
+  }
+  has(key: number) {
+    return this.entries.some((entry) => entry.key === key)
   }
 }
 
 describe('ShardsEstimator', () => {
   const sizes = [100, 300, 1000, 3000, 10_000, 30_000]
 
-  it('gives the exact byte-weighted LRU curve when every key is sampled', () => {
+  it('gives the exact curve of byte-limited LRUs for readers who never refill a miss', () => {
     const random = prng(testSeed('shards exact'))
     const keyCount = 60
-    // Fewer slots than accesses many times over: access times are compacted again and again.
-    const estimator = new ShardsEstimator({ memorySizes: sizes, sampleKeysMax: keyCount })
-    const model = new StackModel(sizes)
+    const estimator = new ShardsEstimator({
+      memorySizes: sizes,
+      sampleKeysMax: keyCount,
+      refillShare: 0,
+    })
+    const stores = sizes.map((size) => new ReferenceLru(size))
+    // The "real" store the records come from is the 3,000-byte one.
+    const real = stores[3]!
+    let gets = 0
     for (let step = 0; step < 20_000; step++) {
       const key = Math.floor(random() ** 2 * keyCount)
       const size = 1 + Math.floor(random() * 900)
       const roll = random()
-      if (roll < 0.6) {
-        // A get the real store found (its size) or not (0: evicted there, or absent).
-        const code = model.has(key) && random() < 0.7 ? size : random() < 0.2 ? size : accessMiss
-        model.get(key, code)
-        estimator.access(key, code)
+      if (roll < 0.7) {
+        // Gets that miss are not followed by a set: every size must keep its own contents.
+        const found = real.entries.find((entry) => entry.key === key)
+        estimator.access(key, found === undefined ? accessMiss : found.size)
+        for (const store of stores) store.get(key)
+        gets += 1
       } else if (roll < 0.95) {
-        model.set(key, size)
         estimator.access(key, -size)
+        for (const store of stores) store.set(key, size)
       } else {
-        model.remove(key)
         estimator.access(key, accessRemoval)
+        for (const store of stores) store.remove(key)
       }
     }
     expect(estimator.threshold).toBe(thresholdAll)
     expect(estimator.sampledKeyCount).toBe(keyCount)
-    expect(estimator.accessCount).toBe(model.gets)
+    expect(estimator.accessCount).toBe(gets)
     const curve = estimator.curve()
     curve.forEach((point, i) => {
       expect(point.memorySize).toBe(sizes[i])
-      expect(point.hitRatio).toBeCloseTo(model.hits[i]! / model.gets, 12)
+      expect(point.hitRatio).toBeCloseTo(stores[i]!.hits / gets, 12)
     })
+    // Not the LRU of reuse distances: sizes differ in what a miss leaves behind.
+    expect(new Set(curve.map((point) => point.hitRatio)).size).toBeGreaterThan(3)
+  })
+
+  it('gives the exact curve for cache-aside clients, and measures that they refill', () => {
+    const random = prng(testSeed('shards exact cache-aside'))
+    const keyCount = 60
+    const keySizes = Array.from({ length: keyCount }, () => 1 + Math.floor(random() * 900))
+    const estimator = new ShardsEstimator({ memorySizes: sizes, sampleKeysMax: keyCount })
+    // Each store is its own client's: a get that misses is followed by the set of the key.
+    const stores = sizes.map((size) => new ReferenceLru(size))
+    const real = stores[3]!
+    let gets = 0
+    for (let step = 0; step < 20_000; step++) {
+      const key = Math.floor(random() ** 2 * keyCount)
+      const size = keySizes[key]!
+      if (random() < 0.9) {
+        const found = real.has(key)
+        estimator.access(key, found ? size : accessMiss)
+        if (!found) estimator.access(key, -size)
+        for (const store of stores) {
+          const hits = store.hits
+          store.get(key)
+          if (store.hits === hits) store.set(key, size)
+        }
+        gets += 1
+      } else {
+        estimator.access(key, -size)
+        for (const store of stores) store.set(key, size)
+      }
+    }
+    expect(estimator.refillShare).toBe(1)
+    expect(estimator.accessCount).toBe(gets)
+    estimator.curve().forEach((point, i) => {
+      expect(point.hitRatio).toBeCloseTo(stores[i]!.hits / gets, 12)
+    })
+  })
+
+  it('measures no refill from readers whose sets do not follow their misses', () => {
+    const random = prng(testSeed('shards refill share'))
+    const estimator = new ShardsEstimator({ memorySizes: sizes })
+    const present = new Set<number>()
+    for (let step = 0; step < 200_000; step++) {
+      const key = Math.floor(random() * 5000)
+      if (random() < 0.2) {
+        estimator.access(key, -100)
+        present.add(key)
+      } else estimator.access(key, present.has(key) ? 100 : accessMiss)
+    }
+    expect(estimator.refillShare).toBeLessThan(0.02)
+  })
+
+  it('counts a key set before it started, and found by the store, at the store’s size and up', () => {
+    const estimator = new ShardsEstimator({ memorySizes: sizes, storeMemorySize: 1000 })
+    estimator.access(7, 200)
+    estimator.access(7, 200)
+    expect(estimator.curve().map((point) => point.hitRatio)).toEqual([0, 0, 1, 1, 1, 1])
+    // A key it has not seen that the store did not find either is a miss everywhere.
+    estimator.access(8, accessMiss)
+    estimator.access(8, accessMiss)
+    expect(estimator.curve().map((point) => point.hitRatio)).toEqual([0, 0, 0.5, 0.5, 0.5, 0.5])
   })
 
   it('never holds more keys than its limit, and lowers the threshold to make room', () => {
@@ -168,7 +195,7 @@ describe('ShardsEstimator', () => {
     expect(estimator.curve().map((point) => point.hitRatio)).toEqual(sizes.map(() => 2 / 4))
   })
 
-  it('adds to the shortest distances what the rate says the sample missed (SHARDS_adj)', () => {
+  it('counts as hits at every size the gets the rate says the sample missed (SHARDS_adj)', () => {
     const estimator = new ShardsEstimator({ memorySizes: sizes })
     estimator.noteGets(4)
     estimator.access(1, -50)
