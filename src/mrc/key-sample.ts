@@ -104,6 +104,18 @@ export class KeySample {
     return slot
   }
 
+  /**
+   * Lowers the threshold toward `target` (a cap on the rate), dropping the keys at or above it
+   * largest first, but keeps at least `keysMin` keys. Calls `left` with each slot that left.
+   */
+  lowerThreshold(target: number, keysMin: number, left: (slot: number) => void): void {
+    while (this.count > keysMin && this.#heapSize > 0 && this.#heap[0]! >= target) {
+      left(this.dropLargest())
+    }
+    // Every key left is below the target, unless the floor stopped the dropping.
+    if (this.count > keysMin && target < this.#threshold) this.#threshold = target
+  }
+
   /** Linear probing's deletion without tombstones: later entries of the run move back. */
   #removeEntry(hash: number): void {
     const table = this.#table

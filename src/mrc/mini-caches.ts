@@ -82,8 +82,24 @@ export class MiniCaches {
 
   /** A set of `size` bytes: the entry is the most recent in every cache it fits in. */
   set(slot: number, size: number): void {
-    this.remove(slot)
-    this.enter(slot, size, 0)
+    if (size !== this.#size[slot]) {
+      this.remove(slot)
+      this.enter(slot, size, 0)
+      return
+    }
+    // The same size (a value rewritten, a refill): where it is held it only moves up.
+    const count = this.cacheCount
+    const base = slot * count
+    for (let cache = 0; cache < count; cache++) {
+      if (this.#resident[base + cache] !== 0) {
+        if (this.#head[cache] === slot) continue
+        this.#unlink(cache, slot)
+        this.#pushFront(cache, slot)
+      } else if (size <= this.#capacity[cache]!) {
+        this.#pushFront(cache, slot)
+        this.#evictOver(cache)
+      }
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { accessClear, accessRemoval } from '../store/access-ring.js'
+import { accessClear, accessRemoval, thresholdAll } from '../store/access-ring.js'
 import { KeySample } from './key-sample.js'
 import { MiniCaches } from './mini-caches.js'
 
@@ -230,6 +230,18 @@ export class ShardsEstimator {
     })
   }
 
+  /**
+   * Samples at `rate` at most, from now on, as long as that leaves `keysMin` keys: what bounds
+   * the curve's cost when few keys take many operations (the collector's budget).
+   */
+  limitRate(rate: number, keysMin: number): void {
+    const oldRate = this.rate
+    this.#sample.lowerThreshold(Math.floor(rate * thresholdAll), keysMin, (slot) =>
+      this.#caches.remove(slot),
+    )
+    if (this.rate < oldRate) this.#rescale(oldRate)
+  }
+
   /** A new key into the sample, or -1 when the sample, full, drops it at once. */
   #admit(sampled: number): number {
     const slot = this.#sample.add(sampled)
@@ -239,14 +251,20 @@ export class ShardsEstimator {
     const oldRate = this.rate
     const leaving = this.#sample.dropLargest()
     this.#caches.remove(leaving)
-    // Every count so far was taken at the old rate; scaled to the new one, old and new samples
-    // weigh the same (SHARDS's fixed-size rescaling).
+    this.#rescale(oldRate)
+    return leaving === slot ? -1 : slot
+  }
+
+  /**
+   * Every count so far was taken at the old rate; scaled to the new one, old and new samples
+   * weigh the same (SHARDS's fixed-size rescaling). The caches shrink to their new room.
+   */
+  #rescale(oldRate: number): void {
     const scale = this.rate / oldRate
     for (let i = 0; i < this.#hits.length; i++) this.#hits[i]! *= scale
     this.#sampledGets *= scale
     this.#sampledRecords *= scale
     this.#expectedGets *= scale
     this.#caches.setCapacities(this.memorySizes.map((size) => size * this.rate))
-    return leaving === slot ? -1 : slot
   }
 }

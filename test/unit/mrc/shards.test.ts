@@ -7,7 +7,7 @@ import {
   accessRemoval,
   thresholdAll,
 } from '../../../src/store/access-ring.js'
-import { F64 } from '../../../src/store/layout.js'
+import { F64, I32 } from '../../../src/store/layout.js'
 import { Store } from '../../../src/store/store.js'
 import { prng, testSeed } from '../../support/random.js'
 
@@ -250,5 +250,50 @@ describe('CurveCollector', () => {
     store.get('a')
     collector.drain()
     expect(collector.curve().sampledKeyCount).toBe(0)
+  })
+
+  it('lowers the rate to keep to its budget of sampled accesses, down to its fewest keys', () => {
+    let now = 0
+    const keyCount = 3000
+    const store = Store.create({
+      limits: {
+        entryCountMax: keyCount,
+        memorySizeMax: keyCount * 40,
+        keySizeMax: 16,
+        valueSizeMax: 100,
+        headroomPerMille: 16,
+      },
+    })
+    const collector = new CurveCollector(store.views, {
+      clock: () => now,
+      sampledAccessesPerSecondMax: 2000,
+      sampleKeysMin: 500,
+    })
+    const keys = Array.from({ length: keyCount }, (_, i) => `key-${i}`)
+    const value = new Uint8Array(20)
+    for (const key of keys) store.set(key, value)
+    /** One second of `perKey` gets of every key; returns the accesses the threads sampled. */
+    const second = (perKey: number) => {
+      const before = store.views.headerI32[I32.accessRingHead]!
+      for (let round = 0; round < perKey; round++) for (const key of keys) store.get(key)
+      const sampled = store.views.headerI32[I32.accessRingHead]! - before
+      now += 1000
+      collector.drain()
+      return sampled
+    }
+    // 9,000 accesses in the first second, every one sampled: the rate drops to about 2/9.
+    expect(second(2)).toBe(2 * keyCount)
+    const afterFirst = collector.curve().sampledKeyCount
+    expect(afterFirst).toBeGreaterThan(500)
+    expect(afterFirst).toBeLessThan(keyCount * 0.3)
+    // The next second keeps to the budget.
+    expect(second(1)).toBeLessThanOrEqual(2000 * 1.1)
+    // Ten times the load: the rate would have to drop to 1/50, but 500 keys stay.
+    second(20)
+    second(20)
+    expect(collector.curve().sampledKeyCount).toBe(500)
+    // The curve still reads: a hit at every size large enough to hold every key.
+    const last = collector.curve().points.at(-1)!
+    expect(last.hitRatio).toBeGreaterThan(0.9)
   })
 })
