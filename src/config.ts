@@ -251,9 +251,9 @@ export const optionSpecs: OptionSpec[] = [
   {
     flag: 'miss-ratio-curve',
     kind: 'string',
-    // Off until a benchmark shows its cost within 3% of off (see the miss-ratio curve's note in
-    // bench/RESULTS.md): sampling is under the store lock of every read and write.
-    default: 'off',
+    // On: its cost is bounded by the collector's budget of sampled accesses (bench:curve and
+    // bench:http --curve-ab in bench/RESULTS.md), and off leaves one comparison per operation.
+    default: 'on',
     choices: ['on', 'off'],
     description:
       'on: estimate from sampled reads the hit ratio the store would have with more or less memory (missRatioCurve in GET /v1/stats); off: sample nothing.',
