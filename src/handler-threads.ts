@@ -2,6 +2,7 @@ import { Piscina } from 'piscina'
 import type { ServerConfig } from './config.js'
 import { exitFailed } from './exit-codes.js'
 import type { Runtime } from './http/deps.js'
+import { createRequestTimesBuffer } from './http/request-times.js'
 import type { Log } from './log.js'
 
 // The handler threads: a Piscina pool of config.threadCount threads, each running one task for
@@ -17,6 +18,8 @@ export interface HttpWorkerTask {
   config: ServerConfig
   /** The main thread's runtime facts, shared by /v1/stats in every thread. */
   runtime: Runtime
+  /** Where every thread counts its request times, one region each (src/http/request-times.ts). */
+  requestTimes: SharedArrayBuffer
 }
 
 export interface HandlerThreads {
@@ -50,7 +53,8 @@ export async function startHandlerThreads(
         resolve()
     }
   })
-  const task: HttpWorkerTask = { buffer, config, runtime }
+  const requestTimes = createRequestTimesBuffer(runtime.threadCount)
+  const task: HttpWorkerTask = { buffer, config, runtime, requestTimes }
   const tasks = Array.from({ length: runtime.threadCount }, () => pool.run(task))
   let stopping = false
   const stop = async () => {

@@ -3,6 +3,7 @@ import { controlChannelName, type HttpWorkerTask } from '../src/handler-threads.
 import { createApp } from '../src/http/app.js'
 import type { Runtime } from '../src/http/deps.js'
 import { closeGracefully, listen } from '../src/http/listen.js'
+import { RequestTimes } from '../src/http/request-times.js'
 import { createLog } from '../src/log.js'
 import { CurveSubscriber } from '../src/mrc/channel.js'
 import { attachLoggedStore } from '../src/wal/logged-store.js'
@@ -25,8 +26,18 @@ export default async function serve(task: HttpWorkerTask): Promise<void> {
     onProblem: (message, fields) => log.error(message, fields),
   })
   const missRatioCurve = config.missRatioCurve ? new CurveSubscriber() : undefined
-  const app = createApp({ store, config, durability, runtime, log, changes, missRatioCurve })
-  const server = await listen(app.fetch, config, log)
+  const requestTimes = new RequestTimes(task.requestTimes)
+  const app = createApp({
+    store,
+    config,
+    durability,
+    runtime,
+    log,
+    changes,
+    missRatioCurve,
+    requestTimes,
+  })
+  const server = await listen(app.fetch, config, log, requestTimes)
   const control = new BroadcastChannel(controlChannelName)
   const stopped = new Promise<void>((resolve) => {
     control.onmessage = (event: MessageEvent) => {

@@ -1,4 +1,4 @@
-import { AssertionError } from 'node:assert'
+import assert, { AssertionError } from 'node:assert'
 import type { HttpBindings } from '@hono/node-server'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
@@ -13,6 +13,7 @@ import { registerDocs } from './docs.js'
 import { Evictions } from './evictions.js'
 import { hostCheck } from './host.js'
 import { registerOpenApi } from './openapi.js'
+import { operations } from './request-times.js'
 import { errorResponse, isPykvPath, problemResponse } from './respond.js'
 import { registerBatchRoute } from './routes/batch.js'
 import { registerClusterRoute } from './routes/cluster.js'
@@ -79,6 +80,15 @@ export function createApp(deps: AppDeps): App {
   if (deps.changes !== undefined) registerWatchRoute(app, deps, deps.changes)
   registerUi(app)
 
+  // Every operation has its place in the request-time histogram (src/http/request-times.ts).
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type !== 'route') continue
+    const { operationId } = definition.route
+    assert.ok(
+      (operations as readonly unknown[]).includes(operationId),
+      `operation ${operationId} is missing from src/http/request-times.ts`,
+    )
+  }
   registerOpenApi(app, deps.config.token !== undefined)
   registerDocs(app)
 

@@ -8,6 +8,7 @@ import type { RecoveryReport } from '../wal/recovery.js'
 import type { FsyncMode } from '../wal/writer.js'
 import type { ChangeFeed } from '../watch/feed.js'
 import type { Evictions } from './evictions.js'
+import type { RequestTimes } from './request-times.js'
 
 // What the app is built from (src/http/app.ts) and what each route is handed: the routes import
 // these types from here, so that nothing the app imports imports the app back.
@@ -34,6 +35,8 @@ export interface AppDeps {
   changes?: ChangeFeed
   /** The miss-ratio curve the main thread publishes; absent when it is off, or with no main thread (tests). */
   missRatioCurve?: Pick<CurveSubscriber, 'latest' | 'reset'>
+  /** This thread's request-latency histogram (src/http/request-times.ts); createApp makes one when absent. */
+  requestTimes?: RequestTimes
 }
 
 /** What the write routes get besides AppDeps: this app's (this thread's) eviction reporting. */

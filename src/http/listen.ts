@@ -3,6 +3,7 @@ import { createServer as createNetServer } from 'node:net'
 import type { ServerConfig } from '../config.js'
 import type { Log } from '../log.js'
 import type { App } from './deps.js'
+import type { RequestTimes } from './request-times.js'
 import { createHttpServer } from './server.js'
 
 // Serving one handler thread: its HTTP server on the shared port, and its graceful close. Every
@@ -16,8 +17,13 @@ export function supportsReusePort(version = process.versions.node): boolean {
 }
 
 /** The app's fetch handler served on config.port, listening once this resolves. */
-export async function listen(fetch: App['fetch'], config: ServerConfig, log: Log): Promise<Server> {
-  const server = createHttpServer(fetch, config, log)
+export async function listen(
+  fetch: App['fetch'],
+  config: ServerConfig,
+  log: Log,
+  requestTimes?: RequestTimes,
+): Promise<Server> {
+  const server = createHttpServer(fetch, config, log, requestTimes)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen({ port: config.port, host: config.host, reusePort: true }, () => resolve())

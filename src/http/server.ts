@@ -13,6 +13,7 @@ import type { ServerConfig } from '../config.js'
 import { type ErrorCode, problem } from '../errors.js'
 import type { Log } from '../log.js'
 import { keepDotSegmentKey, pathOf, rawTargetOf } from './path-key.js'
+import { operationOther, type RequestTimes, type TimedResponse } from './request-times.js'
 
 // The Node HTTP server around the app's fetch handler: what happens on a connection before and
 // after the app sees a request. @hono/node-server's request listener turns each request into a
@@ -31,6 +32,7 @@ import { keepDotSegmentKey, pathOf, rawTargetOf } from './path-key.js'
 //   refused before that (401, 413, 421) is refused before the client sends the body.
 // - A connection whose client stops reading is closed after --send-timeout-ms, so clients that
 //   never read cannot make the server hold their answers in memory forever.
+// - Each request is timed from its start to its head being written, into requestTimes.
 
 type FetchHandler = Parameters<typeof getRequestListener>[0]
 
@@ -49,7 +51,12 @@ export function serverOptions(config: ServerConfig): ServerOptions {
   }
 }
 
-export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log: Log): Server {
+export function createHttpServer(
+  fetch: FetchHandler,
+  config: ServerConfig,
+  log: Log,
+  requestTimes?: RequestTimes,
+): Server {
   const handle = getRequestListener(fetch, {
     // The adapter answers a target or Host it cannot make a URL of (a backslash in the path,
     // OPTIONS *, Host: localhost:abc) with an empty 400; here the answer says why. Any other
@@ -72,7 +79,9 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
    * goes out as a 500 instead: writeHead throws before anything is sent, so the status line and
    * headers can still be replaced, and what the handler then writes is dropped.
    */
-  class GuardedResponse extends ServerResponse {
+  class GuardedResponse extends ServerResponse implements TimedResponse {
+    startedAtMs = Number.NaN
+    operation = operationOther
     #replaced = false
     /** Some of the body went out through write(): the answer is being streamed. */
     #streamed = false
@@ -81,6 +90,10 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
     #failureLogged = false
 
     override writeHead(...args: unknown[]): this {
+      if (!Number.isNaN(this.startedAtMs)) {
+        requestTimes?.observe(this.operation, (performance.now() - this.startedAtMs) / 1000)
+        this.startedAtMs = Number.NaN
+      }
       const writeHead = super.writeHead as (...args: unknown[]) => this
       try {
         return writeHead.apply(this, args)
@@ -131,6 +144,7 @@ export function createHttpServer(fetch: FetchHandler, config: ServerConfig, log:
 
   /** Runs one request to the end of its response; never rejects. */
   const serveOne = async (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    ;(outgoing as GuardedResponse).startedAtMs = performance.now()
     // An empty Host names no one either.
     if (!incoming.headers.host && incoming.url?.startsWith('/')) {
       const detail = 'A Host header is required (HTTP/1.1 always; here HTTP/1.0 too)'

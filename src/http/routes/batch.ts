@@ -12,6 +12,7 @@ import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { jsonArrayStream } from '../json-stream.js'
 import { bodySizeOf, decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
+import { timedAs } from '../request-times.js'
 import { logRefusalResponses, problemContent, problemResponse, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlRefusal } from '../ttl.js'
@@ -45,6 +46,7 @@ const batchRoute = createRoute({
   method: 'post',
   path: '/v1/batch',
   operationId: 'runBatch',
+  middleware: timedAs('runBatch'),
   summary: 'Run many ops atomically: all conditions hold and every op applies, or nothing does',
   request: {
     body: {

@@ -2,6 +2,7 @@ import os from 'node:os'
 import { createRoute, z } from '@hono/zod-openapi'
 import { packageVersion } from '../../package.js'
 import type { App, AppDeps } from '../deps.js'
+import { timedAs } from '../request-times.js'
 
 // Who this node is, for an operator running several behind a balancer (docs/scale-out.md):
 // its name, its version, when it started, and the configuration that decides what it holds and
@@ -49,6 +50,7 @@ const clusterRoute = createRoute({
   method: 'get',
   path: '/v1/cluster',
   operationId: 'getCluster',
+  middleware: timedAs('getCluster'),
   summary: "This node's identity and configuration (nodes are independent; see docs/scale-out.md)",
   responses: {
     200: {

@@ -16,6 +16,7 @@ import { etagOf, parseEtags, versionsOf } from '../etag.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, encodeMediaType, mediaTypeRefusal } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { answeredBy, timedAs } from '../request-times.js'
 import {
   logRefusalResponses,
   problemContent,
@@ -96,6 +97,7 @@ const deleteRoute = createRoute({
   method: 'delete',
   path: '/v1/kv/{key}',
   operationId: 'deleteKey',
+  middleware: timedAs('deleteKey'),
   summary: 'Delete the key',
   description: conditions,
   request: { params: keyParam },
@@ -158,6 +160,7 @@ export function registerKvRoutes(
   // handler checks the key, query and headers itself, so zod would only parse them twice.
   app.openAPIRegistry.registerPath(putRoute)
   app.put('/v1/kv/:key', async (c) => {
+    answeredBy(c, 'putKey')
     const key = pathKey(c)
     if (key === undefined) return problemResponse('key_invalid')
     const keyError = store.checkKey(key)
@@ -239,6 +242,7 @@ export function registerKvRoutes(
   // and the handler decodes and checks the key itself (pathKey, then the store).
   app.openAPIRegistry.registerPath(getRoute)
   app.get('/v1/kv/:key', (c) => {
+    answeredBy(c, c.req.method === 'HEAD' ? 'headKey' : 'getKey')
     const key = pathKey(c)
     if (key === undefined) return problemResponse('key_invalid')
     const keyError = store.checkKey(key)

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, AppDeps } from '../deps.js'
 import { decodeMediaType, tagInline } from '../media-type.js'
+import { timedAs } from '../request-times.js'
 import { problemContent, problemResponse } from '../respond.js'
 
 // GET /v1/kv?prefix=&cursor=&limit=: one page of a scan over the store's slots. The cursor is
@@ -33,6 +34,7 @@ const listRoute = createRoute({
   method: 'get',
   path: '/v1/kv',
   operationId: 'listKeys',
+  middleware: timedAs('listKeys'),
   summary: 'List keys by prefix, a page at a time',
   request: {
     query: z.object({

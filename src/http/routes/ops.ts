@@ -3,6 +3,7 @@ import type { MissRatioCurve } from '../../mrc/collector.js'
 import { I32, walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
 import type { StoreStats } from '../../store/types.js'
 import type { App, AppDeps } from '../deps.js'
+import { requestTimesText, timedAs } from '../request-times.js'
 
 // Operating the server: JSON stats, Prometheus metrics, and the liveness and readiness probes.
 
@@ -16,6 +17,7 @@ const statsRoute = createRoute({
   method: 'get',
   path: '/v1/stats',
   operationId: 'getStats',
+  middleware: timedAs('getStats'),
   summary: 'Counters and gauges as JSON',
   responses: {
     200: {
@@ -29,6 +31,7 @@ const metricsRoute = createRoute({
   method: 'get',
   path: '/metrics',
   operationId: 'getMetrics',
+  middleware: timedAs('getMetrics'),
   summary: 'Prometheus text exposition format',
   responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
 })
@@ -37,6 +40,7 @@ const curveResetRoute = createRoute({
   method: 'post',
   path: '/v1/stats/miss-ratio-curve/reset',
   operationId: 'resetMissRatioCurve',
+  middleware: timedAs('resetMissRatioCurve'),
   summary: 'Starts the miss-ratio curve again from nothing (the counters stay)',
   responses: {
     202: {
@@ -54,6 +58,7 @@ const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
   operationId: 'healthz',
+  middleware: timedAs('healthz'),
   summary: 'Liveness: the process serves requests',
   responses: {
     200: {
@@ -67,6 +72,7 @@ const readyRoute = createRoute({
   method: 'get',
   path: '/readyz',
   operationId: 'readyz',
+  middleware: timedAs('readyz'),
   summary: 'Readiness: 503 while starting or shutting down',
   responses: {
     200: {
@@ -102,7 +108,10 @@ function operationCount(stats: StoreStats): number {
   return stats.hits + stats.misses + stats.sets + stats.deletes
 }
 
-export function registerOpsRoutes(app: App, { store, runtime, missRatioCurve }: AppDeps): void {
+export function registerOpsRoutes(
+  app: App,
+  { store, runtime, missRatioCurve, requestTimes }: AppDeps,
+): void {
   const meter = new RateMeter()
   meter.sample(operationCount(store.stats()), Date.now())
 
@@ -158,9 +167,14 @@ export function registerOpsRoutes(app: App, { store, runtime, missRatioCurve }: 
       )
     }
     metric('entries', 'gauge', 'Entries resident.', s.entries)
-    metric('entries_max', 'gauge', 'Most entries resident at once.', s.entriesMax)
+    metric(
+      'max_entries',
+      'gauge',
+      'The most entries the store holds (--max-entries).',
+      s.entriesMax,
+    )
     metric('bytes', 'gauge', 'Bytes of keys and values resident.', s.bytes)
-    metric('bytes_max', 'gauge', 'Most bytes of keys and values resident at once.', s.bytesMax)
+    metric('max_bytes', 'gauge', 'The most bytes of keys and values (--max-memory).', s.bytesMax)
     metric('hits_total', 'counter', 'Reads that found their key.', s.hits)
     metric('misses_total', 'counter', 'Reads that did not.', s.misses)
     metric('sets_total', 'counter', 'Successful writes.', s.sets)
@@ -168,7 +182,7 @@ export function registerOpsRoutes(app: App, { store, runtime, missRatioCurve }: 
     metric('evictions_total', 'counter', 'Entries evicted to make room.', s.evictions)
     metric('expirations_total', 'counter', 'Entries reclaimed after their TTL.', s.expirations)
     metric(
-      'arena_bytes_moved_total',
+      'arena_moved_bytes_total',
       'counter',
       'Bytes the arena cleaner moved.',
       s.arenaBytesMoved,
@@ -185,6 +199,7 @@ export function registerOpsRoutes(app: App, { store, runtime, missRatioCurve }: 
     metric('wal_snapshots_total', 'counter', 'Snapshots written.', s.wal.snapshots)
     metric('watch_streams', 'gauge', 'GET /v1/watch streams open.', s.watch.streams)
     curveMetrics(lines, s.missRatioCurve)
+    lines.push(...requestTimesText(requestTimes?.read() ?? []))
     metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
     metric('threads', 'gauge', 'Handler threads.', s.threads)
     return c.text(`${lines.join('\n')}\n`, 200, {
@@ -224,5 +239,9 @@ function curveMetrics(lines: string[], curve: MissRatioCurve | null): void {
   gauge('sampled_keys', 'Keys the curve is computed from.', curve.sampledKeyCount)
   gauge('reads', 'Reads the curve covers, since its start or reset.', curve.accessCount)
   gauge('dropped', 'Sampled accesses lost to a full access ring since then.', curve.droppedCount)
-  gauge('since_seconds', 'When the curve started (Unix time).', curve.since / 1000)
+  gauge(
+    'start_time_seconds',
+    'When the curve started or was reset (Unix time).',
+    curve.since / 1000,
+  )
 }

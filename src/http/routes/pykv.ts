@@ -4,6 +4,7 @@ import type { App, RouteDeps } from '../deps.js'
 import { evictedHeader, evictedHeaderDoc } from '../evictions.js'
 import { decodeMediaType, tagJson } from '../media-type.js'
 import { pathKey } from '../path-key.js'
+import { timedAs } from '../request-times.js'
 import { errorResponse, untypedContent, whenDurable, whenLogged } from '../respond.js'
 import { markApplied } from '../server.js'
 import { isTtlSeconds, ttlSecondsMax } from '../ttl.js'
@@ -53,6 +54,7 @@ const setRoute = createRoute({
   method: 'post',
   path: '/set',
   operationId: 'pykvSet',
+  middleware: timedAs('pykvSet'),
   summary: 'Store a key-value pair (PyKV-compatible)',
   request: {
     body: {
@@ -86,6 +88,7 @@ const getRoute = createRoute({
   method: 'get',
   path: '/get/{key}',
   operationId: 'pykvGet',
+  middleware: timedAs('pykvGet'),
   summary: 'Read a value (PyKV-compatible)',
   request: { params: keyParam },
   responses: {
@@ -104,6 +107,7 @@ const deleteRoute = createRoute({
   method: 'delete',
   path: '/delete/{key}',
   operationId: 'pykvDelete',
+  middleware: timedAs('pykvDelete'),
   summary: 'Delete a key (PyKV-compatible)',
   request: { params: keyParam },
   responses: {

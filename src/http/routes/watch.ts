@@ -5,6 +5,7 @@ import type { ChangeFeed } from '../../watch/feed.js'
 import { oldestSequenceOnDisk } from '../../watch/log-reader.js'
 import { watchStream } from '../../watch/watcher.js'
 import type { App, AppDeps } from '../deps.js'
+import { timedAs } from '../request-times.js'
 import { problemContent, problemResponse } from '../respond.js'
 
 // GET /v1/watch: the change feed, as Server-Sent Events (src/watch/watcher.ts says what a stream
@@ -16,6 +17,7 @@ const watchRoute = createRoute({
   method: 'get',
   path: '/v1/watch',
   operationId: 'watchChanges',
+  middleware: timedAs('watchChanges'),
   summary: 'Follow changes to keys under a prefix, as Server-Sent Events, resumable',
   request: {
     query: z.object({
