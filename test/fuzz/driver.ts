@@ -196,14 +196,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       const steps = buildRound(context)
       const lost = await playRound(connection, steps, report)
       lastUsedMs = Date.now()
-      if (lost || steps.at(-1)?.closes) {
+      if (lost !== undefined || steps.at(-1)?.closes) {
         connection.destroy()
         connection = undefined
       }
-      if (lost && !restarting) {
+      if (lost !== undefined && !restarting) {
         checkServer()
         throw new Error(
-          `a round got no complete answer from a running server: ${steps.map((s) => s.what).join('; ')}`,
+          `a round got no complete answer from a running server (${lost}): ` +
+            `${steps.map((s) => s.what).join('; ')}\nthe server's output ends:\n${tail(server)}`,
         )
       }
       checkServer()
@@ -342,28 +343,31 @@ function rssMiB(server: RunningServer): number {
 
 /**
  * Sends the round, pipelined when it has several requests, and checks each answer in order, or
- * only the first answersWanted (the caller then closes the connection). True when the
- * connection ended before every answer came: the requests left unanswered may or may not have
- * been applied.
+ * only the first answersWanted (the caller then closes the connection). When the connection
+ * ended before every answer came, says how (the requests left unanswered may or may not have
+ * been applied); undefined otherwise.
  */
 async function playRound(
   connection: RawConnection,
   steps: Step[],
   report: FuzzReport,
   answersWanted = steps.length,
-): Promise<boolean> {
+): Promise<string | undefined> {
   const sentMs = Date.now()
   connection.write(Buffer.concat(steps.map((step) => step.request)))
   report.requests += steps.length
   for (const [index, step] of steps.entries()) {
-    if (index === answersWanted) return false
+    if (index === answersWanted) return undefined
     let response: RawResponse
     try {
       response = await connection.read({ head: step.head, timeoutMs: answerTimeoutMs })
     } catch (error) {
       if (!connection.closed) throw new Error(`${step.what}: ${(error as Error).message}`)
       for (const unanswered of steps.slice(index)) unanswered.unanswered()
-      return true
+      return (
+        `answers ${index} of ${steps.length} read, then ${connection.closeReason} ` +
+        `${Date.now() - sentMs} ms after sending (${(error as Error).message})`
+      )
     }
     report.statuses[response.status] = (report.statuses[response.status] ?? 0) + 1
     // The disk never fills or fails here, so not even the documented 503 and 507 are right,
@@ -373,7 +377,7 @@ async function playRound(
     }
     step.check(response, { sentMs, receivedMs: Date.now() })
   }
-  return false
+  return undefined
 }
 
 /** Reads every key of every partition back, pipelined, and lists each partition. */
@@ -391,8 +395,8 @@ async function readBack(
       const steps = [...partition.stable, ...partition.ephemeral].map((key) =>
         getStep(context, false, key),
       )
-      if (await playRound(connection, steps, report))
-        throw new Error('the read-back lost its connection')
+      const lost = await playRound(connection, steps, report)
+      if (lost !== undefined) throw new Error(`the read-back lost its connection: ${lost}`)
       await checkListing(connection, context, model)
     }
   } finally {

@@ -25,6 +25,8 @@ export class RawConnection {
   readonly socket: Socket
   #received = Buffer.alloc(0)
   #closed = false
+  /** The socket's error, if one ended it (a reset, a refused write): for messages. */
+  #error: Error | undefined
   #wake: (() => void) | undefined
 
   private constructor(socket: Socket) {
@@ -37,8 +39,9 @@ export class RawConnection {
       this.#closed = true
       this.#wake?.()
     })
-    socket.on('error', () => {
+    socket.on('error', (error) => {
       // A reset shows as a close; read() then says what was missing.
+      this.#error = error
     })
   }
 
@@ -52,6 +55,14 @@ export class RawConnection {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** How the connection ended, for a failure's message: by the peer, or by a socket error. */
+  get closeReason(): string {
+    if (!this.#closed) return 'open'
+    const error = this.#error as NodeJS.ErrnoException | undefined
+    const unread = this.#received.length
+    return `${error === undefined ? 'closed by the peer' : `socket error ${error.code ?? error.message}`}, ${unread} bytes unread`
   }
 
   write(data: string | Uint8Array): void {
