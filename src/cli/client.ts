@@ -1,31 +1,23 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { exitFailed, exitOk, exitServer } from '../exit-codes.js'
+import { Slabkv, SlabkvError } from '../client/index.js'
+import { exitFailed, exitOk } from '../exit-codes.js'
 import { parseTtlSeconds, ttlRefusal } from '../http/ttl.js'
 import {
-  type Answer,
   clientOptions,
+  failure,
   jsonString,
-  keySegment,
-  problemOf,
-  RequestError,
-  send,
   serverAddress,
-  serverError,
-  tokenHeaders,
+  tokenOf,
   usageFailure,
 } from './client-common.js'
 import { commandHelp } from './help.js'
 
-// slabkv get, set, del and ls: a terminal client for a running server.
+// slabkv get, set, del and ls: a terminal client for a running server, through the Node client
+// (src/client/index.ts).
 
 /** get and del of a missing key. */
 const exitNotFound = exitFailed
-
-/** True when the answer is the server's 404 for a missing key, not for a missing route. */
-function isNotFound(answer: Answer): boolean {
-  return answer.status === 404 && problemOf(answer)?.code === 'not_found'
-}
 
 export type ClientCommand = 'get' | 'set' | 'del' | 'ls'
 
@@ -55,13 +47,13 @@ export async function client(command: ClientCommand, argv: string[]): Promise<nu
   }
   const base = serverAddress(values.url)
   if (typeof base === 'string') return usageError(base)
-  let ttl = ''
+  let ttlSeconds: number | undefined
   if (values.ttl !== undefined) {
     // The server's own check, made before anything is sent.
-    if (Number.isNaN(parseTtlSeconds(values.ttl))) {
+    ttlSeconds = parseTtlSeconds(values.ttl)
+    if (ttlSeconds === undefined || Number.isNaN(ttlSeconds)) {
       return usageError(`--ttl ${JSON.stringify(values.ttl)}: ${ttlRefusal}`)
     }
-    ttl = `?ttl=${values.ttl}`
   }
   const [keyText = '', value] = positionals
   // ls without a PREFIX lists every key, --json or not.
@@ -72,56 +64,41 @@ export async function client(command: ClientCommand, argv: string[]): Promise<nu
   if (command !== 'ls' && key === '') return usageError('the key is empty')
   // A lone surrogate has no UTF-8: sent as U+FFFD, it would name another key.
   if (!key.isWellFormed()) return usageError('the key has a lone surrogate, which no key can have')
-  const headers = tokenHeaders(values.token)
-  const keyPath = `/v1/kv/${keySegment(key)}`
+  const kv = new Slabkv({ url: base, token: tokenOf(values.token) })
   try {
     if (command === 'get') {
-      const answer = await send(base, 'GET', keyPath, headers)
-      if (isNotFound(answer)) {
+      const entry = await kv.get(key)
+      if (entry === undefined) {
         process.stderr.write(`not found: ${keyText}\n`)
         return exitNotFound
       }
-      if (answer.status !== 200) return serverError(command, answer)
-      process.stdout.write(answer.body)
+      process.stdout.write(entry.value)
       return exitOk
     }
     if (command === 'set') {
+      // Bytes, not a string: the value is stored as application/octet-stream, as sent.
       const body = value === '-' ? readFileSync(0) : Buffer.from(value!, 'utf8')
-      const answer = await send(base, 'PUT', keyPath + ttl, headers, body)
-      if (answer.status === 412) return exitNotFound
-      return answer.status === 200 || answer.status === 201 ? 0 : serverError(command, answer)
+      try {
+        await kv.set(key, body, ttlSeconds === undefined ? {} : { ttlSeconds })
+      } catch (error) {
+        if (error instanceof SlabkvError && error.status === 412) return exitNotFound
+        throw error
+      }
+      return exitOk
     }
     if (command === 'del') {
-      const answer = await send(base, 'DELETE', keyPath, headers)
-      if (isNotFound(answer)) {
-        process.stderr.write(`not found: ${keyText}\n`)
-        return exitNotFound
-      }
-      return answer.status >= 200 && answer.status < 300 ? 0 : serverError(command, answer)
+      if (await kv.delete(key)) return exitOk
+      process.stderr.write(`not found: ${keyText}\n`)
+      return exitNotFound
     }
-    let cursor: string | null = '0'
-    const prefix = keySegment(key)
-    while (cursor !== null) {
-      const answer = await send(
-        base,
-        'GET',
-        `/v1/kv?prefix=${prefix}&cursor=${cursor}&limit=1000`,
-        headers,
+    for await (const page of kv.listPages({ prefix: key, pageSize: 1000 })) {
+      const lines = page.entries.map((entry) =>
+        values.json ? JSON.stringify(entry.key) : entry.key,
       )
-      if (answer.status !== 200) return serverError(command, answer)
-      const page = JSON.parse(answer.body.toString('utf8')) as {
-        items: { key: string }[]
-        cursor: string | null
-      }
-      const lines = page.items.map((item) => (values.json ? JSON.stringify(item.key) : item.key))
       if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
-      cursor = page.cursor
     }
     return exitOk
   } catch (error) {
-    const what =
-      error instanceof RequestError ? `cannot reach ${base.origin}` : 'cannot read the answer'
-    process.stderr.write(`slabkv ${command}: ${what}: ${(error as Error).message}\n`)
-    return exitServer
+    return failure(command, base, error)
   }
 }

@@ -1,32 +1,25 @@
-import type { IncomingMessage } from 'node:http'
+import { once } from 'node:events'
 import { parseArgs } from 'node:util'
-import { exitHistoryGone, exitOk, exitServer } from '../exit-codes.js'
+import { Connection } from '../client/transport.js'
+import { followChanges } from '../client/watch.js'
+import { exitOk } from '../exit-codes.js'
 import {
-  type Answer,
   clientOptions,
+  failure,
   jsonString,
-  keySegment,
-  problemOf,
   serverAddress,
-  serverError,
-  tokenHeaders,
+  tokenOf,
   usageFailure,
 } from './client-common.js'
 import { commandHelp } from './help.js'
-import type { ServerSentEvent } from './sse.js'
-import { watchStream } from './watch-stream.js'
 
 // slabkv watch: the change feed (GET /v1/watch) as JSON lines on stdout, one per change, until
-// SIGINT or SIGTERM. Once a stream is open, a lost one is resumed from the last id the server
-// sent (events and heartbeats alike), so that no change is printed twice or left out; a first
-// connection that fails exits instead, as `kubectl get -w` and `etcdctl watch` do: a wrong
-// --url should not look like a quiet feed.
+// SIGINT or SIGTERM. The client's watch (src/client/watch.ts) resumes a lost stream from the last
+// id the server sent, so that no change is printed twice or left out, and throws when the first
+// connection fails: a wrong --url should not look like a quiet feed. Each change is printed as
+// the server sent it, fields the client does not know included.
 
 const changeTypes = ['set', 'delete', 'expire', 'evict', 'clear']
-/** The first wait before resuming, when the server sends no `retry:`; it doubles per failure. */
-const firstDelayMs = 100
-/** Waits never grow past this; a stream that lasted this long starts the doubling over. */
-const longestDelayMs = 5_000
 /** Four heartbeats at the server's default --watch-heartbeat-ms (15 s). */
 const defaultIdleTimeoutSeconds = '60'
 
@@ -113,156 +106,57 @@ function watchRequestOf(values: WatchOptions, positionals: string[]): WatchReque
   if (prefix === undefined)
     return `--json: ${prefixText} is not a JSON string (such as "a\\u0000b")`
   if (!prefix.isWellFormed()) return 'the prefix has a lone surrogate'
-  const query = [
-    ...(prefix === '' ? [] : [`prefix=${keySegment(prefix)}`]),
-    ...(values.values ? ['values=true'] : []),
-    ...(types === undefined ? [] : [`types=${types.join(',')}`]),
-  ]
-  return { base, since, query, headers: tokenHeaders(values.token), idleTimeoutMs }
+  return {
+    base,
+    since: since === 'now' ? since : Number(since),
+    prefix,
+    values: values.values === true,
+    types,
+    token: tokenOf(values.token),
+    idleTimeoutMs,
+  }
 }
 
 interface WatchRequest {
   base: URL
-  /** The --since of the first attempt; later ones resume from the last id. */
-  since: string
-  /** The query parameters but since, which each attempt sets. */
-  query: string[]
-  headers: Record<string, string>
+  /** Where the first attempt starts; later ones resume from the last id. */
+  since: number | 'now'
+  prefix: string
+  values: boolean
+  types: string[] | undefined
+  token: string | undefined
   idleTimeoutMs: number
 }
 
-/** Streams, prints and resumes until stopped, or until an answer the watch cannot go past. */
-async function follow(
-  { base, since, query, headers, idleTimeoutMs }: WatchRequest,
-  signal: AbortSignal,
-): Promise<number> {
-  let lastEventId = ''
-  /** The id of the last change printed: a server resending one after a resume is not printed. */
-  let printedThrough = -1
-  let response: IncomingMessage | undefined
-  /** A stream has been open: from now on, failures are waited out. */
-  let established = false
-  let failures = 0
-  let retryMs = firstDelayMs
-
-  const print = (event: ServerSentEvent): string | undefined => {
-    if (!/^[0-9]+$/.test(event.lastEventId)) {
-      return `a ${event.type} event whose id is not a sequence number: ${JSON.stringify(event.lastEventId)}`
-    }
-    const id = Number(event.lastEventId)
-    let data: unknown
-    try {
-      data = JSON.parse(event.data)
-    } catch {
-      data = undefined
-    }
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      return `event ${id} (${event.type}) has data that is not a JSON object`
-    }
-    if (id <= printedThrough) return undefined
-    printedThrough = id
-    // id and event first, and not overwritten by fields of the same names in the data.
-    const line = { id, event: event.type, ...data }
-    line.id = id
-    line.event = event.type
-    if (!process.stdout.write(`${JSON.stringify(line)}\n`) && response?.isPaused() === false) {
-      // stdout cannot take more for now: read no more of the stream until it can.
-      const paused = response
-      paused.pause()
-      process.stdout.once('drain', () => paused.resume())
-    }
-    return undefined
-  }
-
-  for (;;) {
-    const openedAt = Date.now()
-    const position = lastEventId === '' ? since : lastEventId
-    const outcome = await watchStream({
-      base,
-      path: `/v1/watch?${[...query, `since=${position}`].join('&')}`,
-      headers,
-      lastEventId,
-      onEvent: print,
-      onRetry: (ms) => {
-        retryMs = Math.min(Math.max(ms, firstDelayMs), longestDelayMs)
-      },
-      onResponse: (opened) => {
-        response = opened
-        established = true
-      },
-      signal,
-      idleTimeoutMs,
-    })
-    response = undefined
-    let reason: string
-    if (outcome.kind === 'stopped') return exitOk
-    if (outcome.kind === 'unreadable') {
-      process.stderr.write(`slabkv watch: cannot read the stream: ${outcome.reason}\n`)
-      return exitServer
-    }
-    if (outcome.kind === 'refused') {
-      const { answer } = outcome
-      if (answer.status === 410) return historyGone(answer)
-      if (!established || !isPassing(answer)) return serverError('watch', answer)
-      const problem = problemOf(answer)
-      reason = `the server answered ${answer.status}${problem?.code === undefined ? '' : ` (${problem.code})`}`
-    } else if (outcome.kind === 'unreachable') {
-      reason = `cannot reach ${base.origin}: ${outcome.reason}`
-      if (!established) {
-        process.stderr.write(`slabkv watch: ${reason}\n`)
-        return exitServer
-      }
-    } else {
-      reason = outcome.reason
-      lastEventId = outcome.lastEventId
-      if (Date.now() - openedAt >= longestDelayMs) failures = 0
-    }
-    const delayMs = backoff(retryMs, failures++)
-    const from = lastEventId === '' ? `since ${since}` : `after id ${lastEventId}`
-    process.stderr.write(`slabkv watch: ${reason}; resuming ${from} in ${delayMs} ms\n`)
-    await sleep(delayMs, signal)
-    if (signal.aborted) return exitOk
-  }
-}
-
-/** Answers worth waiting out once a stream has been open: too many watchers, a server error. */
-function isPassing(answer: Answer): boolean {
-  return answer.status === 429 || answer.status >= 500
-}
-
-/**
- * The wait before the next attempt: doubling, at most longestDelayMs, spread over its upper half
- * so that the watchers of a restarted server do not all come back at the same moment.
- */
-function backoff(firstMs: number, failures: number): number {
-  const ceiling = Math.min(firstMs * 2 ** Math.min(failures, 16), longestDelayMs)
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
-}
-
-/** 410: the server no longer holds the changes after the position (or never had them). */
-function historyGone(answer: Answer): number {
-  const problem = problemOf(answer)
-  const what = problem?.detail ?? problem?.title ?? 'the history to resume from is gone'
-  const held =
-    problem?.oldestSequence === undefined
-      ? ''
-      : `; the oldest sequence the server holds is ${problem.oldestSequence}` +
-        (problem.newestSequence === undefined ? '' : `, the newest ${problem.newestSequence}`)
-  process.stderr.write(
-    `slabkv watch: ${what} (${problem?.code ?? answer.status})${held}. List the keys again ` +
-      `(GET /v1/kv answers Slabkv-Sequence) and watch from there with --since\n`,
-  )
-  return exitHistoryGone
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
+/** Streams and prints until stopped, or until an answer the watch cannot go past. */
+async function follow(request: WatchRequest, signal: AbortSignal): Promise<number> {
+  const { base, since, prefix, values, types, token, idleTimeoutMs } = request
+  const changes = followChanges(new Connection({ url: base, token }), {
+    prefix,
+    since,
+    values,
+    ...(types === undefined ? {} : { types }),
+    idleTimeoutMs,
+    signal,
+    onReconnect: ({ reason, delayMs, lastEventId }) => {
+      const from = lastEventId === '' ? `since ${since}` : `after id ${lastEventId}`
+      process.stderr.write(`slabkv watch: ${reason}; resuming ${from} in ${delayMs} ms\n`)
+    },
   })
+  try {
+    for await (const { id, type, data } of changes) {
+      // id and event first, and not overwritten by fields of the same names in the data.
+      const line = { id, event: type, ...data }
+      line.id = id
+      line.event = type
+      // stdout cannot take more for now: read no more of the stream until it can.
+      if (!process.stdout.write(`${JSON.stringify(line)}\n`)) {
+        await once(process.stdout, 'drain', { signal })
+      }
+    }
+  } catch (error) {
+    if (signal.aborted) return exitOk
+    return failure('watch', base, error)
+  }
+  return exitOk
 }

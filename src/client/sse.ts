@@ -1,7 +1,8 @@
 // A text/event-stream parser, as the HTML standard's EventSource reads one (its "Server-sent
 // events" section): bytes in any chunking, decoded as UTF-8; lines ending in LF, CR or CRLF;
 // ':' comments; `field: value` with one optional space removed; a blank line dispatches. It
-// does no I/O: `slabkv watch` (src/cli/watch.ts) feeds it what arrives on each connection.
+// does no I/O: the client's watch (src/client/event-stream.ts) feeds it what arrives on each
+// connection.
 
 export interface ServerSentEvent {
   /** The `event:` field, or 'message' without one. */

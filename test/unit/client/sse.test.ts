@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { EventStreamParser, type ServerSentEvent } from '../../../src/cli/sse.js'
+import { EventStreamParser, type ServerSentEvent } from '../../../src/client/sse.js'
 import { prng, testSeed } from '../../support/random.js'
 
-// The text/event-stream parser of slabkv watch: the HTML standard's examples, then generated
+// The text/event-stream parser of the client's watch (and so of slabkv watch): the HTML standard's examples, then generated
 // streams (every line ending, comments, fields with and without their space, ids, retries,
 // characters of every UTF-8 length, a last block cut off) whose events are known from how they
 // were built, parsed whole and in random chunkings, which must not change what is parsed.
