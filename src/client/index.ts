@@ -36,8 +36,8 @@ export * from './errors.js'
 export type { ConnectionOptions as SlabkvOptions } from './transport.js'
 export type * from './types.js'
 
-/** What a string value is stored as unless told otherwise: what fetch sends a string body as. */
-const textContentType = 'text/plain;charset=UTF-8'
+/** What a string value is stored as unless told otherwise (fetch sends a string body as it too). */
+const textContentType = 'text/plain; charset=utf-8'
 
 export class Slabkv {
   readonly #connection: Connection
@@ -69,9 +69,7 @@ export class Slabkv {
   /** The value decoded as UTF-8 (U+FFFD for bytes that are not), or undefined. */
   async getText(key: string, options: CallOptions = {}): Promise<string | undefined> {
     const entry = await this.get(key, options)
-    if (entry === undefined) return undefined
-    const { buffer, byteOffset, byteLength } = entry.value
-    return Buffer.from(buffer, byteOffset, byteLength).toString('utf8')
+    return entry?.value.toString('utf8')
   }
 
   /** The value parsed as JSON, or undefined; a value that is not JSON throws a SyntaxError. */
@@ -282,7 +280,7 @@ function resultOf(
 }
 
 /** A value inside JSON (src/http/value-text.ts) back into its bytes. */
-function valueBytes(fields: Record<string, unknown>): Uint8Array {
+function valueBytes(fields: Record<string, unknown>): Buffer {
   if (typeof fields.value !== 'string')
     throw new SlabkvProtocolError('a value that is not a string')
   return Buffer.from(fields.value, fields.encoding === 'base64' ? 'base64' : 'utf8')

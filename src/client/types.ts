@@ -10,8 +10,8 @@ export interface CallOptions {
 
 /** A stored value, as GET /v1/kv/{key} answers it. */
 export interface Entry {
-  /** The bytes, exactly as stored. */
-  value: Uint8Array
+  /** The bytes, exactly as stored (a Buffer: `value.toString()` is the UTF-8 text). */
+  value: Buffer
   /** The media type it was stored with (application/octet-stream when none was given). */
   contentType: string
   /** The sequence number of the write that stored it: its ETag, what ifVersion compares. */
@@ -24,7 +24,7 @@ export interface SetOptions extends CallOptions {
   /** Expire this many seconds after the write (fractions allowed); never by default. */
   ttlSeconds?: number
   /**
-   * The media type to store. By default text/plain;charset=UTF-8 for a string value (as fetch
+   * The media type to store. By default text/plain; charset=utf-8 for a string value (as fetch
    * sends a string body) and none for bytes, which the server stores as
    * application/octet-stream.
    */
@@ -87,7 +87,7 @@ export type BatchOp =
       op: 'set'
       key: string
       value: string | Uint8Array
-      /** As for set(): text/plain;charset=UTF-8 for a string by default. */
+      /** As for set(): text/plain; charset=utf-8 for a string by default. */
       contentType?: string
       ttlSeconds?: number
       ifVersion?: number
@@ -97,7 +97,7 @@ export type BatchOp =
 
 /** A get's result in a batch: the value, or undefined for no such key. */
 export interface BatchEntry {
-  value: Uint8Array
+  value: Buffer
   contentType: string
   version: number
 }
@@ -134,7 +134,7 @@ export type ChangeEvent =
       /** When it expires, in epoch milliseconds, or null. */
       expiresAt: number | null
       /** The bytes, with `values: true`. */
-      value?: Uint8Array
+      value?: Buffer
     })
   | (ChangeBase & { type: 'delete' | 'expire' | 'evict'; key: string })
   /** The whole store emptied: it reaches every watch, whatever its prefix. */

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { Slabkv, WatchHistoryGoneError } from '../../src/client/index.js'
 import { supportsReusePort } from '../../src/http/listen.js'
 import { killAll, runCli, startServer } from '../support/server.js'
 
@@ -35,6 +36,25 @@ describe('the engines floor', () => {
     expect(await get.text()).toBe('ok')
     expect(await server.stop('SIGTERM')).toBe(0)
     expect(server.stderr()).toBe('')
+  })
+
+  it(`runs the Node client (src/client) on this Node (${process.version})`, async () => {
+    const server = await startServer()
+    const kv = new Slabkv({ url: server.url })
+    const { sequence } = await kv.stats()
+    const changes = kv.watch({ since: sequence, signal: AbortSignal.timeout(30_000) })
+    const { version } = await kv.set('floor/.', 'ok', { ttlSeconds: 60 })
+    expect(await kv.getText('floor/.')).toBe('ok')
+    expect((await changes.next()).value).toMatchObject({ type: 'set', key: 'floor/.', version })
+    await changes.return(undefined as never)
+    const [read] = await kv.batch([{ op: 'get', key: 'floor/.' }])
+    expect(read?.value.toString()).toBe('ok')
+    const keys: string[] = []
+    for await (const entry of kv.list({ prefix: 'floor/' })) keys.push(entry.key)
+    expect(keys).toEqual(['floor/.'])
+    expect(await kv.delete('floor/.')).toBe(true)
+    await expect(kv.watch({ since: 1_000_000 }).next()).rejects.toThrow(WatchHistoryGoneError)
+    expect(await server.stop('SIGTERM')).toBe(0)
   })
 })
 
