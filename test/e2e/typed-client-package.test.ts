@@ -3,6 +3,7 @@ import {
   copyFileSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -19,9 +20,10 @@ import { killAll, type RunningServer, startServer } from '../support/server.js'
 // `import { Slabkv } from 'slabkv/client'` as a user's program does it: a project outside the
 // repository with slabkv in its node_modules (a symlink to the repository, as `npm install
 // <path>` or `npm link` makes), client-package/consumer.ts copied into it, type-checked by tsc
-// with NodeNext and with Bundler resolution (the package's "exports" and its .d.ts; each
+// with NodeNext, Node16 and Bundler resolution (the package's "exports" and its .d.ts; each
 // expected error in it is a misuse the types must refuse), compiled, and run with node against
-// a real server.
+// a real server. The examples of docs/client.md and the README run the same way, each page's
+// as one module, printing what their `// → ` lines say.
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const require = createRequire(import.meta.url)
@@ -88,9 +90,27 @@ async function typecheck(name: string, options: Record<string, unknown>): Promis
   return code === 0 ? '' : `exit ${code}\n${stdout}${stderr}`
 }
 
+/**
+ * The js blocks of a page that use the client (they import slabkv/client or call `kv`; not the
+ * README's browser EventSource) as one module: the first at the top level (it holds the
+ * imports), each later one in a block of its own; and the lines `// → text`, what it must print,
+ * in order.
+ */
+function examplesOf(page: string): { module: string; expected: string[] } {
+  const blocks = [...readFileSync(join(root, page), 'utf8').matchAll(/```js\n([\s\S]*?)```/g)]
+  const code = blocks
+    .map((block) => block[1]!)
+    .filter((text) => text.includes("'slabkv/client'") || /\bkv\./.test(text))
+  const expected = code.flatMap((text) =>
+    [...text.matchAll(/^\/\/ → (.*)$/gm)].map((match) => match[1]!),
+  )
+  const module = [code[0], ...code.slice(1).map((text) => `{\n${text}}\n`)].join('\n')
+  return { module, expected }
+}
+
 describe("the package's slabkv/client export", () => {
   it(
-    'type-checks a program that imports it, with NodeNext and with Bundler resolution',
+    'type-checks a program that imports it, with NodeNext, Node16 and Bundler resolution',
     async () => {
       const nodeNext = await typecheck('tsconfig.json', {
         module: 'NodeNext',
@@ -98,6 +118,12 @@ describe("the package's slabkv/client export", () => {
         outDir: 'out',
       })
       expect(nodeNext).toBe('')
+      const node16 = await typecheck('tsconfig.node16.json', {
+        module: 'Node16',
+        moduleResolution: 'Node16',
+        noEmit: true,
+      })
+      expect(node16).toBe('')
       const bundler = await typecheck('tsconfig.bundler.json', {
         module: 'ESNext',
         moduleResolution: 'Bundler',
@@ -105,7 +131,7 @@ describe("the package's slabkv/client export", () => {
       })
       expect(bundler).toBe('')
     },
-    2 * tscTimeoutMs,
+    3 * tscTimeoutMs,
   )
 
   it('runs that program with node against a real server', async () => {
@@ -120,6 +146,39 @@ describe("the package's slabkv/client export", () => {
       gone: expect.any(Number),
       sets: 2,
     })
+  })
+
+  for (const page of ['docs/client.md', 'README.md']) {
+    it(`runs the examples of ${page} as written, printing what they say`, async () => {
+      const { module, expected } = examplesOf(page)
+      expect(expected.length).toBeGreaterThan(0)
+      const own = await startServer()
+      const file = `${page.replaceAll('/', '-')}.mjs`
+      writeFileSync(
+        join(project, file),
+        module.replaceAll("'http://127.0.0.1:8000'", JSON.stringify(own.url)),
+      )
+      const { code, stdout, stderr } = await run([file])
+      expect(stderr).toBe('')
+      expect(code).toBe(0)
+      expect(stdout.split('\n').slice(0, -1)).toEqual(expected)
+      await own.stop()
+    })
+  }
+
+  it("imports nothing at run time but Node's own modules and its own files", () => {
+    const dir = join(root, 'dist', 'src', 'client')
+    const imported = readdirSync(dir)
+      .filter((name) => name.endsWith('.js'))
+      .flatMap((name) => {
+        const text = readFileSync(join(dir, name), 'utf8')
+        return [
+          ...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+'([^']+)'/gms),
+          ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+        ].map((match) => match[1]!)
+      })
+    expect(imported.filter((specifier) => !/^(node:|\.\/[\w-]+\.js$)/.test(specifier))).toEqual([])
+    expect(imported).toContain('node:http')
   })
 
   it('keeps the slabkv command that package.json names beside the export', async () => {
