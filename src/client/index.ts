@@ -99,7 +99,10 @@ export class Slabkv {
   setJson(key: string, value: unknown, options: SetOptions = {}): Promise<SetResult> {
     const text = JSON.stringify(value)
     if (text === undefined) throw new TypeError('the value has no JSON (undefined, a function)')
-    return this.set(key, text, { contentType: 'application/json', ...options })
+    return this.set(key, text, {
+      ...options,
+      contentType: options.contentType ?? 'application/json',
+    })
   }
 
   /** Deletes `key`: true when it was deleted, false when there was no such key. */

@@ -22,7 +22,7 @@ export interface ConnectionOptions {
   headers?: Record<string, string>
   /** The agent for the connections; Node's global agent (keep-alive) by default. */
   agent?: Agent
-  /** Every call but watch rejects after this long, with a TimeoutError. No limit by default. */
+  /** Each request but a watch's rejects after this long, with a TimeoutError. No limit by default. */
   timeoutMs?: number
   /** Aborts every call of this client, watches included. */
   signal?: AbortSignal
