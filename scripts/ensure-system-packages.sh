@@ -7,7 +7,8 @@
 #   curl      the README's examples, which a test runs as written
 #   prometheus  Prometheus and promtool: a test checks /metrics with promtool, and one scrapes a
 #               node with a Prometheus of its own
-# npm test and npm run bench:peers run this first. It never fails the run: when a package cannot
+#   strace    the profile benchmark's system calls per request and futex calls per group commit
+# npm test, npm run bench:peers and npm run bench:profile run this first. It never fails the run: when a package cannot
 # be installed (no root, no apt, no network), it says so, and the tests that need the package skip
 # and say why (the peers benchmark stops and names the missing program).
 # The install starts no service: the tests run their own nginx, Redis and Prometheus on ports
@@ -22,6 +23,7 @@ command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v webdis >/dev/null 2>&1 || want+=(webdis)
 command -v curl >/dev/null 2>&1 || want+=(curl)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || want+=(prometheus)
+command -v strace >/dev/null 2>&1 || want+=(strace)
 [ ${#want[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { lockStatsLength } from './lock-stats.js'
 
 // The one owner of the SharedArrayBuffer's layout. Every offset, header word and array length
 // is computed here, from the configuration alone, so a thread that attaches to an existing
@@ -11,7 +12,7 @@ export type Slot = number & { readonly brand: 'Slot' }
 export const slotNone = -1 as Slot
 
 export const layoutMagic = 0x736c6162 // "slab"
-export const layoutVersion = 4
+export const layoutVersion = 5
 
 /** Indices into the header's Int32Array. */
 export const I32 = {
@@ -195,25 +196,8 @@ export interface Layout {
   readonly offsets: Readonly<Record<ArrayName, number>>
 }
 
-type ArrayName =
-  | 'headerI32'
-  | 'headerI64'
-  | 'headerF64'
-  | 'index'
-  | 'hashes'
-  | 'prev'
-  | 'next'
-  | 'heapPos'
-  | 'heap'
-  | 'loc'
-  | 'valueSizes'
-  | 'versions'
-  | 'expiresAt'
-  | 'keySizes'
-  | 'contentTypes'
-  | 'arena'
-  | 'walRing'
-  | 'accessRing'
+/** The typed arrays the layout places: every view but the arena's second one. */
+type ArrayName = Exclude<keyof Views, 'buffer' | 'layout' | 'arenaView'>
 
 /** The typed-array views one thread holds over the shared buffer. */
 export interface Views {
@@ -222,6 +206,8 @@ export interface Views {
   readonly headerI32: Int32Array
   readonly headerF64: Float64Array
   readonly headerI64: BigInt64Array
+  /** The store lock's counters, per operation (lock-stats.ts). */
+  readonly lockStats: Float64Array
   readonly index: Int32Array
   readonly hashes: Int32Array
   readonly prev: Int32Array
@@ -287,6 +273,7 @@ export function computeLayout(limits: StoreLimits): Layout {
   place('headerF64', 8, headerF64Count)
   place('headerI64', 8, headerI64Count)
   place('headerI32', 4, headerI32Count)
+  place('lockStats', 8, lockStatsLength)
   place('versions', 8, entryCountMax)
   place('expiresAt', 8, entryCountMax)
   place('index', 4, indexSlotCount)
@@ -323,6 +310,7 @@ function viewsOf(buffer: SharedArrayBuffer, layout: Layout): Views {
     headerI32: new Int32Array(buffer, o.headerI32, headerI32Count),
     headerF64: new Float64Array(buffer, o.headerF64, headerF64Count),
     headerI64: new BigInt64Array(buffer, o.headerI64, headerI64Count),
+    lockStats: new Float64Array(buffer, o.lockStats, lockStatsLength),
     index: new Int32Array(buffer, o.index, layout.indexSlotCount),
     hashes: new Int32Array(buffer, o.hashes, n),
     prev: new Int32Array(buffer, o.prev, n),

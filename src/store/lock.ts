@@ -16,6 +16,14 @@ const contended = 2
 /** Spins before sleeping: long enough to cover a typical critical section, short enough not to hog a core. */
 const spinCountMax = 64
 
+/** How lock() got the lock, for the lock's counters (lock-stats.ts). */
+export const wonAtOnce = 0
+/** Found it held, and won it while spinning. */
+export const wonSpinning = 1
+/** Found it held, and went to Atomics.wait at least once (a futex wait, unless woken at once). */
+export const wonAfterSleeping = 2
+export type HowWon = typeof wonAtOnce | typeof wonSpinning | typeof wonAfterSleeping
+
 export class Mutex {
   readonly #words: Int32Array
   readonly #index: number
@@ -25,27 +33,30 @@ export class Mutex {
     this.#index = index
   }
 
-  lock(): void {
+  /** Takes the lock, waiting as long as it takes; says whether it had to spin or sleep. */
+  lock(): HowWon {
     const words = this.#words
     const index = this.#index
     // compareExchange is a full barrier: the holder's writes to the buffer happen-before ours.
     let state = Atomics.compareExchange(words, index, free, held)
-    if (state === free) return
+    if (state === free) return wonAtOnce
     for (let spin = 0; spin < spinCountMax; spin++) {
       // A plain atomic load while spinning, so the cache line is not written until it can be won.
       if (Atomics.load(words, index) === free) {
         state = Atomics.compareExchange(words, index, free, held)
-        if (state === free) return
+        if (state === free) return wonSpinning
       }
     }
     // Announce a sleeper by setting 2, so the holder's unlock() knows to notify. Whoever wins the
     // lock from here on takes it as 2: it cannot know whether other sleepers remain.
     if (state !== contended) state = Atomics.exchange(words, index, contended)
-    while (state !== free) {
+    if (state === free) return wonSpinning
+    do {
       // Sleeps only while the word is still 2; a concurrent unlock() makes this return at once.
       Atomics.wait(words, index, contended)
       state = Atomics.exchange(words, index, contended)
-    }
+    } while (state !== free)
+    return wonAfterSleeping
   }
 
   /** Takes the lock only if it is free at once; never waits. */

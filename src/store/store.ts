@@ -29,6 +29,7 @@ import {
   type Views,
 } from './layout.js'
 import { Mutex } from './lock.js'
+import { LockMeter, type LockOperationStats, lockOp, readLockStats } from './lock-stats.js'
 import { LruList } from './lru-list.js'
 import { scanPage } from './scan.js'
 import { readStats } from './stats.js'
@@ -68,6 +69,8 @@ type SetRefusal = 'key_exists' | 'version_mismatch' | 'log_full'
 export class Store {
   readonly views: Views
   readonly #lock: Mutex
+  /** This thread's side of the lock's counters (lock-stats.ts). */
+  readonly #lockMeter: LockMeter
   readonly #index: HashIndex
   readonly #lru: LruList
   readonly #heap: ExpiryHeap
@@ -134,6 +137,7 @@ export class Store {
     this.views = views
     const v = views
     this.#lock = new Mutex(v.headerI32, I32.lock)
+    this.#lockMeter = new LockMeter(v.lockStats, options.lockMeter)
     this.#index = new HashIndex(v.index, v.hashes)
     this.#lru = new LruList(v.headerI32, v.prev, v.next)
     this.#heap = new ExpiryHeap(v.headerI32, v.heap, v.heapPos, v.expiresAt)
@@ -171,7 +175,7 @@ export class Store {
 
   /** Returns the entry and makes it the most recently used. */
   get(key: string): Entry | undefined {
-    this.#enter()
+    this.#enter(lockOp.get)
     try {
       return this.#get(key, true)
     } finally {
@@ -181,7 +185,7 @@ export class Store {
 
   /** Returns the entry without changing its recency. */
   peek(key: string): Entry | undefined {
-    this.#enter()
+    this.#enter(lockOp.peek)
     try {
       return this.#get(key, false)
     } finally {
@@ -194,7 +198,7 @@ export class Store {
     value: Uint8Array,
     options?: SetOptions,
   ): StoreResult<{ version: number; created: boolean }> {
-    this.#enter()
+    this.#enter(lockOp.set)
     try {
       return this.#set(key, value, options)
     } finally {
@@ -203,7 +207,7 @@ export class Store {
   }
 
   delete(key: string, options?: DeleteOptions): StoreResult<{ sequence: number }> {
-    this.#enter()
+    this.#enter(lockOp.delete)
     try {
       return this.#delete(key, options)
     } finally {
@@ -213,7 +217,7 @@ export class Store {
 
   /** The version of a live entry, or undefined; copies nothing and changes nothing. */
   peekVersion(key: string): number | undefined {
-    this.#enter()
+    this.#enter(lockOp.peek_version)
     try {
       return this.#peekVersion(key)
     } finally {
@@ -226,7 +230,7 @@ export class Store {
    * `body` must be synchronous and must use only the transaction it is given.
    */
   atomically<T>(body: (transaction: StoreTransaction) => T): T {
-    this.#enter()
+    this.#enter(lockOp.transaction)
     try {
       const result = body(this.#transaction)
       // A prepared batch's records are one group: the commit record closes it (record.ts).
@@ -268,7 +272,7 @@ export class Store {
     assert(Number.isSafeInteger(cursor) && cursor >= 0, 'cursor must be a slot number')
     assert(Number.isSafeInteger(limit) && limit >= 0, 'limit must be ≥ 0')
     const prefixBytes = new TextEncoder().encode(prefix)
-    this.#enter()
+    this.#enter(lockOp.scan)
     try {
       return scanPage(this.views, prefixBytes, cursor, limit, this.#isExpiredOf)
     } finally {
@@ -281,12 +285,13 @@ export class Store {
    * wait on the lock (the main thread, which watches the others and must stay free to).
    */
   trySweep(countMax: number): number | undefined {
-    return this.tryExclusively(() => this.#reclaimExpired(this.#clock(), countMax))?.value
+    const sweep = () => this.#reclaimExpired(this.#clock(), countMax)
+    return this.tryExclusively(sweep, 'sweep')?.value
   }
 
   /** Reclaims up to `countMax` expired entries; returns how many. The incremental sweep. */
   sweep(countMax: number): number {
-    this.#enter()
+    this.#enter(lockOp.sweep)
     try {
       return this.#reclaimExpired(this.#clock(), countMax)
     } finally {
@@ -296,7 +301,7 @@ export class Store {
 
   /** Removes every entry. O(entryCountMax): it resets every structure. */
   clear(): StoreResult<{ sequence: number }> {
-    this.#enter()
+    this.#enter(lockOp.clear)
     try {
       if (!this.#hasLogRoom('clear', 0, 0)) return logFull
       this.#reset()
@@ -307,9 +312,19 @@ export class Store {
     }
   }
 
+  /** The store lock's counters, every thread's, per operation (lock-stats.ts); under the lock. */
+  lockStats(): LockOperationStats[] {
+    this.#enter(lockOp.stats)
+    try {
+      return readLockStats(this.views.lockStats)
+    } finally {
+      this.#leave()
+    }
+  }
+
   /** The counters and limits (stats.ts), read under the lock. */
   stats(): StoreStats {
-    this.#enter()
+    this.#enter(lockOp.stats)
     try {
       return readStats(this.views)
     } finally {
@@ -349,7 +364,7 @@ export class Store {
    * than they allow), changing nothing; recovery reports that as the record's damage.
    */
   replay(record: MutationRecord, snapshotSequence?: number): StoreErrorCode | undefined {
-    this.#enter()
+    this.#enter(lockOp.replay)
     this.#replaying = true
     try {
       const f64 = this.views.headerF64
@@ -401,9 +416,13 @@ export class Store {
    * WAL writer takes the lock this way, so it can go on draining the ring for a producer that
    * waits for ring space while holding the lock.
    */
-  tryExclusively<T>(body: () => T): { value: T } | undefined {
+  tryExclusively<T>(
+    body: () => T,
+    operation: 'snapshot' | 'sweep' = 'snapshot',
+  ): { value: T } | undefined {
     assert(!this.#inside, 'the store lock is not reentrant')
     if (!this.#lock.tryLock()) return undefined
+    this.#lockMeter.acquiredAtOnce(lockOp[operation])
     this.#inside = true
     this.#now = Number.NaN
     try {
@@ -429,7 +448,7 @@ export class Store {
    * under the lock. Only for a store nobody changes meanwhile (a copy): the cursor is a slot.
    */
   walkOldestFirst(cursor: Slot | undefined, countMax: number, visit: VisitEntry): Slot {
-    this.#enter()
+    this.#enter(lockOp.walk)
     try {
       return walkOldestFirst(this.views, cursor, countMax, visit)
     } finally {
@@ -442,14 +461,18 @@ export class Store {
     return keyRefusal(key, this.#limits.keySizeMax)
   }
 
-  #enter(): void {
+  /** Takes the lock for the operation whose counters start at `op` (lockOp). */
+  #enter(op: number): void {
     // Not assert(): on the path of every operation, its call measurably cost a get.
     if (this.#inside) {
       throw new assert.AssertionError({
         message: 'the store lock is not reentrant: use the transaction inside atomically()',
       })
     }
-    this.#lock.lock()
+    const meter = this.#lockMeter
+    const startedAt = meter.beforeLock()
+    const how = this.#lock.lock()
+    meter.acquired(op, how, startedAt)
     this.#inside = true
     this.#now = Number.NaN
   }
@@ -460,6 +483,7 @@ export class Store {
     this.#prepared = false
     this.#groupedCount = 0
     this.#inside = false
+    this.#lockMeter.releasing()
     this.#lock.unlock()
   }
 

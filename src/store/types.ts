@@ -3,6 +3,7 @@
 // custom error classes and their fields).
 
 import type { StoreLimits } from './layout.js'
+import type { LockMeterOptions } from './lock-stats.js'
 
 export type StoreErrorCode =
   | 'key_empty'
@@ -194,6 +195,8 @@ export interface StoreOptions {
    * refuses (log_full) rather than apply without room for its record. Absent: always room.
    */
   logRoom?: LogRoom
+  /** The lock counters' clock and sampling rate (lock-stats.ts); tests pass a fake clock. */
+  lockMeter?: LockMeterOptions
 }
 
 export interface CreateStoreOptions extends StoreOptions {

@@ -69,6 +69,23 @@ function histogram(text: string) {
   return byOperation
 }
 
+const lockFamilies = [
+  'acquisitions_total',
+  'contended_acquisitions_total',
+  'sleeping_acquisitions_total',
+  'wait_seconds_total',
+  'hold_seconds_total',
+]
+
+/** The store lock's series: `family{operation="…"}` → value. */
+function lockCounters(text: string): Map<string, number> {
+  const series = new Map<string, number>()
+  for (const [, name = '', value] of text.matchAll(/^slabkv_store_lock_(\S+) (\S+)$/gm)) {
+    series.set(name, Number(value))
+  }
+  return series
+}
+
 describe.skipIf(skipReason !== undefined)('/metrics through promtool check metrics', () => {
   it('passes on two threads with the curve on, and counts every request under its operation', async () => {
     const server = await startServer(['--threads', '2', '--miss-ratio-curve', 'on'])
@@ -139,6 +156,25 @@ describe.skipIf(skipReason !== undefined)('/metrics through promtool check metri
     expect(metrics).toMatch(/^slabkv_watch_streams 1$/m)
     expect(metrics).toMatch(/^slabkv_miss_ratio_curve_hit_ratio\{memory_bytes="\d+"\} /m)
     expect(metrics).toMatch(/^slabkv_threads 2$/m)
+    // The store lock's counters: every operation the requests above took it for, as counters.
+    const lock = lockCounters(metrics)
+    for (const family of lockFamilies) {
+      expect(metrics).toContain(`# TYPE slabkv_store_lock_${family} counter`)
+    }
+    // 7 reads through GET /v1/kv and 1 through /get; 5 plain PUTs and 1 POST /set (the PUT with
+    // If-Match "999" is a set too, refused by its version); HEAD peeks.
+    expect(lock.get('acquisitions_total{operation="get"}')).toBeGreaterThanOrEqual(8)
+    expect(lock.get('acquisitions_total{operation="set"}')).toBeGreaterThanOrEqual(7)
+    expect(lock.get('acquisitions_total{operation="peek"}')).toBeGreaterThanOrEqual(2)
+    expect(lock.get('acquisitions_total{operation="transaction"}')).toBeGreaterThanOrEqual(3)
+    expect(lock.get('acquisitions_total{operation="scan"}')).toBeGreaterThanOrEqual(1)
+    for (const [series, count] of lock) {
+      expect(count, series).toBeGreaterThanOrEqual(0)
+      if (series.startsWith('contended_')) {
+        const operation = series.slice(series.indexOf('{'))
+        expect(count, series).toBeLessThanOrEqual(lock.get(`acquisitions_total${operation}`)!)
+      }
+    }
 
     const seen = histogram(metrics)
     // The scrape that read it is not in it yet: its head was not written.

@@ -89,6 +89,15 @@ describe.skipIf(skipReason !== undefined)('a node scraped by Prometheus', () => 
     expect(await scalar('slabkv_misses_total')).toBe(missCount)
     expect(await scalar('slabkv_threads')).toBe(2)
 
+    // The store lock's counters: one acquisition per PUT and per GET, as Prometheus stored them.
+    const lock = 'slabkv_store_lock_acquisitions_total'
+    expect(await scalar(`${lock}{operation="set"}`)).toBe(keyCount)
+    expect(await scalar(`${lock}{operation="get"}`)).toBe(hitCount + missCount)
+    // Timed 1 in 16 on average, so 37 gets over two threads may have none timed: it exists.
+    expect(
+      await scalar('slabkv_store_lock_hold_seconds_total{operation="get"}'),
+    ).toBeGreaterThanOrEqual(0)
+
     const latency = 'slabkv_http_request_duration_seconds'
     expect(await scalar(`${latency}_count{operation="putKey"}`)).toBe(keyCount)
     expect(await scalar(`${latency}_count{operation="getKey"}`)).toBe(hitCount + missCount)
@@ -107,6 +116,7 @@ describe.skipIf(skipReason !== undefined)('a node scraped by Prometheus', () => 
     for (const [metric, type] of [
       ['slabkv_entries', 'gauge'],
       ['slabkv_hits_total', 'counter'],
+      [lock, 'counter'],
       [latency, 'histogram'],
     ] as const) {
       const metadata = await prometheus.metadata(metric)

@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { MissRatioCurve } from '../../mrc/collector.js'
 import { I32, walStateFailed, walStateOk, walStateReadOnly } from '../../store/layout.js'
+import type { LockOperationStats } from '../../store/lock-stats.js'
+import { lockTimingEveryDefault } from '../../store/lock-stats.js'
 import type { StoreStats } from '../../store/types.js'
 import type { App, AppDeps } from '../deps.js'
 import { requestTimesText, timedAs } from '../request-times.js'
@@ -200,6 +202,7 @@ export function registerOpsRoutes(
     metric('watch_streams', 'gauge', 'GET /v1/watch streams open.', s.watch.streams)
     curveMetrics(lines, s.missRatioCurve)
     lines.push(...requestTimesText(requestTimes?.read() ?? []))
+    lockMetrics(lines, store.lockStats())
     metric('uptime_seconds', 'gauge', 'Seconds since start.', s.uptimeSeconds)
     metric('threads', 'gauge', 'Handler threads.', s.threads)
     return c.text(`${lines.join('\n')}\n`, 200, {
@@ -215,6 +218,44 @@ export function registerOpsRoutes(
   app.openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
   app.openapi(readyRoute, (c) =>
     runtime.ready ? c.json({ status: 'ready' }, 200) : c.json({ status: 'not ready' }, 503),
+  )
+}
+
+/** The store lock's counters, one series per operation that has taken it (lock-stats.ts). */
+function lockMetrics(lines: string[], stats: LockOperationStats[]): void {
+  const family = (
+    suffix: string,
+    help: string,
+    value: (operation: LockOperationStats) => number,
+  ) => {
+    const name = `slabkv_store_lock_${suffix}`
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`)
+    for (const op of stats) lines.push(`${name}{operation="${op.operation}"} ${value(op)}`)
+  }
+  family(
+    'acquisitions_total',
+    'Times the store lock was taken, by operation.',
+    (op) => op.acquisitions,
+  )
+  family(
+    'contended_acquisitions_total',
+    'Acquisitions that found the store lock held.',
+    (op) => op.contended,
+  )
+  family(
+    'sleeping_acquisitions_total',
+    'Acquisitions that slept (Atomics.wait) for the store lock.',
+    (op) => op.slept,
+  )
+  family(
+    'wait_seconds_total',
+    `Time spent waiting for the store lock (sampled: 1 acquisition in ${lockTimingEveryDefault}, scaled).`,
+    (op) => op.waitSeconds,
+  )
+  family(
+    'hold_seconds_total',
+    `Time the store lock was held (sampled: 1 acquisition in ${lockTimingEveryDefault}, scaled).`,
+    (op) => op.holdSeconds,
   )
 }
 

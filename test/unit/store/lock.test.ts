@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Mutex } from '../../../src/store/lock.js'
+import { Mutex, wonAtOnce } from '../../../src/store/lock.js'
 
 // The lock under real contention is exercised by test/concurrency; these pin its states.
 describe('mutex', () => {
@@ -33,5 +33,12 @@ describe('mutex', () => {
     second.lock()
     expect(first.isLocked()).toBe(true)
     second.unlock()
+  })
+
+  it('says it won at once when the lock was free (contention: lock-stats.test.ts)', () => {
+    const words = new Int32Array(new SharedArrayBuffer(8))
+    const mutex = new Mutex(words, 0)
+    expect(mutex.lock()).toBe(wonAtOnce)
+    mutex.unlock()
   })
 })
