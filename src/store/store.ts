@@ -79,6 +79,7 @@ export class Store {
   readonly #sampler: AccessSampler
   readonly #clock: () => number
   readonly #onMutation: ((record: MutationRecord) => void) | undefined
+  readonly #onUnlocked: (() => void) | undefined
   readonly #logRoom: LogRoom | undefined
   /**
    * Log bytes promised to records this hold of the lock has yet to append (a set's own record
@@ -145,6 +146,7 @@ export class Store {
     this.#sampler = new AccessSampler(v)
     this.#clock = options.clock ?? Date.now
     this.#onMutation = options.onMutation
+    this.#onUnlocked = options.onUnlocked
     this.#logRoom = options.logRoom
     this.#seed = v.headerI32[I32.hashSeed]!
     this.#limits = v.layout.limits
@@ -485,6 +487,7 @@ export class Store {
     this.#inside = false
     this.#lockMeter.releasing()
     this.#lock.unlock()
+    this.#onUnlocked?.()
   }
 
   /**

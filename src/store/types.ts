@@ -191,6 +191,11 @@ export interface StoreOptions {
    */
   onMutation?: (record: MutationRecord) => void
   /**
+   * Called after the lock is released, once per hold: where what onMutation started and need not
+   * hold the lock for goes, such as waking the log's writer (a system call).
+   */
+  onUnlocked?: () => void
+  /**
    * The log onMutation feeds, when it is bounded: asked before every change, which the store
    * refuses (log_full) rather than apply without room for its record. Absent: always room.
    */

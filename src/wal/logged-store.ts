@@ -17,6 +17,7 @@ export function attachLoggedStore(buffer: SharedArrayBuffer): LoggedStore {
   const ring = new WalRing(Store.attach(buffer).views)
   const store = Store.attach(buffer, {
     onMutation: (record) => ring.append(record),
+    onUnlocked: () => ring.wakeWriterIfAppended(),
     logRoom: ring,
   })
   return { store, durability: logDurability(store.views) }

@@ -56,6 +56,8 @@ export class WalRing implements LogRoom {
   readonly #view: DataView
   readonly #size: number
   readonly #recordSizeMax: number
+  /** Records went in during this store lock hold: the writer may need waking once it ends. */
+  #appended = false
 
   constructor(views: Views) {
     this.#header = views.headerI32
@@ -112,9 +114,22 @@ export class WalRing implements LogRoom {
     // The store makes the record bytes visible to the writer before the new head: Atomics
     // operations are sequentially consistent, and the plain writes above precede this one.
     Atomics.store(h, I32.walRingHead, head)
-    // Wake the writer only when it sleeps, so a busy writer costs producers no system call.
-    // The writer sets the flag and then re-reads head (see waitForRecords), so either it sees
-    // this record or we see the flag: a wake-up cannot be lost.
+    this.#appended = true
+  }
+
+  /**
+   * Producer side, after the store lock is released (the store's onUnlocked): wakes the writer
+   * if records went in during the hold and it sleeps. A wake is a futex system call of several
+   * microseconds; made under the lock, it held every other thread up for as long. Once per
+   * hold, however many records a batch appended. Only when the writer sleeps, so a busy writer
+   * costs producers no system call. The writer sets the flag and then re-reads the head (see
+   * waitForRecords), and this reads the flag after the head was published: either the writer
+   * sees the records or this sees the flag, so a wake-up cannot be lost, only come a little later.
+   */
+  wakeWriterIfAppended(): void {
+    if (!this.#appended) return
+    this.#appended = false
+    const h = this.#header
     if (Atomics.load(h, I32.walWriterSleeping) === 1) {
       Atomics.add(h, I32.walWriterWake, 1)
       Atomics.notify(h, I32.walWriterWake)

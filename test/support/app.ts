@@ -51,7 +51,11 @@ export function inProcessAppWithRing(options: Omit<InProcessOptions, 'durability
     hashSeed: 1,
   })
   const ring = new WalRing(base.views)
-  const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
+  const store = Store.attach(base.buffer, {
+    onMutation: (r) => ring.append(r),
+    onUnlocked: () => ring.wakeWriterIfAppended(),
+    logRoom: ring,
+  })
   const durability = logDurability(base.views)
   const publish = (sequence: number) => {
     Atomics.store(base.views.headerI64, I64.durableSequence, BigInt(sequence))

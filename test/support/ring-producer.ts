@@ -36,6 +36,7 @@ for (const [i, record] of records.entries()) {
     Atomics.wait(header, I32.walSpaceWake, wake, 1000)
   }
   ring.append(record)
+  ring.wakeWriterIfAppended()
   // Published after the append returns: the test reads it to see the producer blocked.
   Atomics.store(progress, 0, i + 1)
 }

@@ -34,7 +34,11 @@ describe('WAL configuration', () => {
       const { config } = result
       const base = Store.create({ limits: storeLimitsOf(config.limits) })
       const ring = new WalRing(base.views)
-      const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
+      const store = Store.attach(base.buffer, {
+        onMutation: (r) => ring.append(r),
+        onUnlocked: () => ring.wakeWriterIfAppended(),
+        logRoom: ring,
+      })
       // As many of the largest values as the body holds in JSON, each under its own key.
       const valueSize = Math.min(config.limits.valueSizeMax, config.bodySizeMax - 100)
       const opJsonSize = `{"op":"set","key":"k-000","value":""},`.length + valueSize

@@ -52,7 +52,11 @@ async function startThread() {
   })
   cleanups.push(() => thread.worker.terminate().then(() => undefined))
   const ring = new WalRing(base.views)
-  const store = Store.attach(base.buffer, { onMutation: (r) => ring.append(r), logRoom: ring })
+  const store = Store.attach(base.buffer, {
+    onMutation: (r) => ring.append(r),
+    onUnlocked: () => ring.wakeWriterIfAppended(),
+    logRoom: ring,
+  })
   return { thread, store, durability: logDurability(base.views), deaths }
 }
 
