@@ -394,6 +394,5 @@ System calls, from \`strace -f -ff -T\` on every thread for ${straceS} s under t
 
 ${renderTable(straceRows, ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'])}
 
-Threads: the WAL writer is the first worker thread started; the others are the handler threads; "V8/libuv" is every other thread of the process (the compiler, the garbage collector's helpers). Server CPU per request is from /proc/<pid>/task/*/stat.
-${result.profiles.length === 0 ? '' : `\n### CPU profiles (node --cpu-prof, ${durationS} s each)\n\n${result.profiles.join('\n')}`}`
+Threads: the WAL writer is the first worker thread started; the others are the handler threads; "V8/libuv" is every other thread of the process (the compiler, the garbage collector's helpers). Server CPU per request is from /proc/<pid>/task/*/stat.${result.profiles.length === 0 ? '' : `\n\n### CPU profiles (node --cpu-prof, ${durationS} s each)\n\n${result.profiles.join('\n')}`}`
 publish('profile', context, dryRun, json, markdown)
