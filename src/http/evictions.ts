@@ -75,6 +75,17 @@ export class Evictions {
   }
 
   /**
+   * The same for an answer built as a plain Response, which the context's headers do not reach:
+   * the header to put on it (none when nothing was evicted); the log hears of it.
+   */
+  reportInto(headers: Record<string, string>, tally: EvictionTally): void {
+    const count = tally.forMemory + tally.forEntries
+    if (count === 0) return
+    headers[evictedHeader.toLowerCase()] = String(count)
+    this.note(tally)
+  }
+
+  /**
    * Counts evictions towards the next line. The first after a quiet interval is logged at once,
    * so the line comes when evictions start; later ones are summed into one line when the
    * interval since the last has passed.

@@ -216,7 +216,9 @@ export function registerKvRoutes(
     const { tally, attempt } = evictions.counting(write)
     const outcome = await whenLogged(durability, attempt)
     markApplied(c)
-    evictions.report(c, tally)
+    // A plain Response with plain headers, for the reason respondBytes gives.
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    evictions.reportInto(headers, tally)
     if (typeof outcome === 'string') {
       // A failed condition reveals state, which may be a write not yet durable.
       if (outcome === 'precondition_failed') await durability.waitFor(store.sequence)
@@ -229,11 +231,14 @@ export function registerKvRoutes(
               mediaType.prefix.byteLength,
             )
           : undefined
-      return problemResponse(outcome, detail)
+      const { 'content-type': _json, ...evicted } = headers
+      return problemResponse(outcome, detail, undefined, evicted)
     }
     await durability.waitFor(outcome.version)
-    return c.json({ version: outcome.version }, outcome.created ? 201 : 200, {
-      ETag: etagOf(outcome.version),
+    headers.etag = etagOf(outcome.version)
+    return new Response(JSON.stringify({ version: outcome.version }), {
+      status: outcome.created ? 201 : 200,
+      headers,
     })
   })
 
