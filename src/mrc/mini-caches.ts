@@ -68,16 +68,7 @@ export class MiniCaches {
    * The others miss and stay as they are.
    */
   get(slot: number, hits: Float64Array): void {
-    const count = this.cacheCount
-    const base = slot * count
-    for (let cache = 0; cache < count; cache++) {
-      if (this.#resident[base + cache] === 0) continue
-      hits[cache]! += 1
-      if (this.#head[cache] !== slot) {
-        this.#unlink(cache, slot)
-        this.#pushFront(cache, slot)
-      }
-    }
+    this.#moveUp(slot, hits)
   }
 
   /** A set of `size` bytes: the entry is the most recent in every cache it fits in. */
@@ -88,18 +79,8 @@ export class MiniCaches {
       return
     }
     // The same size (a value rewritten, a refill): where it is held it only moves up.
-    const count = this.cacheCount
-    const base = slot * count
-    for (let cache = 0; cache < count; cache++) {
-      if (this.#resident[base + cache] !== 0) {
-        if (this.#head[cache] === slot) continue
-        this.#unlink(cache, slot)
-        this.#pushFront(cache, slot)
-      } else if (size <= this.#capacity[cache]!) {
-        this.#pushFront(cache, slot)
-        this.#evictOver(cache)
-      }
-    }
+    this.#moveUp(slot, undefined)
+    this.refill(slot)
   }
 
   /**
@@ -151,6 +132,20 @@ export class MiniCaches {
     this.#used.fill(0)
     this.#head.fill(none)
     this.#tail.fill(none)
+  }
+
+  /** In each cache that holds the slot: a hit counted (when `hits` is given), and moved first. */
+  #moveUp(slot: number, hits: Float64Array | undefined): void {
+    const count = this.cacheCount
+    const base = slot * count
+    for (let cache = 0; cache < count; cache++) {
+      if (this.#resident[base + cache] === 0) continue
+      if (hits !== undefined) hits[cache]! += 1
+      if (this.#head[cache] !== slot) {
+        this.#unlink(cache, slot)
+        this.#pushFront(cache, slot)
+      }
+    }
   }
 
   #evictOver(cache: number): void {

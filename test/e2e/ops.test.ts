@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Stats } from '../../src/client/types.js'
 import {
   keyPath,
   killAll,
@@ -26,20 +27,6 @@ afterAll(async () => {
   await killAll()
 })
 
-interface Stats {
-  entries: number
-  bytes: number
-  hits: number
-  misses: number
-  hitRatio: number
-  sets: number
-  deletes: number
-  evictions: number
-  expirations: number
-  opsPerSecond: number
-  uptimeSeconds: number
-  threads: number
-}
 
 const statsFields = [
   'entries',
