@@ -27,7 +27,6 @@ afterAll(async () => {
   await killAll()
 })
 
-
 const statsFields = [
   'entries',
   'bytes',
