@@ -11,7 +11,6 @@ import { corsHandler } from './cors.js'
 import type { App, AppDeps, RouteDeps } from './deps.js'
 import { registerDocs } from './docs.js'
 import { Evictions } from './evictions.js'
-import { hostCheck } from './host.js'
 import { registerOpenApi } from './openapi.js'
 import { operations } from './request-times.js'
 import { errorResponse, isPykvPath, problemResponse } from './respond.js'
@@ -34,11 +33,8 @@ const methodsWithBody = new Set(['POST', 'PUT', 'PATCH'])
 export function createApp(deps: AppDeps): App {
   const app = new OpenAPIHono({ defaultHook: validationHook })
 
-  // First, so a request for a name this server does not answer to gets nothing else.
-  const checkHost = hostCheck(deps.config)
-  if (checkHost !== undefined) app.use('*', checkHost)
-  // Before the token: a preflight never carries it. After the Host check, so a name this server
-  // does not answer to gets its 421 and no CORS headers. Absent without --cors-origins.
+  // Before the token: a preflight never carries it. (The Host check comes before either, in the
+  // Node server: src/http/host.ts.) Absent without --cors-origins.
   const cors = corsHandler(deps.config.corsOrigins)
   if (cors !== undefined) app.use('*', cors)
   if (deps.config.token !== undefined) app.use('*', bearerAuth(deps.config.token))

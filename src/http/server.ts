@@ -12,6 +12,7 @@ import type { Context } from 'hono'
 import type { ServerConfig } from '../config.js'
 import { type ErrorCode, problem } from '../errors.js'
 import type { Log } from '../log.js'
+import { hostCheck } from './host.js'
 import { keepDotSegmentKey, pathOf, rawTargetOf } from './path-key.js'
 import { operationOther, type RequestTimes, type TimedResponse } from './request-times.js'
 
@@ -27,6 +28,8 @@ import { operationOther, type RequestTimes, type TimedResponse } from './request
 // - An error that escapes a request (even one thrown while its response is written) is logged
 //   with the route and answered 500, never left to end the process as an unhandled rejection.
 //   A request the adapter cannot turn into a URL gets a 400 with a body saying why.
+// - A request for a name this server does not answer to is refused 421 before the app sees it
+//   (DNS rebinding: src/http/host.ts).
 // - A body in a transfer coding other than chunked is refused with 501 (RFC 9112 §6.1).
 // - Expect: 100-continue is answered only when the handler starts to read the body, so a request
 //   refused before that (401, 413, 421) is refused before the client sends the body.
@@ -142,6 +145,9 @@ export function createHttpServer(
     }
   }
 
+  // A name this server does not answer to gets its 421 before anything else (src/http/host.ts).
+  const checkHost = hostCheck(config)
+
   /** Runs one request to the end of its response; never rejects. */
   const serveOne = async (incoming: IncomingMessage, outgoing: ServerResponse) => {
     ;(outgoing as GuardedResponse).startedAtMs = performance.now()
@@ -149,6 +155,11 @@ export function createHttpServer(
     if (!incoming.headers.host && incoming.url?.startsWith('/')) {
       const detail = 'A Host header is required (HTTP/1.1 always; here HTTP/1.0 too)'
       respondProblem(outgoing, 'invalid_request', detail)
+      return
+    }
+    const hostRefusal = checkHost?.(incoming)
+    if (hostRefusal !== undefined) {
+      respondProblem(outgoing, 'host_not_allowed', hostRefusal)
       return
     }
     // Node's parser undoes chunked, the last coding, and hands on the body still in the codings

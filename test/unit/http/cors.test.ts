@@ -1,3 +1,5 @@
+import { type IncomingMessage, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { resolveConfig } from '../../../src/config.js'
 import {
@@ -6,6 +8,8 @@ import {
   corsExposedHeaders,
   corsMaxAgeSeconds,
 } from '../../../src/http/cors.js'
+import { createHttpServer } from '../../../src/http/server.js'
+import { createLog } from '../../../src/log.js'
 import { inProcessApp, routeTestLimits } from '../../support/app.js'
 
 // --cors-origins (docs/api.md, "Browsers on other origins"): preflights and actual requests from
@@ -161,9 +165,39 @@ describe('with --cors-origins', () => {
   })
 
   it('keeps the Host check first: a preflight for a name not served gets 421 and no CORS', async () => {
-    const response = await preflight(send, '/set', 'null', 'POST', 'content-type', 'evil.example')
-    expect(response.status).toBe(421)
-    expect(corsHeaderNames(response)).toEqual([])
+    // The Host check is the Node server's (src/http/host.ts), so this one goes through it.
+    const { app, config } = inProcessApp({ flags: { 'cors-origins': listed } })
+    const server = createHttpServer(
+      app.fetch,
+      config,
+      createLog(() => {}),
+    )
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const preflightFor = (host: string) =>
+        new Promise<IncomingMessage>((resolve, reject) => {
+          const headers = {
+            host,
+            origin: listed,
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'content-type',
+          }
+          request({ host: '127.0.0.1', port, path: '/set', method: 'OPTIONS', headers }, resolve)
+            .on('error', reject)
+            .end()
+        })
+      const served = await preflightFor(`127.0.0.1:${port}`)
+      served.resume()
+      expect(served.statusCode).toBe(204)
+      expect(served.headers['access-control-allow-origin']).toBe(listed)
+      const refused = await preflightFor('evil.example')
+      refused.resume()
+      expect(refused.statusCode).toBe(421)
+      expect(Object.keys(refused.headers).filter((name) => name.startsWith('access-'))).toEqual([])
+    } finally {
+      server.close()
+    }
   })
 })
 
