@@ -84,6 +84,14 @@ const everySecondMs = 1000
 const snapshotStepSize = 1024 * 1024
 /** How much of the snapshot's copy target is touched per step (about 1 ms of page faults). */
 const copyTargetSliceSize = 2 * 1024 * 1024
+/**
+ * How long a finished snapshot's buffer is kept for the next one. Touching a fresh buffer as
+ * large as the store costs its page faults and zeroing twice over (the kernel's, then ours):
+ * with 16 KiB writes a snapshot was due every second or two, and the writer spent more CPU on
+ * that than on the log (`npm run bench:profile`). Under such a write rate the next snapshot
+ * comes well within this; at lower rates the memory is handed back this long after a snapshot.
+ */
+const copyTargetKeepMs = 10_000
 
 export class WalWriter {
   readonly #store: Store
@@ -115,8 +123,13 @@ export class WalWriter {
   #lastSnapshotSize: number
   /** After a full disk abandoned a snapshot, the next is not begun before this. */
   #snapshotNotBeforeMs = 0
-  /** The buffer the next snapshot copies the store into, while its pages are being touched. */
-  #copyTarget: { buffer: SharedArrayBuffer; touched: number } | undefined
+  /**
+   * The buffer the next snapshot copies the store into, while its pages are being touched, or
+   * the last snapshot's, kept for the next one since keptSinceMs (see copyTargetKeepMs).
+   */
+  #copyTarget: { buffer: SharedArrayBuffer; touched: number; keptSinceMs?: number } | undefined
+  /** The buffer the snapshot being written holds its copy in: the next copy target. */
+  #snapshotBuffer: SharedArrayBuffer | undefined
   /** Files the newest snapshot made redundant, deleted one per step (see #deleteObsolete). */
   #obsolete: string[] = []
   /**
@@ -218,7 +231,7 @@ export class WalWriter {
   idleTimeoutMs(): number {
     if (this.#noSpaceSinceMs !== undefined) return this.#options.noSpaceRetryMs
     if (this.#snapshot !== undefined || this.#obsolete.length > 0) return 0
-    if (this.#copyTarget !== undefined) {
+    if (this.#copyTarget !== undefined && this.#snapshotDue()) {
       // Touching pages is work to do now; a target that is ready waits for the store lock,
       // which a producer waiting for ring space may hold: try again soon, without spinning.
       return this.#copyTarget.touched < this.#copyTarget.buffer.byteLength ? 0 : 1
@@ -379,7 +392,13 @@ export class WalWriter {
 
   #advanceSnapshot(): void {
     if (this.#snapshot === undefined) {
-      if (this.#logSizeSinceSnapshot < this.#snapshotThreshold()) return
+      if (!this.#snapshotDue()) {
+        const keptSinceMs = this.#copyTarget?.keptSinceMs
+        if (keptSinceMs !== undefined && this.#clock() - keptSinceMs >= copyTargetKeepMs) {
+          this.#copyTarget = undefined // Garbage now: the memory goes back.
+        }
+        return
+      }
       // The last snapshot's compaction first: the next one counts on the space it frees.
       if (this.#obsolete.length > 0) return
       if (this.#clock() < this.#snapshotNotBeforeMs) return
@@ -396,6 +415,7 @@ export class WalWriter {
     }
     const { sequence, entryCount, path, size } = written
     this.#snapshot = undefined
+    this.#keepSnapshotBuffer()
     this.#lastSnapshotSize = size
     this.#store.views.headerF64[F64.walSnapshots]! += 1
     this.#compact(sequence)
@@ -410,6 +430,20 @@ export class WalWriter {
    */
   #snapshotThreshold(): number {
     return Math.max(this.#options.snapshotLogSizeMin, this.#lastSnapshotSize)
+  }
+
+  #snapshotDue(): boolean {
+    return this.#logSizeSinceSnapshot >= this.#snapshotThreshold()
+  }
+
+  /** The snapshot is done with its copy: the buffer becomes the next one's copy target. */
+  #keepSnapshotBuffer(): void {
+    const buffer = this.#snapshotBuffer
+    this.#snapshotBuffer = undefined
+    if (buffer === undefined) return
+    // Its bytes are the old copy's, which is fine: a copy overwrites every byte a read reaches
+    // (store-copy.ts), and the pages are touched already.
+    this.#copyTarget = { buffer, touched: buffer.byteLength, keptSinceMs: this.#clock() }
   }
 
   /**
@@ -459,7 +493,9 @@ export class WalWriter {
     // The copy target stays, touched: the retry (the first thing a returning disk sees) copies
     // into it at once, rather than touch a fresh buffer 2 MiB a retry while writes are refused.
     if (!this.#rotate()) return
-    this.#copyTarget = undefined // The snapshot owns it now; the memory goes with it.
+    // The snapshot owns it now, and hands it back for the next one when it is done.
+    this.#snapshotBuffer = copy.buffer
+    this.#copyTarget = undefined
     this.#logSizeSinceSnapshot = 0
     try {
       this.#snapshot = new SnapshotWriter(
@@ -483,6 +519,7 @@ export class WalWriter {
     if (!isNoSpace(error)) throw error
     this.#snapshot?.abort()
     this.#snapshot = undefined
+    this.#keepSnapshotBuffer()
     // The disk is just as full for the log, which needs the space more than the change feed.
     this.#dropRetainedHistory(error)
     this.#logSizeSinceSnapshot = Math.max(this.#logSizeSinceSnapshot, this.#snapshotThreshold())

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest'
 import { StorageFailedError } from '../../../src/durability.js'
 import {
   F64,
-  I32,
   walStateFailed,
   walStateOk,
   walStateReadOnly,
@@ -169,24 +168,6 @@ describe('WAL writer segments and snapshots', () => {
     expect(read).toMatchObject({ ok: true, entryCount: wal.store.stats().entryCount })
     expect(entries).toEqual(contents(wal.store))
     expect(entries.some((row) => !row.endsWith(' x0'))).toBe(true)
-  })
-})
-
-describe('WAL writer and the store lock', () => {
-  it('says it holds the store lock exactly while it copies the store for a snapshot', () => {
-    const wal = openWal({ snapshotLogSizeMin: 1024 })
-    const base = wal.base
-    const header = base.views.headerI32
-    const seen: number[] = []
-    const copy = base.copy.bind(base)
-    base.copy = (target) => {
-      seen.push(Atomics.load(header, I32.walWriterHoldsLock))
-      return copy(target)
-    }
-    for (let i = 0; i < 20; i++) wal.store.set(`key-${i}`, new Uint8Array(100))
-    for (let step = 0; step < 20 && seen.length === 0; step++) wal.writer.step()
-    expect(seen).toEqual([1])
-    expect(Atomics.load(header, I32.walWriterHoldsLock)).toBe(0)
   })
 })
 
