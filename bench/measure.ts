@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 // What every benchmark shares: the median it reports, the seeded generator that makes every run
 // of a benchmark replay the same workload, the load benchmarks' common options, and what one
@@ -79,6 +79,47 @@ export function loadSettings(
 export function statCpuS(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** utime and stime from a /proc/<pid>/stat line, apart, in seconds. */
+export function statUserSystemS(stat: string): { userS: number; systemS: number } {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { userS: Number(fields[11]) / 100, systemS: Number(fields[12]) / 100 }
+}
+
+/**
+ * What each thread of a slabkv process is: the WAL writer is the first worker thread started
+ * (src/main.ts), the other worker threads serve HTTP, and "other" is V8's and libuv's own
+ * (the compiler, the garbage collector's helpers, the thread pool).
+ */
+export type ThreadKind = 'handlers' | 'writer' | 'main' | 'other'
+export const threadKinds: ThreadKind[] = ['handlers', 'writer', 'main', 'other']
+
+/** Each thread of `pid`: its kind and CPU seconds so far. */
+export function threadsOf(pid: number): Map<number, { kind: ThreadKind; cpuS: number }> {
+  const tids = readdirSync(`/proc/${pid}/task`).map(Number)
+  const comm = (tid: number) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
+  const workers = tids.filter((tid) => comm(tid) === 'WorkerThread').sort((a, b) => a - b)
+  const result = new Map<number, { kind: ThreadKind; cpuS: number }>()
+  for (const tid of tids) {
+    const kind: ThreadKind =
+      tid === pid
+        ? 'main'
+        : tid === workers[0]
+          ? 'writer'
+          : workers.includes(tid)
+            ? 'handlers'
+            : 'other'
+    result.set(tid, { kind, cpuS: statCpuS(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')) })
+  }
+  return result
+}
+
+/** CPU seconds so far of `pid`'s threads, summed by kind. */
+export function cpuByThreadKind(pid: number): Record<ThreadKind, number> {
+  const sums = { handlers: 0, writer: 0, main: 0, other: 0 }
+  for (const { kind, cpuS } of threadsOf(pid).values()) sums[kind] += cpuS
+  return sums
 }
 
 /**

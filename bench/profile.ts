@@ -6,7 +6,16 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { summarizeProfiles } from './cpuprofile.js'
 import { dialects } from './dialects.js'
-import { loadOptions, loadSettings, type Measurement, median, statCpuS } from './measure.js'
+import {
+  cpuByThreadKind,
+  loadOptions,
+  loadSettings,
+  type Measurement,
+  median,
+  type ThreadKind,
+  threadKinds,
+  threadsOf,
+} from './measure.js'
 import { keyCount, keyspace, scenarios as peerScenarios } from './peers/scenarios.js'
 import { preload } from './preload.js'
 import { publish, renderTable, runContext } from './report.js'
@@ -46,35 +55,6 @@ requirePrograms(['wrk', 'strace'])
 const context = runContext(import.meta.url, ['src', 'workers'])
 const loadStart = os.loadavg()
 
-type Kind = 'handlers' | 'writer' | 'main' | 'other'
-const kinds: Kind[] = ['handlers', 'writer', 'main', 'other']
-
-/** Each thread of `pid`: its kind and CPU seconds so far. Worker threads start writer first. */
-function threads(pid: number): Map<number, { kind: Kind; cpuS: number }> {
-  const tids = readdirSync(`/proc/${pid}/task`).map(Number)
-  const comm = (tid: number) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
-  const workers = tids.filter((tid) => comm(tid) === 'WorkerThread').sort((a, b) => a - b)
-  const result = new Map<number, { kind: Kind; cpuS: number }>()
-  for (const tid of tids) {
-    const kind: Kind =
-      tid === pid
-        ? 'main'
-        : tid === workers[0]
-          ? 'writer'
-          : workers.includes(tid)
-            ? 'handlers'
-            : 'other'
-    result.set(tid, { kind, cpuS: statCpuS(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')) })
-  }
-  return result
-}
-
-function cpuByKind(pid: number): Record<Kind, number> {
-  const sums = { handlers: 0, writer: 0, main: 0, other: 0 }
-  for (const { kind, cpuS } of threads(pid).values()) sums[kind] += cpuS
-  return sums
-}
-
 interface Counters {
   groupCommits: number
   records: number
@@ -107,7 +87,7 @@ async function counters(system: RunningSystem): Promise<Counters> {
 
 const lockOps = ['get', 'set'] as const
 type Run = Measurement & {
-  cpuS: Record<Kind, number>
+  cpuS: Record<ThreadKind, number>
   groupCommits: number
   records: number
   /** Per store operation: acquisitions, hold and wait seconds, contended acquisitions. */
@@ -118,9 +98,9 @@ type Run = Measurement & {
 async function measure(system: RunningSystem, script: string, seconds: number): Promise<Run> {
   const pid = system.pids[0]!
   const before = await counters(system)
-  const cpuBefore = cpuByKind(pid)
+  const cpuBefore = cpuByThreadKind(pid)
   const load = await runWrk({ url: system.url, script, threadCount: 1, connectionCount, seconds })
-  const cpuAfter = cpuByKind(pid)
+  const cpuAfter = cpuByThreadKind(pid)
   const after = await counters(system)
   assert(load.badCount === 0 && load.socketErrorCount === 0, `wrong answers: ${load.badSample}`)
   const delta = (key: string) => (after.lock.get(key) ?? 0) - (before.lock.get(key) ?? 0)
@@ -137,10 +117,12 @@ async function measure(system: RunningSystem, script: string, seconds: number): 
       contended: delta(`contended_acquisitions_total{${op}}`),
     }
   }
-  const cpuS = Object.fromEntries(kinds.map((k) => [k, cpuAfter[k] - cpuBefore[k]])) as Run['cpuS']
+  const cpuS = Object.fromEntries(
+    threadKinds.map((k) => [k, cpuAfter[k] - cpuBefore[k]]),
+  ) as Run['cpuS']
   return {
     ...load,
-    serverCpuS: kinds.reduce((sum, k) => sum + cpuS[k], 0),
+    serverCpuS: threadKinds.reduce((sum, k) => sum + cpuS[k], 0),
     cpuS,
     groupCommits: after.groupCommits - before.groupCommits,
     records: after.records - before.records,
@@ -152,7 +134,7 @@ async function measure(system: RunningSystem, script: string, seconds: number): 
 /** One traced load: system calls by thread kind, and what happened meanwhile. */
 async function traced(system: RunningSystem, script: string, dir: string) {
   const pid = system.pids[0]!
-  const kindOf = threads(pid)
+  const kindOf = threadsOf(pid)
   mkdirSync(dir, { recursive: true })
   const wrk = runWrk({
     url: system.url,
@@ -171,7 +153,7 @@ async function traced(system: RunningSystem, script: string, dir: string) {
   })
   const after = await counters(system)
   await wrk
-  const calls: Record<Kind, Map<string, number>> = {
+  const calls: Record<ThreadKind, Map<string, number>> = {
     handlers: new Map(),
     writer: new Map(),
     main: new Map(),
@@ -308,7 +290,9 @@ for (const [scenario, bySystem] of result.rounds) {
     const row = {
       requestsPerSecond: m((r) => r.requestsPerSecond),
       serverUs: m((r) => (r.serverCpuS! * 1e6) / per(r)),
-      ...Object.fromEntries(kinds.map((k) => [`${k}Us`, m((r) => (r.cpuS[k] * 1e6) / per(r))])),
+      ...Object.fromEntries(
+        threadKinds.map((k) => [`${k}Us`, m((r) => (r.cpuS[k] * 1e6) / per(r))]),
+      ),
       commitsPerSecond: m((r) => r.groupCommits / r.durationS),
       recordsPerCommit: m((r) => (r.groupCommits === 0 ? 0 : r.records / r.groupCommits)),
       writerUsPerCommit: m((r) =>
@@ -355,7 +339,7 @@ straceRows[0]!.push('fdatasync p50 ms', 'handlers: top calls per request')
 for (const [key, t] of result.traces) {
   const [scenarioId, systemId] = key.split(' ')
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
-  const futex = kinds.reduce((s, k) => s + (t.calls[k].get('futex') ?? 0), 0)
+  const futex = threadKinds.reduce((s, k) => s + (t.calls[k].get('futex') ?? 0), 0)
   const top = [...t.calls.handlers]
     .sort((a, b) => b[1] - a[1])
     .slice(0, 4)
@@ -374,7 +358,7 @@ for (const [key, t] of result.traces) {
   ])
   json[`strace ${key}`] = {
     ...t,
-    calls: Object.fromEntries(kinds.map((k) => [k, Object.fromEntries(t.calls[k])])),
+    calls: Object.fromEntries(threadKinds.map((k) => [k, Object.fromEntries(t.calls[k])])),
   }
 }
 

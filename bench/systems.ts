@@ -78,10 +78,12 @@ export interface SlabkvOptions {
   /** The defaults say the Node major version, the threads and the --fsync mode. */
   id?: string
   label?: string
+  /** Another build's dist/src/cli.js (bench:ab); this checkout's by default. */
+  cliPath?: string
 }
 
 export function slabkvSystem(options: SlabkvOptions): SystemSpec {
-  const { threads, fsync, serveArgs = [] } = options
+  const { threads, fsync, serveArgs = [], cliPath: cli = cliPath } = options
   const spec: SystemSpec = {
     id: options.id ?? `slabkv-${node}x${threads}${fsync === 'always' ? '' : `-fsync-${fsync}`}`,
     label:
@@ -92,7 +94,7 @@ export function slabkvSystem(options: SlabkvOptions): SystemSpec {
     durable: fsync === 'always',
     async start(env, nodeArgs = []) {
       const dir = directory(env, spec.id)
-      const argv = [...nodeArgs, cliPath, 'serve', '--host', '127.0.0.1']
+      const argv = [...nodeArgs, cli, 'serve', '--host', '127.0.0.1']
       argv.push('--port', String(await freePort()), '--threads', String(threads))
       argv.push('--fsync', fsync, '--data-dir', join(dir, 'data'), ...serveArgs)
       const server = await startServer(spec.label, argv, dir, { command: process.execPath })

@@ -1,12 +1,7 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { StorageFailedError } from '../../../src/durability.js'
-import {
-  F64,
-  walStateFailed,
-  walStateOk,
-  walStateReadOnly,
-} from '../../../src/store/layout.js'
+import { F64, walStateFailed, walStateOk, walStateReadOnly } from '../../../src/store/layout.js'
 import type { Store } from '../../../src/store/store.js'
 import { logDurability } from '../../../src/wal/durability.js'
 import { readSnapshot } from '../../../src/wal/snapshot.js'
