@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import type { ServerConfig } from '../config.js'
 
 // DNS rebinding: a web page the user visits points a name it controls at 127.0.0.1, and the
@@ -8,10 +7,17 @@ import type { ServerConfig } from '../config.js'
 // 127.0.0.0/8 and [::1], with any port, plus the names --allowed-hosts adds. With a token, a
 // page cannot send requests that carry it, so any name is served unless --allowed-hosts is set.
 //
-// The check runs in the Node server (src/http/server.ts), before the app: a name this server
-// does not answer to gets nothing else, not even CORS headers. Done there rather than as a
-// Hono middleware for every path, it also keeps the app's router able to answer a GET of a
-// static path from its map, which a middleware on * prevents.
+// The check runs in the Node server (src/http/server.ts), between the adapter, which refuses a
+// target or Host it cannot read, and the app: a name this server does not answer to gets
+// nothing else, not even CORS headers. Done there rather than as a Hono middleware for every
+// path, it also keeps the app's router able to answer a GET of a static path from its map,
+// which a middleware on * prevents.
+
+/** What the check reads of a request: its target as sent, and its Host header. */
+interface RequestHead {
+  url?: string | undefined
+  headers: { host?: string | undefined }
+}
 
 /**
  * The host name of an absolute URL, lowercased, without its port (brackets kept for IPv6). The
@@ -24,13 +30,13 @@ export function hostNameOf(url: string): string {
 
 /**
  * The host name a request is for. An absolute-form target names it (RFC 9112 §3.2.2: it takes
- * precedence over Host) and goes through the URL parser; undefined when that fails, for the
- * adapter to refuse as it refuses any target it cannot read. Otherwise the Host header names it,
+ * precedence over Host) and goes through the URL parser (the adapter has refused those it cannot
+ * read; undefined should one fail anyway). Otherwise the Host header names it,
  * read as it was sent, without its port and lowercased: no URL is built on the way, and a Host
  * that a URL parser would rewrite (userinfo, percent-encoding, numeric IPv4 forms) is compared
  * as sent, so it can only fail to be a loopback name.
  */
-function requestHostName(incoming: IncomingMessage): string | undefined {
+function requestHostName(incoming: RequestHead): string | undefined {
   const target = incoming.url ?? ''
   if (!target.startsWith('/') && target !== '*') {
     try {
@@ -59,7 +65,7 @@ export function isLoopbackName(name: string): boolean {
  */
 export function hostCheck(
   config: ServerConfig,
-): ((incoming: IncomingMessage) => string | undefined) | undefined {
+): ((incoming: RequestHead) => string | undefined) | undefined {
   if (config.token !== undefined && config.allowedHosts.length === 0) return undefined
   const allowed = new Set(config.allowedHosts)
   return (incoming) => {

@@ -29,7 +29,7 @@ import { operationOther, type RequestTimes, type TimedResponse } from './request
 //   with the route and answered 500, never left to end the process as an unhandled rejection.
 //   A request the adapter cannot turn into a URL gets a 400 with a body saying why.
 // - A request for a name this server does not answer to is refused 421 before the app sees it
-//   (DNS rebinding: src/http/host.ts).
+//   (DNS rebinding: src/http/host.ts), once the adapter has read its URL.
 // - A body in a transfer coding other than chunked is refused with 501 (RFC 9112 §6.1).
 // - Expect: 100-continue is answered only when the handler starts to read the body, so a request
 //   refused before that (401, 413, 421) is refused before the client sends the body.
@@ -60,7 +60,23 @@ export function createHttpServer(
   log: Log,
   requestTimes?: RequestTimes,
 ): Server {
-  const handle = getRequestListener(fetch, {
+  // A name this server does not answer to gets its 421 before the app sees the request (and
+  // after the adapter, whose 400 for a Host it cannot read comes first): src/http/host.ts.
+  const checkHost = hostCheck(config)
+  const checkedFetch: FetchHandler =
+    checkHost === undefined
+      ? fetch
+      : (request, env) => {
+          const refusal = checkHost(env.incoming)
+          if (refusal === undefined) return fetch(request, env)
+          const body = problemBody('host_not_allowed', refusal)
+          const status = problem('host_not_allowed').status
+          return new Response(body, {
+            status,
+            headers: problemHeaders(body) as Record<string, string>,
+          })
+        }
+  const handle = getRequestListener(checkedFetch, {
     // The adapter answers a target or Host it cannot make a URL of (a backslash in the path,
     // OPTIONS *, Host: localhost:abc) with an empty 400; here the answer says why. Any other
     // error is the app's, rethrown for serveOne to log with its route.
@@ -145,9 +161,6 @@ export function createHttpServer(
     }
   }
 
-  // A name this server does not answer to gets its 421 before anything else (src/http/host.ts).
-  const checkHost = hostCheck(config)
-
   /** Runs one request to the end of its response; never rejects. */
   const serveOne = async (incoming: IncomingMessage, outgoing: ServerResponse) => {
     ;(outgoing as GuardedResponse).startedAtMs = performance.now()
@@ -155,11 +168,6 @@ export function createHttpServer(
     if (!incoming.headers.host && incoming.url?.startsWith('/')) {
       const detail = 'A Host header is required (HTTP/1.1 always; here HTTP/1.0 too)'
       respondProblem(outgoing, 'invalid_request', detail)
-      return
-    }
-    const hostRefusal = checkHost?.(incoming)
-    if (hostRefusal !== undefined) {
-      respondProblem(outgoing, 'host_not_allowed', hostRefusal)
       return
     }
     // Node's parser undoes chunked, the last coding, and hands on the body still in the codings
