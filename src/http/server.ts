@@ -248,8 +248,9 @@ export function createHttpServer(
       else release()
     }
     appliedSignals.set(incoming, release)
-    outgoing.once('finish', finish)
-    outgoing.once('close', finish)
+    // on, not once: finish runs its course once anyway, and once wraps each listener.
+    outgoing.on('finish', finish)
+    outgoing.on('close', finish)
     void serveOne(incoming, outgoing).then(() => {
       // A response the handler never ended would hold the connection forever.
       if (!outgoing.writableEnded && !outgoing.destroyed) finish()

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer'
 import { createRoute, z } from '@hono/zod-openapi'
 import type { ServerConfig } from '../../config.js'
 import {
@@ -313,6 +314,13 @@ function keyProblem(
 }
 
 /**
+ * Values up to this size that are ASCII go out as a string. Node writes a string body in one
+ * write with the head it follows, where a bytes body goes through a corked second chunk and a
+ * writev; a string of ASCII is the same bytes in UTF-8, which @hono/node-server sends it as.
+ */
+const stringBodySizeMax = 1024
+
+/**
  * The answer of a read, as a Response with its headers as a plain object: @hono/node-server
  * writes those straight to the socket, where c.body() with more than one header builds a
  * fetch Headers object, then copies it out again (several µs of a read that takes about 35).
@@ -320,7 +328,11 @@ function keyProblem(
  * middleware that changes c.res afterwards (CORS) still can.
  */
 function respondBytes(body: Uint8Array, headers: Record<string, string>) {
-  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers })
+  const sent =
+    body.byteLength <= stringBodySizeMax && isAscii(body)
+      ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1')
+      : (body as Uint8Array<ArrayBuffer>)
+  return new Response(sent, { status: 200, headers })
 }
 
 function settle(result: StoreResult<{ version: number; created: boolean }>) {

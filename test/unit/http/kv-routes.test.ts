@@ -40,6 +40,29 @@ describe('PUT, GET, HEAD and DELETE /v1/kv/{key}', () => {
     }
   })
 
+  it('returns every value byte for byte, ASCII or not, at the sizes around the string answer', async () => {
+    // Small ASCII values are answered as a string (kv.ts, respondBytes): a byte ≥ 0x80 anywhere,
+    // or one byte past the size, must still come back as the bytes that were put.
+    const random = prng(testSeed('kv bytes around the string answer'))
+    for (const size of [1, 2, 100, 1023, 1024, 1025, 4096]) {
+      const ascii = Uint8Array.from(randomBytes(random, size), (byte) => byte & 0x7f)
+      const highAt = Math.floor(random() * size)
+      const oneHigh = Uint8Array.from(ascii, (byte, i) => (i === highAt ? 0x80 | byte : byte))
+      for (const [what, bytes] of [
+        ['ASCII', ascii],
+        [`0x${oneHigh[highAt]!.toString(16)} at ${highAt}`, oneHigh],
+        ['random', randomBytes(random, size)],
+      ] as const) {
+        const key = uniqueKey('kv-sizes')
+        await putOk(key, bytes)
+        const response = await get(key)
+        const got = new Uint8Array(await response.arrayBuffer())
+        expect(response.headers.get('content-length'), `${size} B, ${what}`).toBe(String(size))
+        expect(Buffer.from(got).equals(Buffer.from(bytes)), `${size} B, ${what}`).toBe(true)
+      }
+    }
+  })
+
   it('stores a body sent without a Content-Type as application/octet-stream', async () => {
     const key = uniqueKey('kv-no-type')
     // fetch sends no Content-Type for a Uint8Array body.
