@@ -136,6 +136,23 @@ describe('media types', () => {
   })
 })
 
+describe('the head of a read', () => {
+  it('carries a Latin-1 byte of a stored media type as that byte, whatever the value', async () => {
+    // A small ASCII value goes out as one string with its head (kv.ts, respondBytes), which Node
+    // then encodes as UTF-8: a Latin-1 byte in the media type must still leave as that byte.
+    const contentType = 'text/x-test; v="\u00e9"'
+    for (const value of ['ascii', 'caf\u00e9', 'x'.repeat(2000)]) {
+      const key = uniqueKey('read-head-latin1')
+      const path = `/v1/kv/${keyPath(key)}`
+      const put = await rawOnce(rawRequest('PUT', path, { 'Content-Type': contentType }, value))
+      expect(put.status, value).toBe(201)
+      const got = await rawOnce(rawRequest('GET', path))
+      expect(got.headers['content-type'], value).toBe(contentType)
+      expect(got.body.equals(Buffer.from(value)), value).toBe(true)
+    }
+  })
+})
+
 describe('keys behind a percent-encoded route prefix', () => {
   it('stores, reads and deletes exactly the key the route parameter names', async () => {
     const key = `${uniqueKey('prefix')}a%b`

@@ -317,8 +317,12 @@ function keyProblem(
  * Values up to this size that are ASCII go out as a string. Node writes a string body in one
  * write with the head it follows, where a bytes body goes through a corked second chunk and a
  * writev; a string of ASCII is the same bytes in UTF-8, which @hono/node-server sends it as.
+ * The head then goes out in UTF-8 too, where it is otherwise written as Latin-1: so only when
+ * every header is ASCII. Of a read's headers, only the stored media type can be otherwise (a
+ * client may send Latin-1 in a parameter); the rest are digits and fixed words.
  */
 const stringBodySizeMax = 1024
+const nonAscii = /[\u0080-\uffff]/
 
 /**
  * The answer of a read, as a Response with its headers as a plain object: @hono/node-server
@@ -329,7 +333,9 @@ const stringBodySizeMax = 1024
  */
 function respondBytes(body: Uint8Array, headers: Record<string, string>) {
   const sent =
-    body.byteLength <= stringBodySizeMax && isAscii(body)
+    body.byteLength <= stringBodySizeMax &&
+    isAscii(body) &&
+    !nonAscii.test(headers['content-type']!)
       ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1')
       : (body as Uint8Array<ArrayBuffer>)
   return new Response(sent, { status: 200, headers })
