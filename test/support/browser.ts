@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import { expect } from 'vitest'
+import { afterAll, expect } from 'vitest'
 
 // Driving the web UI in Debian's Chromium with playwright-core (browser downloads do not work
 // here; scripts/ensure-system-packages.sh installs the package). Every page opened through
@@ -21,12 +21,19 @@ export const browserMissing: string | undefined = existsSync(chromiumPath)
 /**
  * Where the screenshots go: docs/screenshots/, which docs/ui.md shows, when UPDATE_SCREENSHOTS=1;
  * otherwise a temporary directory, so an ordinary test run still takes them (and fails if a view
- * cannot be drawn) without rewriting the committed images with every run's new numbers.
+ * cannot be drawn) without rewriting the committed images with every run's new numbers. The
+ * temporary one goes when the test file that imported this is done: nothing reads it after.
  */
 export const screenshotDir =
   process.env.UPDATE_SCREENSHOTS === '1'
     ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url))
-    : `${mkdtempSync(join(tmpdir(), 'slabkv-screenshots-'))}/`
+    : temporaryScreenshotDir()
+
+function temporaryScreenshotDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'slabkv-screenshots-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  return `${dir}/`
+}
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
