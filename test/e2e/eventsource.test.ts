@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
@@ -8,6 +7,7 @@ import { api, kvPath } from '../support/api-client.js'
 import { browserMissing, launchBrowser, TestPages } from '../support/browser.js'
 import { killAll, type RunningServer, startServer } from '../support/server.js'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
+import { temporaryDirs } from '../support/temp-dirs.js'
 
 // GET /v1/watch read by the browser's own EventSource (docs/api.md, "GET /v1/watch"), in
 // Chromium against the real server, with nothing of ours parsing the stream in the page. The
@@ -32,13 +32,8 @@ interface Dispatched {
 let browser: Browser
 let pages: TestPages
 const started: TcpProxy[] = []
-const dataDirs: string[] = []
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'slabkv-eventsource-'))
-  dataDirs.push(dir)
-  return dir
-}
+const tempDirs = temporaryDirs('slabkv-eventsource-')
+const tempDir = () => tempDirs.make()
 
 async function relayTo(server: RunningServer): Promise<TcpProxy> {
   const proxy = await startTcpProxy(server.port, { record: true })
@@ -143,7 +138,7 @@ describe.skipIf(browserMissing !== undefined)("the browser's own EventSource on 
     await browser?.close()
     await Promise.all(started.map((proxy) => proxy.close()))
     await killAll()
-    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
+    tempDirs.removeAll()
   })
 
   it('gets every change in order with its id, and resumes with Last-Event-ID across a cut and a restart', async () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   type ChangeEvent,
@@ -18,6 +15,7 @@ import {
   uniqueKey,
 } from '../support/server.js'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
+import { temporaryDirs } from '../support/temp-dirs.js'
 
 // docs/client.md, "Watching": the Node client's watch against real server processes. Changes
 // come typed and in order; a connection cut under it, a server stopped (SIGTERM) or killed
@@ -27,20 +25,16 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
 
 /** No watch of these tests outlives this: a stuck one fails with a TimeoutError instead. */
 const watchLimitMs = 60_000
-const dataDirs: string[] = []
 const proxies: TcpProxy[] = []
+
+const dataDirs = temporaryDirs('slabkv-client-watch-')
+const dataDir = () => dataDirs.make()
 
 afterAll(async () => {
   await Promise.all(proxies.map((proxy) => proxy.close()))
   await killAll()
-  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
+  dataDirs.removeAll()
 })
-
-function dataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'slabkv-client-watch-'))
-  dataDirs.push(dir)
-  return dir
-}
 
 /** The next `count` changes of a watch. */
 async function take(changes: AsyncIterator<ChangeEvent>, count: number): Promise<ChangeEvent[]> {

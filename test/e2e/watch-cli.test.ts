@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { prng, testSeed } from '../support/random.js'
 import {
@@ -11,6 +8,7 @@ import {
   startServer,
   uniqueKey,
 } from '../support/server.js'
+import { temporaryDirs } from '../support/temp-dirs.js'
 import { startWatch, stopWatchers } from '../support/watcher.js'
 
 // docs/configuration.md, "slabkv watch": the command against real server processes. Writes come
@@ -19,19 +17,15 @@ import { startWatch, stopWatchers } from '../support/watcher.js'
 // acknowledged write is printed exactly once; a position the server cannot resume from exits 6.
 
 const requestTimeoutMs = 5_000
-const dataDirs: string[] = []
+
+const dataDirs = temporaryDirs('slabkv-watch-')
+const dataDir = () => dataDirs.make()
 
 afterAll(async () => {
   await stopWatchers()
   await killAll()
-  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
+  dataDirs.removeAll()
 })
-
-function dataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'slabkv-watch-'))
-  dataDirs.push(dir)
-  return dir
-}
 
 /** PUTs the value; its version (from the ETag), or undefined when it was not acknowledged. */
 async function put(server: RunningServer, key: string, value: string): Promise<number | undefined> {

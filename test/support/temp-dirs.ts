@@ -1,0 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+// Temporary directories a test file makes (a server's --data-dir, say) and removes at its end,
+// once whatever used them has stopped.
+
+export function temporaryDirs(prefix: string): { make(): string; removeAll(): void } {
+  const dirs: string[] = []
+  return {
+    make() {
+      const dir = mkdtempSync(join(tmpdir(), prefix))
+      dirs.push(dir)
+      return dir
+    },
+    removeAll() {
+      for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
