@@ -41,6 +41,8 @@ const longFiles: Record<string, string> = {
   'test/property/store-model.test.ts':
     'the store against its model, the generator beside the checks',
   'test/unit/store/store.test.ts': 'the Store class, one describe per operation',
+  'test/support/simulated-disk.ts':
+    'one simulated file system: its files, its names, and what a crash keeps of each',
 }
 
 describe('tidy', () => {

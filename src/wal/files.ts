@@ -3,7 +3,8 @@
 //
 //   wal-<first sequence>.log     a log segment: records from that sequence on
 //   snap-<sequence>.snap         a snapshot covering every mutation up to that sequence
-//   snap.tmp                     a snapshot being written; never read (a crash leaves it behind)
+//   snap.tmp                     a snapshot being written, or the previous snapshot's file, kept
+//                                for the next one to write over (snapshot.ts); never read
 //   <name>.broken                bytes recovery or repair cut from <name>, kept for inspection
 
 export const snapshotTempName = 'snap.tmp'

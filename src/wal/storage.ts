@@ -36,6 +36,13 @@ export interface Storage {
   openAppend(path: string): FileDescriptor
   /** Appends every byte, or throws (possibly after part of them reached the file). */
   append(fd: FileDescriptor, bytes: Uint8Array): void
+  /**
+   * Opens an existing file to write over it in place (writeAt): its blocks, and the pages the OS
+   * caches of it, are reused rather than allocated anew.
+   */
+  openRewrite(path: string): FileDescriptor
+  /** Writes every byte at `position`, growing the file if it ends before; or throws. */
+  writeAt(fd: FileDescriptor, bytes: Uint8Array, position: number): void
   /** Makes the file's data durable: what fdatasync(2) promises, and no more. */
   fdatasync(fd: FileDescriptor): void
   close(fd: FileDescriptor): void
@@ -62,6 +69,13 @@ export const realStorage: Storage = {
     // write(2) may write less than asked (a signal, a nearly full disk); the rest follows.
     while (written < bytes.byteLength) {
       written += writeSync(fd, bytes, written, bytes.byteLength - written)
+    }
+  },
+  openRewrite: (path) => openSync(path, 'r+') as FileDescriptor,
+  writeAt: (fd, bytes, position) => {
+    let written = 0
+    while (written < bytes.byteLength) {
+      written += writeSync(fd, bytes, written, bytes.byteLength - written, position + written)
     }
   },
   fdatasync: (fd) => fdatasyncSync(fd),

@@ -11,7 +11,7 @@ import {
   walStateReadOnly,
 } from '../store/layout.js'
 import type { Store } from '../store/store.js'
-import { classify, segmentName } from './files.js'
+import { classify, segmentName, snapshotTempName } from './files.js'
 import { encodeSegmentHeader, segmentHeaderSize } from './record.js'
 import { WalRing } from './ring.js'
 import { SnapshotWriter } from './snapshot.js'
@@ -315,6 +315,11 @@ export class WalWriter {
     throw error
   }
 
+  /** Whether a snapshot is being written: its copy taken, its file not yet under its name. */
+  get snapshotInProgress(): boolean {
+    return this.#snapshot !== undefined
+  }
+
   /** True while the disk is full: what the ring holds waits for the next retry. */
   get readOnly(): boolean {
     return this.#noSpaceSinceMs !== undefined
@@ -566,19 +571,36 @@ export class WalWriter {
     this.#obsolete.push(...deleted)
     this.#retained = retained
     this.#retainedSize = retainedSize
-    for (const snapshot of files.snapshots) {
-      if (snapshot.sequence < sequence) this.#obsolete.push(join(dir, snapshot.name))
+    const older = files.snapshots.filter((snapshot) => snapshot.sequence < sequence)
+    const previous = older.pop()
+    for (const snapshot of older) this.#obsolete.push(join(dir, snapshot.name))
+    if (previous === undefined) return
+    // The previous snapshot's file becomes the next one's, written over in place (snapshot.ts);
+    // deleted instead while the disk is full, which needs its space.
+    const path = join(dir, previous.name)
+    if (this.readOnly) return void this.#obsolete.push(path)
+    try {
+      this.#storage.rename(path, join(dir, snapshotTempName))
+    } catch (error) {
+      if (!isNoSpace(error)) throw error
+      this.#obsolete.push(path)
     }
   }
 
   /**
-   * Queues the segments kept for the change feed for deletion, oldest first (what is left at any
-   * moment has no hole), after what is queued already: a full disk would rather lose optional
-   * history than refuse writes. While the log is read-only, the next step deletes them all at
-   * once; a watcher resuming from before what is left is then told the history is gone (410).
-   * The next snapshot keeps history again, as its own compaction allows.
+   * Queues for deletion what is kept only to save work: the previous snapshot's file, kept for
+   * the next snapshot to write over, and the segments kept for the change feed, oldest first
+   * (what is left at any moment has no hole), after what is queued already: a full disk would
+   * rather lose optional history than refuse writes. While the log is read-only, the next step
+   * deletes them all at once; a watcher resuming from before what is left is then told the
+   * history is gone (410). The next snapshot keeps history again, as its own compaction allows.
    */
   #dropRetainedHistory(error: unknown): void {
+    // The file kept for the next snapshot to write over, unless a snapshot is writing it now.
+    const snapshotFile = join(this.#options.dir, snapshotTempName)
+    if (this.#snapshot === undefined && this.#storage.exists(snapshotFile)) {
+      this.#obsolete.push(snapshotFile)
+    }
     if (this.#retained.length === 0) return
     this.#options.onEvent?.('the disk is full: the history kept for watchers is deleted', {
       error: String(error),

@@ -159,6 +159,11 @@ function runWorkload(disk: SimulatedDisk, seed: number, planted: Planted): Outco
           disk.capacityBytes = disk.usedBytes
           writer.step()
         }
+        // Read-only, its next step deletes what the writer keeps only to save work (the previous
+        // snapshot's file, kept for the next snapshot to write over): the space it frees is
+        // taken too, so that the disk stays full until space returns.
+        writer.step()
+        disk.capacityBytes = Math.min(disk.capacityBytes, disk.usedBytes)
       }
       if (i === spaceReturnsAt) disk.capacityBytes = Number.POSITIVE_INFINITY
       // Often the key just written: a read soon after a short-lived write finds it expired.

@@ -19,6 +19,10 @@ import type { FileDescriptor, Storage } from '../../src/wal/storage.js'
 // byte, 4096-byte pages each kept or not (a lost page before a kept one reads as zeros), or all.
 // An unsynced truncation is either lost with everything written after it (the file is exactly
 // its durable content), or kept, and the bytes written after it then survive as above.
+// A write in place (writeAt) counts as unsynced from its offset on, so a crash keeps the file's
+// bytes from there as it keeps an append's: more is lost than Linux would lose (the durable
+// bytes past a torn overwrite), a simplification kept because only snap.tmp, which recovery
+// never reads, is written in place.
 //
 // Directories themselves are durable the moment mkdirp makes them. That is kinder than Linux (a
 // new directory also needs its parent synced), so these tests cannot catch a missing sync of the
@@ -241,6 +245,28 @@ export class SimulatedDisk implements Storage {
     const fitSize = Math.max(0, Math.min(bytes.length, this.capacityBytes - this.usedBytes))
     resize(inode, inode.size + fitSize)
     inode.bytes.set(bytes.subarray(0, fitSize), inode.size - fitSize)
+    if (fitSize < bytes.length) throw fsError('ENOSPC', 'write')
+  }
+
+  openRewrite(path: string): FileDescriptor {
+    this.#begin('openRewrite')
+    const inode = this.#file(path, 'open')
+    const fd = this.#fdNext++ as FileDescriptor
+    this.#openFiles.set(fd, inode)
+    return fd
+  }
+
+  writeAt(fd: FileDescriptor, bytes: Uint8Array, position: number): void {
+    this.#begin('writeAt')
+    const inode = this.#open(fd, 'write')
+    if (position > inode.size) throw new Error('the simulated disk does not model holes')
+    // Only growth takes space; a full disk takes what fits, as for an append.
+    const growSize = Math.max(0, position + bytes.length - inode.size)
+    const room = Math.max(0, this.capacityBytes - this.usedBytes)
+    const fitSize = bytes.length - Math.max(0, growSize - room)
+    resize(inode, Math.max(inode.size, position + fitSize))
+    inode.bytes.set(bytes.subarray(0, fitSize), position)
+    inode.unsyncedStart = Math.min(inode.unsyncedStart, position)
     if (fitSize < bytes.length) throw fsError('ENOSPC', 'write')
   }
 

@@ -34,6 +34,8 @@ export const storageOperations = [
   'read',
   'openAppend',
   'append',
+  'openRewrite',
+  'writeAt',
   'fdatasync',
   'close',
   'truncate',

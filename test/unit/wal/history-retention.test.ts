@@ -61,7 +61,7 @@ function settle(wal: Wal): void {
  * snapshot's sequence and the segments it covers as they were before its compaction.
  */
 function snapshotOnce(wal: Wal, key = 'key') {
-  for (let i = 0; !wal.disk.exists(join(walDir, 'snap.tmp')); i++) {
+  for (let i = 0; !wal.writer.snapshotInProgress; i++) {
     expect(i, 'a snapshot begins').toBeLessThan(500)
     for (let j = 0; j < 2; j++) wal.store.set(`${key}-${(2 * i + j) % 40}`, new Uint8Array(100))
     wal.writer.step()
@@ -176,7 +176,7 @@ describe('WAL writer, history kept for the change feed', () => {
       },
     }))
     snapshotOnce(wal, 'first')
-    for (let i = 0; !wal.disk.exists(join(walDir, 'snap.tmp')); i++) {
+    for (let i = 0; !wal.writer.snapshotInProgress; i++) {
       expect(i, 'a snapshot begins').toBeLessThan(500)
       wal.store.set(`second-${i % 40}`, new Uint8Array(100))
       wal.writer.step()

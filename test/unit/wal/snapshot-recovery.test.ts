@@ -27,7 +27,7 @@ function stepUntil(wal: Wal, done: () => boolean): void {
   expect(done()).toBe(true)
 }
 
-const snapshotBegun = (wal: Wal) => () => wal.disk.exists(join(walDir, 'snap.tmp'))
+const snapshotBegun = (wal: Wal) => () => wal.writer.snapshotInProgress
 const snapshotWritten = (wal: Wal) => () => dataFiles(wal.disk).snapshots.length === 1
 
 /**

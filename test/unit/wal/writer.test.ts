@@ -133,7 +133,7 @@ describe('WAL writer segments and snapshots', () => {
     const wal = openWal({ snapshotLogSizeMin: 16 * 1024, segmentSizeMax: 8 * 1024 })
     const random = prng(seed)
     // Reads before the copy is taken change the recency order the snapshot records.
-    while (!wal.disk.exists(join(walDir, 'snap.tmp'))) {
+    while (!wal.writer.snapshotInProgress) {
       churn(wal, random, 20, true)
       wal.writer.step()
     }
