@@ -1,9 +1,10 @@
 import type { StoreLimits } from '../../src/store/layout.js'
 import { Store } from '../../src/store/store.js'
-import type { MutationRecord } from '../../src/store/types.js'
+import type { Entry, MutationRecord } from '../../src/store/types.js'
 import { classify } from '../../src/wal/files.js'
 import { recover } from '../../src/wal/recovery.js'
 import { WalRing } from '../../src/wal/ring.js'
+import { readSnapshot } from '../../src/wal/snapshot.js'
 import type { Storage } from '../../src/wal/storage.js'
 import { WalWriter, type WalWriterOptions } from '../../src/wal/writer.js'
 import { SimulatedDisk } from './simulated-disk.js'
@@ -148,14 +149,30 @@ export function recoverStore(
   return { store, report }
 }
 
+/** One entry with everything a log must keep of it. */
+function entryRow(key: string, value: Uint8Array, entry: Omit<Entry, 'value'>): string {
+  const bytes = Buffer.from(value).toString('hex')
+  return `${key} ${bytes} v${entry.version} t${entry.contentType} x${entry.expiresAt}`
+}
+
 /** Every entry, least recently used first, with everything a log must keep of it. */
 export function contents(store: Store): string[] {
   const rows: string[] = []
   store.walkOldestFirst(undefined, Number.POSITIVE_INFINITY, (key, value, entry) => {
-    const bytes = Buffer.from(value).toString('hex')
-    rows.push(`${key} ${bytes} v${entry.version} t${entry.contentType} x${entry.expiresAt}`)
+    rows.push(entryRow(key, value, entry))
   })
   return rows
+}
+
+/** A snapshot file's entries, listed as contents() lists a store's, and what reading it said. */
+export function snapshotContents(bytes: Uint8Array) {
+  const rows: string[] = []
+  const read = readSnapshot(bytes, (record) => {
+    const { sequence: version, contentType, expiresAt } = record
+    rows.push(entryRow(record.key, record.value, { version, contentType, expiresAt }))
+    return undefined
+  })
+  return { rows, read }
 }
 
 export function dataFiles(disk: SimulatedDisk) {

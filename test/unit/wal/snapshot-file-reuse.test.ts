@@ -1,11 +1,11 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readSnapshot } from '../../../src/wal/snapshot.js'
 import {
   contents,
   dataFiles,
   openWal,
   recoverStore,
+  snapshotContents,
   type Wal,
   walDir,
 } from '../../support/wal-harness.js'
@@ -41,13 +41,7 @@ function snapshotWith(wal: Wal, valueSize: number, fill: number): { name: string
 
 /** The snapshot file's entries, as contents() lists a store's. */
 function snapshotRows(wal: Wal, name: string): string[] {
-  const rows: string[] = []
-  const read = readSnapshot(wal.disk.read(join(walDir, name)), (record) => {
-    const bytes = Buffer.from(record.value).toString('hex')
-    const { key, sequence, contentType, expiresAt } = record
-    rows.push(`${key} ${bytes} v${sequence} t${contentType} x${expiresAt}`)
-    return undefined
-  })
+  const { rows, read } = snapshotContents(wal.disk.read(join(walDir, name)))
   expect(read.ok).toBe(true)
   return rows
 }

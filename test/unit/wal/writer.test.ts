@@ -4,7 +4,6 @@ import { StorageFailedError } from '../../../src/durability.js'
 import { F64, walStateFailed, walStateOk, walStateReadOnly } from '../../../src/store/layout.js'
 import type { Store } from '../../../src/store/store.js'
 import { logDurability } from '../../../src/wal/durability.js'
-import { readSnapshot } from '../../../src/wal/snapshot.js'
 import { prng, testSeed } from '../../support/random.js'
 import { recordStarts } from '../../support/wal-files.js'
 import {
@@ -13,6 +12,7 @@ import {
   dataFiles,
   openWal,
   recoverStore,
+  snapshotContents,
   type Wal,
   walDir,
   walLimits,
@@ -153,13 +153,9 @@ describe('WAL writer segments and snapshots', () => {
     expect(wal.store.stats().walSnapshots).toBe(1)
     expect(wal.disk.exists(join(walDir, 'snap.tmp'))).toBe(false)
     expect(segments.map((segment) => segment.firstSequence)).toEqual([wal.store.sequence + 1])
-    const entries: string[] = []
-    const read = readSnapshot(wal.disk.read(join(walDir, snapshots[0]!.name)), (record) => {
-      const bytes = Buffer.from(record.value).toString('hex')
-      const { key, sequence, contentType, expiresAt } = record
-      entries.push(`${key} ${bytes} v${sequence} t${contentType} x${expiresAt}`)
-      return undefined
-    })
+    const { rows: entries, read } = snapshotContents(
+      wal.disk.read(join(walDir, snapshots[0]!.name)),
+    )
     expect(read).toMatchObject({ ok: true, entryCount: wal.store.stats().entryCount })
     expect(entries).toEqual(contents(wal.store))
     expect(entries.some((row) => !row.endsWith(' x0'))).toBe(true)
