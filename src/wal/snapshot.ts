@@ -70,8 +70,9 @@ export class SnapshotWriter {
     this.#salt = salt
     const path = join(dir, snapshotTempName)
     // The previous snapshot's file, or one a crash left mid-snapshot: written over either way.
-    this.#inPlace = storage.exists(path)
-    this.#fd = this.#inPlace ? storage.openRewrite(path) : storage.openAppend(path)
+    this.#fd = storage.exists(path) ? openInPlace(storage, path) : undefined
+    this.#inPlace = this.#fd !== undefined
+    this.#fd ??= storage.openAppend(path)
     try {
       this.#write(this.#fd, encodeSegmentHeader(sequence, salt, snapshotMagic))
     } catch (error) {
@@ -170,6 +171,19 @@ export class SnapshotWriter {
   #open(): FileDescriptor {
     assert(this.#fd !== undefined, 'the snapshot is closed')
     return this.#fd
+  }
+}
+
+/**
+ * Opens `path` to write over it, or deletes it when it cannot be written (a file restored
+ * read-only by hand, say): the snapshot then goes to a new file, as if there were none.
+ */
+function openInPlace(storage: Storage, path: string): FileDescriptor | undefined {
+  try {
+    return storage.openRewrite(path)
+  } catch {
+    storage.unlink(path)
+    return undefined
   }
 }
 

@@ -127,7 +127,12 @@ function recoverFrom(disk: SimulatedDisk, nowMs: number) {
 /** Crashes the workload at every storage operation; returns what went wrong, if anything. */
 function enumerateCrashes(seed: number, wrap: (disk: SimulatedDisk) => Storage = (d) => d) {
   const clean = new SimulatedDisk()
-  const full = runWorkload(wrap(clean), seed)
+  let writesInPlace = 0
+  const counted = delegatingStorage(wrap(clean), (op, call) => (...args) => {
+    if (op === 'writeAt') writesInPlace++
+    return call(...args)
+  })
+  const full = runWorkload(counted, seed)
   const operationCount = clean.operationCount
   const failures: string[] = []
   let repairs = 0
@@ -149,7 +154,7 @@ function enumerateCrashes(seed: number, wrap: (disk: SimulatedDisk) => Storage =
       if (wrong !== undefined) failures.push(`${where}: ${wrong}`)
     }
   }
-  return { full, operationCount, failures, repairs }
+  return { full, operationCount, failures, repairs, writesInPlace }
 }
 
 /** The disk's own operations, with some replaced. */
@@ -181,7 +186,7 @@ function skipDirectorySyncAfterRename(disk: SimulatedDisk): Storage {
 describe('crashes at every storage operation, on a disk that loses what was not synced', () => {
   it('recovers every acknowledged write and nothing unwritten, through rotations, a snapshot and compaction', () => {
     const seed = testSeed('simulated crash')
-    const { full, operationCount, failures, repairs } = enumerateCrashes(seed)
+    const { full, operationCount, failures, repairs, writesInPlace } = enumerateCrashes(seed)
     const checks = operationCount * variantsPerCrashPoint
     console.log(
       `simulated crash (seed ${seed}): ${operationCount} crash points × ${variantsPerCrashPoint} ` +
@@ -190,8 +195,10 @@ describe('crashes at every storage operation, on a disk that loses what was not 
         `${repairs} needed wal repair (a hole from reordered unsynced pages); failures: ${failures.length}`,
     )
     // The workload must exercise what the issue names, or the enumeration proves less.
-    // The third is written over the first's file, which the second made redundant.
+    // The third is written over the first's file, which the second made redundant: the crash
+    // points run through a snapshot written in place.
     expect(full.snapshots).toBeGreaterThanOrEqual(3)
+    expect(writesInPlace).toBeGreaterThan(0)
     expect(full.evictions).toBeGreaterThan(0)
     expect(full.expirations).toBeGreaterThan(0)
     expect(full.history.some((record) => record.op === 'delete')).toBe(true)

@@ -47,7 +47,7 @@ export const storageOperations = [
 
 /** `disk`'s own operations, each passed through `wrap` (which sees the operation's name). */
 export function delegatingStorage(
-  disk: SimulatedDisk,
+  disk: Storage,
   wrap: (
     op: keyof Storage,
     call: (...args: unknown[]) => unknown,

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { walStateOk } from '../../../src/store/layout.js'
 import {
   contents,
   dataFiles,
@@ -98,6 +99,45 @@ describe("a snapshot written over the previous snapshot's file", () => {
     snapshotWith(wal, 150, 3)
     expect(wal.calls.writeAt).toBe(0)
     expect(wal.disk.read(tempPath)).toEqual(secondBytes)
+  })
+
+  it('is deleted and replaced by a new file when it cannot be opened for writing', () => {
+    const wal = openWal({ snapshotLogSizeMin: 4096 })
+    snapshotWith(wal, 150, 1)
+    snapshotWith(wal, 150, 2)
+    expect(wal.disk.exists(tempPath)).toBe(true)
+    // A file restored read-only by hand, say: the writer must not stop over a file it only keeps.
+    wal.disk.failNext('openRewrite', 'EACCES')
+    const third = snapshotWith(wal, 80, 3)
+    expect(wal.calls.writeAt).toBe(0)
+    expect(snapshotRows(wal, third.name)).toEqual(contents(wal.store))
+    expect(wal.walState()).toBe(walStateOk)
+  })
+
+  it('is not deleted by a full disk while a snapshot is being written into it', () => {
+    const wal = openWal({ snapshotLogSizeMin: 4096 })
+    snapshotWith(wal, 150, 1)
+    snapshotWith(wal, 150, 2)
+    for (let i = 0; !wal.writer.snapshotInProgress; i++) {
+      expect(i, 'a snapshot begins').toBeLessThan(2000)
+      wal.store.set(`key-${i % 20}`, new Uint8Array(150).fill(3))
+      wal.writer.step()
+    }
+    const expected = contents(wal.store)
+    // The snapshot overwrites a file as large as itself, so it needs no space; the log does.
+    wal.disk.capacityBytes = wal.disk.usedBytes
+    wal.store.set('key-full', new Uint8Array(100))
+    for (let step = 0; step < 5; step++) wal.writer.step()
+    expect(wal.writer.readOnly).toBe(true)
+    expect(wal.calls.writeAt).toBeGreaterThan(0)
+    const snapshots = wal.store.stats().walSnapshots
+    wal.disk.capacityBytes = Number.POSITIVE_INFINITY
+    for (let step = 0; step < 50 && wal.store.stats().walSnapshots === snapshots; step++) {
+      wal.clock.now += 1000
+      wal.writer.step()
+    }
+    const newest = dataFiles(wal.disk).snapshots.at(-1)!
+    expect(snapshotRows(wal, newest.name)).toEqual(expected)
   })
 
   it('is deleted when the disk fills, and the log writes into the space it frees', () => {
