@@ -70,9 +70,9 @@ export class SnapshotWriter {
     this.#salt = salt
     const path = join(dir, snapshotTempName)
     // The previous snapshot's file, or one a crash left mid-snapshot: written over either way.
-    this.#fd = storage.exists(path) ? openInPlace(storage, path) : undefined
-    this.#inPlace = this.#fd !== undefined
-    this.#fd ??= storage.openAppend(path)
+    const reused = storage.exists(path) ? openInPlace(storage, path) : undefined
+    this.#inPlace = reused !== undefined
+    this.#fd = reused ?? storage.openAppend(path)
     try {
       this.#write(this.#fd, encodeSegmentHeader(sequence, salt, snapshotMagic))
     } catch (error) {

@@ -64,20 +64,9 @@ export const realStorage: Storage = {
   size: (path) => statSync(path).size,
   read: (path) => readFileSync(path),
   openAppend: (path) => openSync(path, 'a') as FileDescriptor,
-  append: (fd, bytes) => {
-    let written = 0
-    // write(2) may write less than asked (a signal, a nearly full disk); the rest follows.
-    while (written < bytes.byteLength) {
-      written += writeSync(fd, bytes, written, bytes.byteLength - written)
-    }
-  },
+  append: (fd, bytes) => writeAll(fd, bytes, null),
   openRewrite: (path) => openSync(path, 'r+') as FileDescriptor,
-  writeAt: (fd, bytes, position) => {
-    let written = 0
-    while (written < bytes.byteLength) {
-      written += writeSync(fd, bytes, written, bytes.byteLength - written, position + written)
-    }
-  },
+  writeAt: (fd, bytes, position) => writeAll(fd, bytes, position),
   fdatasync: (fd) => fdatasyncSync(fd),
   close: (fd) => closeSync(fd),
   truncate: (path, size) => truncateSync(path, size),
@@ -93,6 +82,16 @@ export const realStorage: Storage = {
       closeSync(fd)
     }
   },
+}
+
+/** Writes every byte at `position`, or at the end (null, or a descriptor opened to append). */
+function writeAll(fd: FileDescriptor, bytes: Uint8Array, position: number | null): void {
+  let written = 0
+  // write(2) may write less than asked (a signal, a nearly full disk); the rest follows.
+  while (written < bytes.byteLength) {
+    const at = position === null ? null : position + written
+    written += writeSync(fd, bytes, written, bytes.byteLength - written, at)
+  }
 }
 
 /** Whether a thrown error is the disk being full, which the log survives (read-only mode). */

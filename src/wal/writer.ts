@@ -326,8 +326,9 @@ export class WalWriter {
   }
 
   #enterReadOnly(error: unknown): void {
-    // The history kept for the change feed is optional; writes are not.
-    this.#dropRetainedHistory(error)
+    // What is kept only to save work (the change feed's history, the last snapshot's file) is
+    // optional; writes are not.
+    this.#dropOptionalFiles(error)
     // What part of the write reached the file is unknown: cut back to the last whole record, so
     // the retry appends the same bytes at the same place and recovery never sees a partial one.
     // (With no segment open, the one that failed to start removed itself.)
@@ -525,8 +526,8 @@ export class WalWriter {
     this.#snapshot?.abort()
     this.#snapshot = undefined
     this.#keepSnapshotBuffer()
-    // The disk is just as full for the log, which needs the space more than the change feed.
-    this.#dropRetainedHistory(error)
+    // The disk is just as full for the log, which needs the space more than what saves work.
+    this.#dropOptionalFiles(error)
     this.#logSizeSinceSnapshot = Math.max(this.#logSizeSinceSnapshot, this.#snapshotThreshold())
     this.#snapshotNotBeforeMs = this.#clock() + this.#options.noSpaceRetryMs
     this.#options.onEvent?.('the disk is full: the snapshot is abandoned, and retried later', {
@@ -595,7 +596,7 @@ export class WalWriter {
    * deletes them all at once; a watcher resuming from before what is left is then told the
    * history is gone (410). The next snapshot keeps history again, as its own compaction allows.
    */
-  #dropRetainedHistory(error: unknown): void {
+  #dropOptionalFiles(error: unknown): void {
     // The file kept for the next snapshot to write over, unless a snapshot is writing it now.
     const snapshotFile = join(this.#options.dir, snapshotTempName)
     if (this.#snapshot === undefined && this.#storage.exists(snapshotFile)) {
